@@ -1,0 +1,148 @@
+//! Write [Eddy](https://github.com/) stream handlers in Rust.
+//!
+//! A handler is a type that implements [`TypedHandler`] (records lowered straight
+//! into the guest: Kinesis `data` arrives as raw bytes) or [`JsonHandler`] (Lambda's
+//! `{"Records":[...]}` event as JSON text), exported with one macro:
+//!
+//! ```ignore
+//! use eddy_guest::prelude::*;
+//!
+//! struct Upper;
+//!
+//! impl TypedHandler for Upper {
+//!     fn handle(batch: Batch, _context: Context) -> Result<BatchResponse, String> {
+//!         Ok(process_kinesis(&batch, |record| {
+//!             let text = record.data_as_str()?;
+//!             info!("got {}", text.to_uppercase());
+//!             Ok::<_, std::str::Utf8Error>(())
+//!         }))
+//!     }
+//! }
+//!
+//! eddy_guest::export_typed_handler!(Upper);
+//! ```
+//!
+//! Build for `wasm32-unknown-unknown` and turn the module into a component with
+//! `wasm-tools component new` (see the repository's `examples/build.sh`).
+
+pub mod batch;
+pub mod dynamodb;
+pub mod json;
+pub mod log;
+mod panic;
+pub mod record;
+
+/// Generated bindings for the imports every handler has, and the shared types.
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "eddy:handler/imports",
+        generate_all,
+    });
+}
+
+/// Generated bindings for the typed world's export.
+#[doc(hidden)]
+pub mod typed {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "eddy:handler/typed-handler",
+        with: {
+            "eddy:handler/types@0.1.0": crate::bindings::eddy::handler::types,
+            "eddy:handler/log@0.1.0": crate::bindings::eddy::handler::log,
+            "eddy:handler/invocation@0.1.0": crate::bindings::eddy::handler::invocation,
+        },
+        default_bindings_module: "eddy_guest::typed",
+        pub_export_macro: true,
+        export_macro_name: "__export_typed",
+    });
+}
+
+/// Generated bindings for the JSON world's export.
+#[doc(hidden)]
+pub mod json_world {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "eddy:handler/json-handler",
+        with: {
+            "eddy:handler/types@0.1.0": crate::bindings::eddy::handler::types,
+            "eddy:handler/log@0.1.0": crate::bindings::eddy::handler::log,
+            "eddy:handler/invocation@0.1.0": crate::bindings::eddy::handler::invocation,
+        },
+        default_bindings_module: "eddy_guest::json_world",
+        pub_export_macro: true,
+        export_macro_name: "__export_json",
+    });
+}
+
+pub use bindings::eddy::handler::types::{
+    Batch, BatchResponse, Context, DynamodbEventName, DynamodbRecord, EventSource, KinesisRecord,
+    Records,
+};
+pub use batch::{process_dynamodb, process_kinesis};
+pub use record::{DynamodbRecordExt, KinesisRecordExt};
+
+/// Milliseconds left before this invocation times out.
+pub fn remaining_time_ms() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    return bindings::eddy::handler::invocation::remaining_time_ms();
+    #[cfg(not(target_arch = "wasm32"))]
+    return u64::MAX;
+}
+
+/// A handler of the typed world: it receives one batch of records.
+pub trait TypedHandler {
+    /// Handles one batch. `Ok` with failures listed asks the host to retry from the
+    /// lowest failed sequence number on (with `ReportBatchItemFailures` on);
+    /// `Err` fails the whole batch.
+    fn handle(batch: Batch, context: Context) -> Result<BatchResponse, String>;
+}
+
+/// A handler of the JSON world: it receives Lambda's event as JSON text.
+pub trait JsonHandler {
+    /// Handles one event (`{"Records":[...]}`) and returns Lambda's response JSON;
+    /// [`json::response`] builds one. `Err` fails the whole batch.
+    fn handle(event: &str, context: Context) -> Result<String, String>;
+}
+
+impl<T: TypedHandler> typed::exports::eddy::handler::typed::Guest for T {
+    fn handle(batch: Batch, context: Context) -> Result<BatchResponse, String> {
+        panic::install_hook();
+        T::handle(batch, context)
+    }
+}
+
+impl<T: JsonHandler> json_world::exports::eddy::handler::json::Guest for T {
+    fn handle(event: String, context: Context) -> Result<String, String> {
+        panic::install_hook();
+        T::handle(&event, context)
+    }
+}
+
+/// Exports a [`TypedHandler`] as the component's handler.
+#[macro_export]
+macro_rules! export_typed_handler {
+    ($handler:ident) => {
+        $crate::typed::__export_typed!($handler with_types_in $crate::typed);
+    };
+}
+
+/// Exports a [`JsonHandler`] as the component's handler.
+#[macro_export]
+macro_rules! export_json_handler {
+    ($handler:ident) => {
+        $crate::json_world::__export_json!($handler with_types_in $crate::json_world);
+    };
+}
+
+/// Everything a handler usually needs, in one `use`.
+pub mod prelude {
+    pub use crate::batch::{process_dynamodb, process_kinesis};
+    pub use crate::record::{DynamodbRecordExt, KinesisRecordExt};
+    pub use crate::{
+        Batch, BatchResponse, Context, DynamodbRecord, JsonHandler, KinesisRecord, Records,
+        TypedHandler,
+    };
+    pub use crate::{debug, error, info, trace, warn};
+}
