@@ -1,0 +1,22 @@
+//! Eddy: a WebAssembly function host for stream triggers.
+//!
+//! Data flows one way: a [`source`] reads records from a stream shard, the
+//! [`mapping`] loop batches them as Lambda's event source mapping does, the
+//! [`runtime`] invokes the function's Wasm component, and the outcome moves the
+//! checkpoint in the [`store`]. The [`registry`] watches the functions folder and
+//! starts, swaps and stops mappings; [`admin`] serves health, status, metrics and
+//! ingest over HTTP.
+
+pub mod admin;
+pub mod event;
+pub mod host;
+pub mod ingest;
+pub mod manifest;
+pub mod mapping;
+pub mod record;
+pub mod registry;
+pub mod runtime;
+pub mod sequence;
+pub mod source;
+pub mod status;
+pub mod store;

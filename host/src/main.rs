@@ -1,1 +1,489 @@
-fn main() {}
+//! The `eddy` command line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use eddy::host::{self, HostConfig};
+use eddy::record::{Batch, DynamodbEventName, DynamodbRecord, EventSource, KinesisRecord, Records};
+use eddy::runtime::{HandlerResponse, InvokeRequest, Runtime, RuntimeConfig};
+use eddy::source::local::{self, PutRecord};
+use eddy::store::embedded::EmbeddedStore;
+use eddy::store::{CheckpointStore, now_ms};
+
+const DEFAULT_ADMIN: &str = "127.0.0.1:8700";
+
+/// Eddy runs WebAssembly handlers on Kinesis-style streams, as Lambda's event
+/// source mappings run functions.
+#[derive(Parser)]
+#[command(name = "eddy", version, propagate_version = true)]
+struct Cli {
+    /// Log lines as JSON objects instead of text.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "EDDY_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the host: watch the functions folder and run each function's mapping.
+    Run(RunArgs),
+    /// Invoke a handler once with a Lambda-shaped event file and print its response.
+    ///
+    /// The exit status is 1 when the invocation fails (a function error).
+    Invoke(InvokeArgs),
+    /// Print a sample Lambda event, to edit and pass to `eddy invoke`.
+    GenerateEvent(GenerateEventArgs),
+    /// Put records on a local stream.
+    Put(PutArgs),
+    /// Create or list local streams.
+    #[command(subcommand)]
+    Stream(StreamCommand),
+    /// Show the running host's functions, shards, checkpoints and last errors.
+    Status(StatusArgs),
+}
+
+#[derive(clap::Args)]
+struct DataDirArg {
+    /// The data directory: the embedded database and the compile cache.
+    #[arg(long, default_value = ".eddy", env = "EDDY_DATA_DIR")]
+    data_dir: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The watched folder of `<name>.wasm` + `<name>.toml` pairs.
+    #[arg(long, default_value = "functions", env = "EDDY_FUNCTIONS")]
+    functions: PathBuf,
+    #[command(flatten)]
+    data: DataDirArg,
+    /// Address of the admin HTTP port (health, status, metrics, ingest).
+    #[arg(long, default_value = DEFAULT_ADMIN, env = "EDDY_ADMIN_ADDR")]
+    admin: SocketAddr,
+    /// Run without the admin port.
+    #[arg(long)]
+    no_admin: bool,
+    /// How often the functions folder is scanned, in milliseconds.
+    #[arg(long, default_value_t = 250, env = "EDDY_SCAN_MS")]
+    scan_ms: u64,
+    /// How often an idle local stream shard is polled, in milliseconds.
+    #[arg(long, default_value_t = 100, env = "EDDY_LOCAL_POLL_MS")]
+    local_poll_ms: u64,
+    /// Instances that may run at once (slots of the pooling allocator).
+    #[arg(long, default_value_t = 128, env = "EDDY_MAX_INSTANCES")]
+    max_instances: u32,
+}
+
+#[derive(clap::Args)]
+struct InvokeArgs {
+    /// The handler component (`.wasm`).
+    module: PathBuf,
+    /// The event file: Lambda's Kinesis or DynamoDB event JSON (`-` for stdin).
+    #[arg(long, short)]
+    event: PathBuf,
+    /// The function name the handler sees in its context.
+    #[arg(long)]
+    function_name: Option<String>,
+    /// Timeout in seconds (1-900).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=900))]
+    timeout: u64,
+    /// Memory limit in MB (128-10240).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(128..=10240))]
+    memory: u32,
+    /// An environment variable for the handler, NAME=VALUE (repeatable).
+    #[arg(long = "env", value_parser = parse_env)]
+    environment: Vec<(String, String)>,
+}
+
+#[derive(clap::Args)]
+struct GenerateEventArgs {
+    #[arg(value_enum)]
+    source: EventKind,
+    /// Data of a Kinesis record, as text (repeatable; two samples by default).
+    #[arg(long)]
+    data: Vec<String>,
+    /// Partition key of the Kinesis records.
+    #[arg(long, default_value = "1")]
+    partition_key: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EventKind {
+    Kinesis,
+    Dynamodb,
+}
+
+#[derive(clap::Args)]
+struct PutArgs {
+    /// The local stream.
+    stream: String,
+    /// Partition key for the `--data` records.
+    #[arg(long, short = 'k', default_value = "key")]
+    partition_key: String,
+    /// Data of a record, as text (repeatable).
+    #[arg(long, short)]
+    data: Vec<String>,
+    /// A file of records, one JSON object a line (`-` for stdin):
+    /// {"PartitionKey":"k","Text":"..."} or "Data" (base64) or "Json" (a value).
+    #[arg(long, short)]
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    data_dir: DataDirArg,
+}
+
+#[derive(Subcommand)]
+enum StreamCommand {
+    /// Create a local stream (an existing one is left as it is).
+    Create {
+        name: String,
+        #[arg(long, default_value_t = local::DEFAULT_SHARDS)]
+        shards: u32,
+        #[arg(long, default_value_t = local::DEFAULT_RETENTION_HOURS)]
+        retention_hours: u32,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+    /// List the local streams.
+    List {
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+}
+
+#[derive(clap::Args)]
+struct StatusArgs {
+    /// The running host's admin address.
+    #[arg(long, default_value = DEFAULT_ADMIN, env = "EDDY_ADMIN_ADDR")]
+    admin: SocketAddr,
+    /// Print the status JSON as the admin port serves it.
+    #[arg(long)]
+    json: bool,
+    /// Where to read checkpoints from when the host is not running.
+    #[command(flatten)]
+    data_dir: DataDirArg,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, matches!(cli.command, Command::Run(_)));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("eddy: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("eddy: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, running_host: bool) {
+    // EDDY_LOG takes tracing's filter syntax, e.g. `debug` or `info,handler=debug`.
+    let default = if running_host { "info" } else { "warn,handler=info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
+    match command {
+        Command::Run(args) => run(args).await,
+        Command::Invoke(args) => invoke(args).await,
+        Command::GenerateEvent(args) => generate_event(args),
+        Command::Put(args) => put(args),
+        Command::Stream(command) => stream(command),
+        Command::Status(args) => status(args).await,
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stopping: finishing in-flight batches");
+        on_signal.cancel();
+    });
+    host::run(
+        HostConfig {
+            functions_dir: args.functions,
+            data_dir: args.data.data_dir,
+            admin_addr: (!args.no_admin).then_some(args.admin),
+            scan_interval: Duration::from_millis(args.scan_ms.max(10)),
+            local_poll_interval: Duration::from_millis(args.local_poll_ms.max(1)),
+            runtime: RuntimeConfig { max_instances: args.max_instances, ..RuntimeConfig::default() },
+        },
+        shutdown,
+    )
+    .await?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn read_input(path: &Path) -> anyhow::Result<String> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("cannot read stdin")?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    }
+}
+
+async fn invoke(args: InvokeArgs) -> anyhow::Result<std::process::ExitCode> {
+    let event = read_input(&args.event)?;
+    let bytes = std::fs::read(&args.module).with_context(|| format!("cannot read {}", args.module.display()))?;
+    let runtime = Runtime::new(&RuntimeConfig { max_instances: 4, ..RuntimeConfig::default() })?;
+    let component = runtime.load(&bytes).with_context(|| format!("{}", args.module.display()))?;
+    let name = args.function_name.unwrap_or_else(|| {
+        args.module.file_stem().and_then(|s| s.to_str()).unwrap_or("function").to_owned()
+    });
+    let function: Arc<str> = Arc::from(name.as_str());
+    let shard: Arc<str> = Arc::from("invoke");
+    let environment: Arc<[(String, String)]> = args.environment.into();
+    let result = runtime
+        .invoke_event(
+            &component,
+            &event,
+            InvokeRequest {
+                function: &function,
+                shard: &shard,
+                request_id: uuid::Uuid::new_v4().to_string(),
+                timeout: Duration::from_secs(args.timeout),
+                memory_mb: args.memory,
+                environment: &environment,
+            },
+        )
+        .await
+        .with_context(|| format!("{}", args.event.display()))?;
+    match result {
+        Ok(HandlerResponse::Json(text)) => {
+            println!("{text}");
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Ok(HandlerResponse::Typed(response)) => {
+            let failures: Vec<_> = response
+                .batch_item_failures
+                .iter()
+                .map(|id| serde_json::json!({ "itemIdentifier": id }))
+                .collect();
+            println!("{}", serde_json::json!({ "batchItemFailures": failures }));
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            println!("{}", serde_json::json!({ "errorType": error.kind(), "errorMessage": error.to_string() }));
+            Ok(std::process::ExitCode::FAILURE)
+        }
+    }
+}
+
+fn generate_event(args: GenerateEventArgs) -> anyhow::Result<std::process::ExitCode> {
+    let arrival = now_ms();
+    let batch = match args.source {
+        EventKind::Kinesis => {
+            let data = if args.data.is_empty() {
+                vec!["Hello, this is a test.".to_owned(), "This is only a test.".to_owned()]
+            } else {
+                args.data
+            };
+            let shard = "shardId-000000000000";
+            let records = data
+                .into_iter()
+                .enumerate()
+                .map(|(i, text)| {
+                    let sequence_number = format!("49590338271490256608559692{:030}", i + 1);
+                    KinesisRecord {
+                        event_id: format!("{shard}:{sequence_number}"),
+                        partition_key: args.partition_key.clone(),
+                        sequence_number,
+                        data: text.into_bytes(),
+                        approximate_arrival_timestamp_ms: arrival,
+                        encryption_type: None,
+                    }
+                })
+                .collect();
+            Batch {
+                event_source: EventSource::Kinesis,
+                event_source_arn: "arn:aws:kinesis:us-east-1:123456789012:stream/example-stream".into(),
+                aws_region: "us-east-1".into(),
+                invoke_identity_arn: "arn:aws:iam::123456789012:role/lambda-role".into(),
+                shard_id: shard.into(),
+                records: Records::Kinesis(records),
+            }
+        }
+        EventKind::Dynamodb => {
+            let keys = r#"{"Id":{"N":"101"}}"#.to_owned();
+            let new = r#"{"Message":{"S":"New item!"},"Id":{"N":"101"}}"#.to_owned();
+            let changed = r#"{"Message":{"S":"This item has changed"},"Id":{"N":"101"}}"#.to_owned();
+            let record = |i: u64, name, new_image: Option<String>, old_image: Option<String>| DynamodbRecord {
+                event_id: uuid::Uuid::new_v4().simple().to_string(),
+                event_name: name,
+                sequence_number: format!("{}00000000000000000000{}", i, i),
+                approximate_creation_date_time_ms: (arrival / 1000) * 1000,
+                keys: keys.clone(),
+                size_bytes: 26 + new_image.as_ref().map_or(0, String::len) as u64,
+                new_image,
+                old_image,
+                stream_view_type: "NEW_AND_OLD_IMAGES".into(),
+                user_identity_principal: None,
+            };
+            Batch {
+                event_source: EventSource::Dynamodb,
+                event_source_arn:
+                    "arn:aws:dynamodb:us-east-1:123456789012:table/ExampleTable/stream/2024-01-01T00:00:00.000".into(),
+                aws_region: "us-east-1".into(),
+                invoke_identity_arn: String::new(),
+                shard_id: "shardId-00000001700000000000-00000000".into(),
+                records: Records::Dynamodb(vec![
+                    record(1, DynamodbEventName::Insert, Some(new.clone()), None),
+                    record(2, DynamodbEventName::Modify, Some(changed.clone()), Some(new)),
+                    record(3, DynamodbEventName::Remove, None, Some(changed)),
+                ]),
+            }
+        }
+    };
+    println!("{}", eddy::event::encode_pretty(&batch));
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn put(args: PutArgs) -> anyhow::Result<std::process::ExitCode> {
+    let mut records: Vec<PutRecord> = args
+        .data
+        .into_iter()
+        .map(|text| PutRecord { partition_key: args.partition_key.clone(), data: text.into_bytes() })
+        .collect();
+    if let Some(file) = &args.file {
+        let text = read_input(file)?;
+        records.extend(eddy::ingest::parse_json_lines(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?);
+    }
+    if records.is_empty() {
+        bail!("nothing to put: give --data TEXT or --file FILE");
+    }
+    let store = EmbeddedStore::open(&args.data_dir.data_dir)?;
+    let mut conn = store.connect()?;
+    let landed = local::put(&mut conn, &args.stream, &records)?;
+    for r in &landed {
+        println!("{} {}", r.shard_id, r.sequence_number);
+    }
+    eprintln!("put {} records on {}", landed.len(), args.stream);
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn stream(command: StreamCommand) -> anyhow::Result<std::process::ExitCode> {
+    match command {
+        StreamCommand::Create { name, shards, retention_hours, data_dir } => {
+            let store = EmbeddedStore::open(&data_dir.data_dir)?;
+            let d = local::create(&store.connect()?, &name, shards, retention_hours)?;
+            if d.shard_count != shards {
+                eprintln!("stream {name} already exists with {} shards", d.shard_count);
+            }
+            println!("{} {} shards, retention {} h, {}", d.name, d.shard_count, d.retention_hours, local::stream_arn(&d.name));
+        }
+        StreamCommand::List { data_dir } => {
+            let store = EmbeddedStore::open(&data_dir.data_dir)?;
+            for d in local::list(&store.connect()?)? {
+                println!("{} {} shards, retention {} h, {}", d.name, d.shard_count, d.retention_hours, local::stream_arn(&d.name));
+            }
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn status(args: StatusArgs) -> anyhow::Result<std::process::ExitCode> {
+    let url = format!("http://{}/status", args.admin);
+    let fetched = tokio::task::spawn_blocking(move || -> anyhow::Result<serde_json::Value> {
+        Ok(ureq::get(&url).call()?.body_mut().read_json()?)
+    })
+    .await?;
+    let report = match fetched {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("no host answers at {} ({error}); checkpoints in {}:", args.admin, args.data_dir.data_dir.display());
+            let store = EmbeddedStore::open(&args.data_dir.data_dir)?;
+            for c in store.list().await? {
+                println!("{} {} {} checkpoint {}", c.key.function, c.key.source, c.key.shard, c.sequence_number);
+            }
+            return Ok(std::process::ExitCode::FAILURE);
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    print_status(&report);
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn print_status(report: &serde_json::Value) {
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| "-".to_owned());
+    let functions = report["functions"].as_array().cloned().unwrap_or_default();
+    if functions.is_empty() {
+        println!("no functions");
+    }
+    for f in functions {
+        println!(
+            "{}  {}  {}  source {}",
+            text(&f["name"]),
+            text(&f["state"]),
+            text(&f["world"]),
+            text(&f["source"])
+        );
+        if let Some(error) = f["error"].as_str() {
+            println!("  error: {error}");
+        }
+        for s in f["shards"].as_array().cloned().unwrap_or_default() {
+            println!(
+                "  {}  checkpoint {}  invocations {}  records {}  failed {}  discarded {}  age {} ms{}",
+                text(&s["shard"]),
+                text(&s["checkpoint"]),
+                s["invocations"],
+                s["records_processed"],
+                s["failed_invocations"],
+                s["records_discarded"],
+                s["iterator_age_ms"],
+                s["last_error"].as_str().map(|e| format!("\n    last error: {e}")).unwrap_or_default()
+            );
+        }
+    }
+}

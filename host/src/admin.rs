@@ -1,0 +1,88 @@
+//! The admin HTTP port: `/healthz`, `/status` (JSON), `/metrics` (Prometheus) and
+//! `POST /streams/<name>/records` (ingest into a local stream).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::source::local::{self, PutResult, StreamDescription};
+use crate::status::{FunctionStatus, StatusBoard, prometheus};
+use crate::store::Checkpoint;
+use crate::store::CheckpointStore;
+use crate::store::embedded::EmbeddedStore;
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub status: Arc<StatusBoard>,
+    pub embedded: Arc<EmbeddedStore>,
+    pub checkpoints: Arc<dyn CheckpointStore>,
+}
+
+/// Serves until `cancel` fires.
+pub async fn serve(listener: TcpListener, state: AdminState, cancel: CancellationToken) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/streams/{name}/records", post(put_records))
+        .with_state(state);
+    axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned()).await
+}
+
+async fn status(State(state): State<AdminState>) -> Response {
+    let functions: Vec<FunctionStatus> = state.status.snapshot();
+    let streams: Vec<StreamDescription> = state
+        .embedded
+        .connect()
+        .and_then(|c| local::list(&c))
+        .unwrap_or_default();
+    let checkpoints: Vec<Checkpoint> = state.checkpoints.list().await.unwrap_or_default();
+    axum::Json(serde_json::json!({
+        "functions": functions,
+        "streams": streams,
+        "checkpoints": checkpoints,
+    }))
+    .into_response()
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        prometheus(&state.status.snapshot()),
+    )
+        .into_response()
+}
+
+#[derive(Serialize)]
+struct PutRecordsResponse {
+    #[serde(rename = "FailedRecordCount")]
+    failed_record_count: u32,
+    #[serde(rename = "Records")]
+    records: Vec<PutResult>,
+}
+
+async fn put_records(State(state): State<AdminState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let records = match crate::ingest::parse_put_records(&body) {
+        Ok(records) => records,
+        Err(message) => return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
+    };
+    let embedded = Arc::clone(&state.embedded);
+    let result = tokio::task::spawn_blocking(move || {
+        let mut conn = embedded.connect()?;
+        local::put(&mut conn, &name, &records)
+    })
+    .await;
+    match result {
+        Ok(Ok(landed)) => axum::Json(PutRecordsResponse { failed_record_count: 0, records: landed }).into_response(),
+        Ok(Err(error)) => (StatusCode::BAD_REQUEST, format!("{error:#}\n")).into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")).into_response(),
+    }
+}

@@ -1,0 +1,420 @@
+//! Lambda's event JSON: encoding a batch as `{"Records":[...]}` for the JSON world,
+//! and decoding an event file into a typed batch for `eddy invoke`.
+//!
+//! Field names and their order follow the events Lambda delivers (design notes
+//! §1), so a handler ported from Lambda sees the same bytes it would there.
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::record::{Batch, DynamodbEventName, DynamodbRecord, EventSource, KinesisRecord, Records};
+
+/// Encodes a batch as Lambda's event JSON.
+pub fn encode(batch: &Batch) -> String {
+    let mut out = Vec::with_capacity(estimate_size(batch));
+    // Writing to a Vec cannot fail, and every value here is serialisable.
+    let _ = serde_json::to_writer(&mut out, &EventOut { batch });
+    // serde_json writes valid UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Encodes a batch as Lambda's event JSON, indented for people to read.
+pub fn encode_pretty(batch: &Batch) -> String {
+    serde_json::to_string_pretty(&EventOut { batch }).unwrap_or_default()
+}
+
+fn estimate_size(batch: &Batch) -> usize {
+    let per_record = 300 + batch.event_source_arn.len() + batch.invoke_identity_arn.len();
+    match &batch.records {
+        Records::Kinesis(r) => r.iter().map(|r| r.data.len() * 4 / 3 + per_record + 120).sum(),
+        Records::Dynamodb(r) => r.iter().map(|r| r.size_bytes as usize * 2 + per_record).sum(),
+    }
+}
+
+struct EventOut<'a> {
+    batch: &'a Batch,
+}
+
+impl Serialize for EventOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct RecordsOut<'a>(&'a Batch);
+        impl Serialize for RecordsOut<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let batch = self.0;
+                let mut seq = s.serialize_seq(Some(batch.records.len()))?;
+                match &batch.records {
+                    Records::Kinesis(records) => {
+                        let mut data = String::new();
+                        for r in records {
+                            data.clear();
+                            base64::engine::general_purpose::STANDARD.encode_string(&r.data, &mut data);
+                            seq.serialize_element(&KinesisEventRecord {
+                                kinesis: KinesisPayload {
+                                    kinesis_schema_version: "1.0",
+                                    partition_key: &r.partition_key,
+                                    sequence_number: &r.sequence_number,
+                                    data: &data,
+                                    approximate_arrival_timestamp: millis_to_seconds(
+                                        r.approximate_arrival_timestamp_ms,
+                                    ),
+                                    encryption_type: r.encryption_type.as_deref(),
+                                },
+                                event_source: EventSource::Kinesis.as_str(),
+                                event_version: "1.0",
+                                event_id: &r.event_id,
+                                event_name: "aws:kinesis:record",
+                                invoke_identity_arn: &batch.invoke_identity_arn,
+                                aws_region: &batch.aws_region,
+                                event_source_arn: &batch.event_source_arn,
+                            })?;
+                        }
+                    }
+                    Records::Dynamodb(records) => {
+                        for r in records {
+                            seq.serialize_element(&DynamodbEventRecordOut::new(batch, r))?;
+                        }
+                    }
+                }
+                seq.end()
+            }
+        }
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry("Records", &RecordsOut(self.batch))?;
+        map.end()
+    }
+}
+
+/// Lambda writes arrival times as epoch seconds with millisecond fractions.
+fn millis_to_seconds(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+fn seconds_to_millis(seconds: f64) -> u64 {
+    (seconds * 1000.0).round().max(0.0) as u64
+}
+
+#[derive(Serialize, Deserialize)]
+struct KinesisEventRecord<'a> {
+    #[serde(borrow)]
+    kinesis: KinesisPayload<'a>,
+    #[serde(rename = "eventSource")]
+    event_source: &'a str,
+    #[serde(rename = "eventVersion")]
+    event_version: &'a str,
+    #[serde(rename = "eventID")]
+    event_id: &'a str,
+    #[serde(rename = "eventName")]
+    event_name: &'a str,
+    #[serde(rename = "invokeIdentityArn")]
+    invoke_identity_arn: &'a str,
+    #[serde(rename = "awsRegion")]
+    aws_region: &'a str,
+    #[serde(rename = "eventSourceARN")]
+    event_source_arn: &'a str,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KinesisPayload<'a> {
+    kinesis_schema_version: &'a str,
+    partition_key: &'a str,
+    sequence_number: &'a str,
+    data: &'a str,
+    approximate_arrival_timestamp: f64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    encryption_type: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct DynamodbEventRecordOut<'a> {
+    #[serde(rename = "eventID")]
+    event_id: &'a str,
+    #[serde(rename = "eventName")]
+    event_name: &'a str,
+    #[serde(rename = "eventVersion")]
+    event_version: &'a str,
+    #[serde(rename = "eventSource")]
+    event_source: &'a str,
+    #[serde(rename = "awsRegion")]
+    aws_region: &'a str,
+    dynamodb: DynamodbPayloadOut<'a>,
+    #[serde(rename = "eventSourceARN")]
+    event_source_arn: &'a str,
+    #[serde(rename = "userIdentity", skip_serializing_if = "Option::is_none")]
+    user_identity: Option<UserIdentity<'a>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UserIdentity<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(rename = "principalId")]
+    principal_id: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DynamodbPayloadOut<'a> {
+    approximate_creation_date_time: f64,
+    keys: Json<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new_image: Option<Json<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    old_image: Option<Json<'a>>,
+    sequence_number: &'a str,
+    size_bytes: u64,
+    stream_view_type: &'a str,
+}
+
+impl<'a> DynamodbEventRecordOut<'a> {
+    fn new(batch: &'a Batch, r: &'a DynamodbRecord) -> Self {
+        DynamodbEventRecordOut {
+            event_id: &r.event_id,
+            event_name: r.event_name.as_str(),
+            event_version: "1.1",
+            event_source: EventSource::Dynamodb.as_str(),
+            aws_region: &batch.aws_region,
+            dynamodb: DynamodbPayloadOut {
+                approximate_creation_date_time: millis_to_seconds(r.approximate_creation_date_time_ms),
+                keys: Json(&r.keys),
+                new_image: r.new_image.as_deref().map(Json),
+                old_image: r.old_image.as_deref().map(Json),
+                sequence_number: &r.sequence_number,
+                size_bytes: r.size_bytes,
+                stream_view_type: &r.stream_view_type,
+            },
+            event_source_arn: &batch.event_source_arn,
+            user_identity: r
+                .user_identity_principal
+                .as_deref()
+                .map(|principal_id| UserIdentity { kind: "Service", principal_id }),
+        }
+    }
+}
+
+/// Attribute-value JSON that is already encoded: written into the event as it is.
+struct Json<'a>(&'a str);
+
+impl Serialize for Json<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match serde_json::from_str::<&RawValue>(self.0) {
+            Ok(raw) => raw.serialize(s),
+            Err(_) => serde_json::Value::Null.serialize(s),
+        }
+    }
+}
+
+/// Why an event file could not be turned into a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("the event is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the event has no records")]
+    Empty,
+    #[error("record {index}: {message}")]
+    Record { index: usize, message: String },
+}
+
+#[derive(Deserialize)]
+struct EventIn<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Vec<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct RecordHead<'a> {
+    #[serde(rename = "eventSource", borrow)]
+    event_source: std::borrow::Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct DynamodbEventRecordIn {
+    #[serde(rename = "eventID")]
+    event_id: String,
+    #[serde(rename = "eventName")]
+    event_name: String,
+    #[serde(rename = "awsRegion", default)]
+    aws_region: String,
+    dynamodb: DynamodbPayloadIn,
+    #[serde(rename = "eventSourceARN", default)]
+    event_source_arn: String,
+    #[serde(rename = "userIdentity", default)]
+    user_identity: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DynamodbPayloadIn {
+    #[serde(default)]
+    approximate_creation_date_time: f64,
+    #[serde(default)]
+    keys: Option<Box<RawValue>>,
+    #[serde(default)]
+    new_image: Option<Box<RawValue>>,
+    #[serde(default)]
+    old_image: Option<Box<RawValue>>,
+    sequence_number: String,
+    #[serde(default)]
+    size_bytes: u64,
+    #[serde(default)]
+    stream_view_type: String,
+}
+
+/// Decodes Lambda's event JSON (Kinesis or DynamoDB) into a typed batch, for
+/// invoking a handler of the typed world with an event file.
+pub fn decode(json: &str) -> Result<Batch, DecodeError> {
+    let event: EventIn = serde_json::from_str(json)?;
+    let first = event.records.first().ok_or(DecodeError::Empty)?;
+    let head: RecordHead = serde_json::from_str(first.get())
+        .map_err(|e| DecodeError::Record { index: 0, message: e.to_string() })?;
+    match head.event_source.as_ref() {
+        "aws:kinesis" => decode_kinesis(&event.records),
+        "aws:dynamodb" => decode_dynamodb(&event.records),
+        other => Err(DecodeError::Record {
+            index: 0,
+            message: format!("eventSource {other:?} is neither aws:kinesis nor aws:dynamodb"),
+        }),
+    }
+}
+
+fn decode_kinesis(raw: &[&RawValue]) -> Result<Batch, DecodeError> {
+    let mut records = Vec::with_capacity(raw.len());
+    let mut batch = Batch {
+        event_source: EventSource::Kinesis,
+        event_source_arn: String::new(),
+        aws_region: String::new(),
+        invoke_identity_arn: String::new(),
+        shard_id: String::new(),
+        records: Records::Kinesis(Vec::new()),
+    };
+    for (index, value) in raw.iter().enumerate() {
+        let bad = |message: String| DecodeError::Record { index, message };
+        let r: KinesisEventRecord =
+            serde_json::from_str(value.get()).map_err(|e| bad(e.to_string()))?;
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(r.kinesis.data)
+            .map_err(|e| bad(format!("kinesis.data is not base64: {e}")))?;
+        if index == 0 {
+            batch.event_source_arn = r.event_source_arn.to_owned();
+            batch.aws_region = r.aws_region.to_owned();
+            batch.invoke_identity_arn = r.invoke_identity_arn.to_owned();
+            batch.shard_id = r.event_id.split(':').next().unwrap_or_default().to_owned();
+        }
+        records.push(KinesisRecord {
+            event_id: r.event_id.to_owned(),
+            partition_key: r.kinesis.partition_key.to_owned(),
+            sequence_number: r.kinesis.sequence_number.to_owned(),
+            data,
+            approximate_arrival_timestamp_ms: seconds_to_millis(r.kinesis.approximate_arrival_timestamp),
+            encryption_type: r.kinesis.encryption_type.map(str::to_owned),
+        });
+    }
+    batch.records = Records::Kinesis(records);
+    Ok(batch)
+}
+
+fn decode_dynamodb(raw: &[&RawValue]) -> Result<Batch, DecodeError> {
+    let mut records = Vec::with_capacity(raw.len());
+    let mut batch = Batch {
+        event_source: EventSource::Dynamodb,
+        event_source_arn: String::new(),
+        aws_region: String::new(),
+        invoke_identity_arn: String::new(),
+        shard_id: String::new(),
+        records: Records::Dynamodb(Vec::new()),
+    };
+    for (index, value) in raw.iter().enumerate() {
+        let bad = |message: String| DecodeError::Record { index, message };
+        let r: DynamodbEventRecordIn =
+            serde_json::from_str(value.get()).map_err(|e| bad(e.to_string()))?;
+        let event_name = match r.event_name.as_str() {
+            "INSERT" => DynamodbEventName::Insert,
+            "MODIFY" => DynamodbEventName::Modify,
+            "REMOVE" => DynamodbEventName::Remove,
+            other => return Err(bad(format!("eventName {other:?} is not INSERT, MODIFY or REMOVE"))),
+        };
+        if index == 0 {
+            batch.event_source_arn = r.event_source_arn.clone();
+            batch.aws_region = r.aws_region.clone();
+        }
+        let principal = r
+            .user_identity
+            .as_ref()
+            .and_then(|u| u.get("principalId"))
+            .and_then(|p| p.as_str())
+            .map(str::to_owned);
+        records.push(DynamodbRecord {
+            event_id: r.event_id,
+            event_name,
+            sequence_number: r.dynamodb.sequence_number,
+            approximate_creation_date_time_ms: seconds_to_millis(r.dynamodb.approximate_creation_date_time),
+            keys: r.dynamodb.keys.map_or_else(|| "{}".to_owned(), |k| k.get().to_owned()),
+            new_image: r.dynamodb.new_image.map(|i| i.get().to_owned()),
+            old_image: r.dynamodb.old_image.map(|i| i.get().to_owned()),
+            size_bytes: r.dynamodb.size_bytes,
+            stream_view_type: r.dynamodb.stream_view_type,
+            user_identity_principal: principal,
+        });
+    }
+    batch.records = Records::Dynamodb(records);
+    Ok(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = include_str!("../../tests/fixtures/kinesis-event.json");
+    const DYNAMODB: &str = include_str!("../../tests/fixtures/dynamodb-event.json");
+
+    /// The fixture without the whitespace between tokens (key order kept).
+    fn compact(json: &str) -> String {
+        let (mut out, mut in_string, mut escaped) = (String::new(), false, false);
+        for c in json.chars() {
+            if in_string {
+                out.push(c);
+                match (escaped, c) {
+                    (true, _) => escaped = false,
+                    (false, '\\') => escaped = true,
+                    (false, '"') => in_string = false,
+                    _ => {}
+                }
+            } else if !c.is_whitespace() {
+                in_string = c == '"';
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn lambdas_kinesis_example_round_trips_byte_for_byte() {
+        let batch = decode(SEED).expect("decodes");
+        assert_eq!(batch.records.len(), 2);
+        let Records::Kinesis(records) = &batch.records else { panic!("kinesis") };
+        assert_eq!(records[0].data, b"Hello, this is a test.");
+        assert_eq!(records[1].data, b"This is only a test.");
+        assert_eq!(records[0].approximate_arrival_timestamp_ms, 1_545_084_650_987);
+        assert_eq!(batch.shard_id, "shardId-000000000006");
+        assert_eq!(encode(&batch), compact(SEED));
+    }
+
+    #[test]
+    fn dynamodb_event_round_trips_byte_for_byte() {
+        let batch = decode(DYNAMODB).expect("decodes");
+        assert_eq!(batch.records.len(), 3);
+        assert_eq!(encode(&batch), compact(DYNAMODB));
+    }
+
+    #[test]
+    fn rejects_events_that_are_not_lambda_stream_events() {
+        assert!(matches!(decode("{}"), Err(DecodeError::Json(_))));
+        assert!(matches!(decode(r#"{"Records":[]}"#), Err(DecodeError::Empty)));
+        let sqs = r#"{"Records":[{"eventSource":"aws:sqs","body":"x"}]}"#;
+        assert!(matches!(decode(sqs), Err(DecodeError::Record { index: 0, .. })));
+        let bad_data = SEED.replace("SGVsbG8sIHRoaXMgaXMgYSB0ZXN0Lg==", "%%%");
+        assert!(matches!(decode(&bad_data), Err(DecodeError::Record { index: 0, .. })));
+    }
+}

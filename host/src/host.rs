@@ -1,0 +1,94 @@
+//! `eddy run`: the host process. It opens the data directory, starts the runtime,
+//! the folder watcher and the admin port, and on Ctrl-C or SIGTERM stops every
+//! mapping after its in-flight batch.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminState};
+use crate::mapping::MappingContext;
+use crate::registry::{self, RegistryConfig};
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::source::local;
+use crate::status::StatusBoard;
+use crate::store::CheckpointStore;
+use crate::store::embedded::EmbeddedStore;
+
+/// How often old records are trimmed from local streams.
+const TRIM_INTERVAL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    pub functions_dir: PathBuf,
+    pub data_dir: PathBuf,
+    /// `None` runs without the admin port.
+    pub admin_addr: Option<SocketAddr>,
+    pub scan_interval: Duration,
+    pub local_poll_interval: Duration,
+    pub runtime: RuntimeConfig,
+}
+
+/// Runs the host until `shutdown` fires.
+pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.functions_dir)
+        .with_context(|| format!("cannot create the functions folder {}", config.functions_dir.display()))?;
+    let embedded = Arc::new(EmbeddedStore::open(&config.data_dir)?);
+    let checkpoints: Arc<dyn CheckpointStore> = embedded.clone();
+    let mut runtime_config = config.runtime.clone();
+    runtime_config.cache_dir.get_or_insert_with(|| config.data_dir.join("compiled"));
+    let runtime = Arc::new(Runtime::new(&runtime_config)?);
+    let status = Arc::new(StatusBoard::default());
+
+    let admin = match config.admin_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on the admin address {addr}"))?;
+            let state = AdminState { status: Arc::clone(&status), embedded: Arc::clone(&embedded), checkpoints: checkpoints.clone() };
+            tracing::info!("admin port listening on http://{}", listener.local_addr()?);
+            Some(tokio::spawn(admin::serve(listener, state, shutdown.clone())))
+        }
+        None => None,
+    };
+
+    let trim_store = Arc::clone(&embedded);
+    let trim_cancel = shutdown.clone();
+    let trimmer = tokio::spawn(async move {
+        loop {
+            let store = Arc::clone(&trim_store);
+            match tokio::task::spawn_blocking(move || store.connect().and_then(|c| local::trim(&c))).await {
+                Ok(Ok(n)) if n > 0 => tracing::info!("trimmed {n} records past their streams' retention"),
+                Ok(Err(error)) => tracing::warn!("cannot trim local streams: {error:#}"),
+                _ => {}
+            }
+            tokio::select! {
+                () = trim_cancel.cancelled() => break,
+                () = tokio::time::sleep(TRIM_INTERVAL) => {}
+            }
+        }
+    });
+
+    tracing::info!(functions = %config.functions_dir.display(), data = %config.data_dir.display(), "eddy is running");
+    registry::watch(
+        RegistryConfig {
+            functions_dir: config.functions_dir.clone(),
+            poll_interval: config.scan_interval,
+            local_poll_interval: config.local_poll_interval,
+            embedded: Arc::clone(&embedded),
+        },
+        MappingContext { runtime, store: checkpoints, status },
+        shutdown.clone(),
+    )
+    .await;
+    let _ = trimmer.await;
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
+    tracing::info!("eddy stopped");
+    Ok(())
+}

@@ -1,0 +1,294 @@
+//! The event source mapping: for each shard of a function's source, one loop
+//! that reads, batches, invokes and checkpoints, in shard order.
+//!
+//! Per shard, top to bottom:
+//! 1. resume after the checkpoint (or at the manifest's starting position);
+//! 2. gather a batch: up to `BatchSize` records, the 6 MB payload, or the end of
+//!    the batching window, whichever comes first;
+//! 3. invoke the function;
+//! 4. success: checkpoint the batch's last record. Partial failure: checkpoint
+//!    the record before the lowest failure and retry from it. Failure: retry the
+//!    batch, with backoff, until it succeeds or `MaximumRetryAttempts` runs out
+//!    (then the batch is skipped and logged).
+//!
+//! The checkpoint moves only after the function finished with the records, so a
+//! crash repeats at most the batch in flight and never skips one. Each shard and
+//! each function runs in its own task: a slow or failing handler holds up only
+//! its own shard.
+
+mod batcher;
+pub mod outcome;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::manifest::{Manifest, StartingPosition};
+use crate::record::{Batch, Records};
+use crate::runtime::{InvokeRequest, LoadedComponent, Runtime};
+use crate::source::{Position, StreamSource};
+use crate::status::{ShardHandle, StatusBoard};
+use crate::store::{CheckpointKey, CheckpointStore, now_ms};
+use batcher::Batcher;
+use outcome::Outcome;
+
+/// The first wait before retrying a failed batch; it doubles up to `MAX_BACKOFF`.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long a shard loop that hit an error (a store or source failure, not a
+/// function error) waits before it starts over from its checkpoint.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// One loaded version of a function: its manifest and its component.
+pub struct FunctionVersion {
+    pub name: Arc<str>,
+    pub manifest: Manifest,
+    pub component: LoadedComponent,
+    pub environment: Arc<[(String, String)]>,
+    /// `invokeIdentityArn` in the events: the function's execution role.
+    pub identity_arn: String,
+}
+
+/// What every shard loop of a mapping shares.
+#[derive(Clone)]
+pub struct MappingContext {
+    pub runtime: Arc<Runtime>,
+    pub store: Arc<dyn CheckpointStore>,
+    pub status: Arc<StatusBoard>,
+}
+
+/// A running mapping; dropping it does not stop it, [`MappingHandle::stop`] does.
+pub struct MappingHandle {
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl MappingHandle {
+    /// Stops the mapping: each shard finishes the invocation in flight (and
+    /// checkpoints it if it succeeded), then its loop ends.
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Starts one loop per shard of `source` for `function`.
+pub async fn start(
+    function: Arc<FunctionVersion>,
+    source: Arc<dyn StreamSource>,
+    context: MappingContext,
+) -> anyhow::Result<MappingHandle> {
+    let shards = source.list_shards().await?;
+    let cancel = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    for shard in shards {
+        let status = context.status.add_shard(&function.name, &shard);
+        let shard_loop = ShardLoop {
+            key: CheckpointKey {
+                function: function.name.to_string(),
+                source: function.manifest.event_source.source.id(),
+                shard: shard.clone(),
+            },
+            shard: Arc::from(shard.as_str()),
+            function: Arc::clone(&function),
+            source: Arc::clone(&source),
+            context: context.clone(),
+            status,
+            cancel: cancel.child_token(),
+        };
+        tasks.spawn(shard_loop.run());
+    }
+    Ok(MappingHandle { cancel, tasks })
+}
+
+struct ShardLoop {
+    key: CheckpointKey,
+    shard: Arc<str>,
+    function: Arc<FunctionVersion>,
+    source: Arc<dyn StreamSource>,
+    context: MappingContext,
+    status: ShardHandle,
+    cancel: CancellationToken,
+}
+
+impl ShardLoop {
+    /// Runs until cancelled; an error starts the shard over from its checkpoint.
+    async fn run(self) {
+        while !self.cancel.is_cancelled() {
+            match self.process().await {
+                Ok(()) => break,
+                Err(error) => {
+                    tracing::error!(function = %self.function.name, shard = %self.shard,
+                        "shard loop failed, restarting from the checkpoint: {error:#}");
+                    self.update(|s| s.last_error = Some(format!("{error:#}")));
+                    tokio::select! {
+                        () = self.cancel.cancelled() => break,
+                        () = tokio::time::sleep(RESTART_DELAY) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn process(&self) -> anyhow::Result<()> {
+        let store = &self.context.store;
+        let checkpoint = store.get(&self.key).await?;
+        let position = match &checkpoint {
+            Some(sequence) => Position::AfterSequence(sequence.clone()),
+            None => match self.function.manifest.event_source.starting_position {
+                StartingPosition::TrimHorizon => Position::TrimHorizon,
+                StartingPosition::Latest => Position::Latest,
+                StartingPosition::AtTimestamp(ms) => Position::AtTimestamp(ms),
+            },
+        };
+        let reader = self.source.open(&self.shard, position.clone()).await?;
+        if checkpoint.is_none() && matches!(position, Position::Latest | Position::AtTimestamp(_)) {
+            // Pin LATEST / AT_TIMESTAMP to where they resolved now, so that a restart
+            // does not skip the records that arrive in between.
+            store.set(&self.key, reader.position()).await?;
+        }
+        self.update(|s| s.checkpoint = Some(reader.position().to_owned()));
+
+        let config = &self.function.manifest.event_source;
+        let info = self.source.info();
+        let mut batcher = Batcher::new(reader, config.batch_size, config.batching_window);
+        while let Some(records) = batcher.next_batch(&self.cancel).await? {
+            let batch = Batch {
+                event_source: info.event_source,
+                event_source_arn: info.arn.clone(),
+                aws_region: info.region.clone(),
+                invoke_identity_arn: self.function.identity_arn.clone(),
+                shard_id: self.shard.to_string(),
+                records,
+            };
+            self.deliver(batch).await?;
+            if self.cancel.is_cancelled() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Invokes the function with `batch` until every record is done, retries run
+    /// out, or the mapping is stopped.
+    async fn deliver(&self, mut batch: Batch) -> anyhow::Result<()> {
+        let config = &self.function.manifest.event_source;
+        let mut retries: u32 = 0;
+        let mut backoff = INITIAL_BACKOFF;
+        loop {
+            let started = Instant::now();
+            let iterator_age = last_arrival_ms(&batch.records).map_or(0, |t| now_ms().saturating_sub(t));
+            let result = self
+                .context
+                .runtime
+                .invoke(
+                    &self.function.component,
+                    &batch,
+                    InvokeRequest {
+                        function: &self.function.name,
+                        shard: &self.shard,
+                        request_id: uuid::Uuid::new_v4().to_string(),
+                        timeout: self.function.manifest.timeout,
+                        memory_mb: self.function.manifest.memory_mb,
+                        environment: &self.function.environment,
+                    },
+                )
+                .await;
+            let outcome = outcome::classify(&result, &batch.records, config.report_batch_item_failures);
+            let count = batch.records.len();
+            tracing::debug!(function = %self.function.name, shard = %self.shard, records = count,
+                elapsed_ms = started.elapsed().as_millis() as u64, ?outcome, "invoked");
+            self.update(|s| {
+                s.invocations += 1;
+                s.iterator_age_ms = iterator_age;
+                if let Err(error) = &result {
+                    *s.errors_by_kind.entry(error.kind()).or_default() += 1;
+                }
+            });
+
+            match outcome {
+                Outcome::Success => {
+                    self.checkpoint(&batch.records, count).await?;
+                    self.update(|s| {
+                        s.records_processed += count as u64;
+                        s.retrying_attempt = 0;
+                    });
+                    return Ok(());
+                }
+                Outcome::PartialFailure { first_failed } => {
+                    let failed_at = batch.records.sequence_number(first_failed).unwrap_or_default().to_owned();
+                    tracing::warn!(function = %self.function.name, shard = %self.shard,
+                        "{} of {count} records done; retrying from sequence number {failed_at}", first_failed);
+                    if first_failed > 0 {
+                        self.checkpoint(&batch.records, first_failed).await?;
+                        batch.records.drop_front(first_failed);
+                    }
+                    self.update(|s| {
+                        s.records_processed += first_failed as u64;
+                        s.failed_invocations += 1;
+                        s.last_error = Some(format!("batch item failure at sequence number {failed_at}"));
+                    });
+                }
+                Outcome::Failure(message) => {
+                    tracing::error!(function = %self.function.name, shard = %self.shard,
+                        "invocation failed ({count} records): {message}");
+                    self.update(|s| {
+                        s.failed_invocations += 1;
+                        s.last_error = Some(message);
+                    });
+                }
+            }
+
+            retries += 1;
+            if config.maximum_retry_attempts.is_some_and(|max| retries > max) {
+                let (first, last) = (
+                    batch.records.sequence_number(0).unwrap_or_default().to_owned(),
+                    batch.records.sequence_number(batch.records.len().saturating_sub(1)).unwrap_or_default().to_owned(),
+                );
+                tracing::error!(function = %self.function.name, shard = %self.shard,
+                    "retries exhausted after {} attempts; skipping {} records, sequence numbers {first} to {last}",
+                    retries, batch.records.len());
+                let skipped = batch.records.len();
+                self.checkpoint(&batch.records, skipped).await?;
+                self.update(|s| {
+                    s.records_discarded += skipped as u64;
+                    s.retrying_attempt = 0;
+                });
+                return Ok(());
+            }
+            self.update(|s| s.retrying_attempt = retries);
+            tokio::select! {
+                // Stopped (a new version, or shutdown): the batch is retried by
+                // whoever resumes from the checkpoint.
+                () = self.cancel.cancelled() => return Ok(()),
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Checkpoints the first `done` records of `records` as finished.
+    async fn checkpoint(&self, records: &Records, done: usize) -> anyhow::Result<()> {
+        let Some(sequence) = done.checked_sub(1).and_then(|i| records.sequence_number(i)) else {
+            return Ok(());
+        };
+        self.context.store.set(&self.key, sequence).await?;
+        self.update(|s| s.checkpoint = Some(sequence.to_owned()));
+        Ok(())
+    }
+
+    fn update(&self, f: impl FnOnce(&mut crate::status::ShardStatus)) {
+        if let Ok(mut status) = self.status.lock() {
+            f(&mut status);
+        }
+    }
+}
+
+fn last_arrival_ms(records: &Records) -> Option<u64> {
+    match records {
+        Records::Kinesis(r) => r.last().map(|r| r.approximate_arrival_timestamp_ms),
+        Records::Dynamodb(r) => r.last().map(|r| r.approximate_creation_date_time_ms),
+    }
+}

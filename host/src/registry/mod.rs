@@ -1,0 +1,202 @@
+//! The watched folder: `functions/<name>.wasm` beside `functions/<name>.toml`.
+//!
+//! A scan every `poll_interval` notices files that appear, change or go. A file is
+//! read only once it has settled: the same size and modification time as at the
+//! previous scan, and untouched for `SETTLE_TIME`, so a copy in progress is never
+//! loaded half-written. (Writing to a temporary name and renaming it into place
+//! is instant and always safe.) Each function has a supervisor task that loads
+//! its versions and runs its mapping; the scan only tells it what changed, so a
+//! slow load or a long invocation of one function never delays another.
+
+mod supervisor;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::mapping::MappingContext;
+use crate::status::FunctionState;
+use crate::store::embedded::EmbeddedStore;
+pub use supervisor::FunctionFiles;
+use supervisor::Supervisor;
+
+/// How long a file must be left untouched before it is read.
+const SETTLE_TIME: Duration = Duration::from_millis(300);
+
+/// What the registry needs from the rest of the host.
+#[derive(Clone)]
+pub struct RegistryConfig {
+    pub functions_dir: PathBuf,
+    pub poll_interval: Duration,
+    /// How often local streams are polled when they have nothing new.
+    pub local_poll_interval: Duration,
+    pub embedded: Arc<EmbeddedStore>,
+}
+
+/// A file as the last scan saw it.
+#[derive(Clone, PartialEq, Eq)]
+struct Seen {
+    len: u64,
+    modified: SystemTime,
+}
+
+struct Deployed {
+    commands: mpsc::UnboundedSender<Option<FunctionFiles>>,
+    /// The files last read and handed to the supervisor: as the scan saw them, and
+    /// by content digest.
+    seen: (Seen, Seen),
+    sent: (String, String),
+}
+
+/// Watches the functions folder until `cancel` fires, then stops every function.
+pub async fn watch(config: RegistryConfig, context: MappingContext, cancel: CancellationToken) {
+    let mut previous: HashMap<PathBuf, Seen> = HashMap::new();
+    let mut deployed: BTreeMap<String, Deployed> = BTreeMap::new();
+    let mut supervisors = JoinSet::new();
+    let mut warned_missing_dir = false;
+    loop {
+        match scan(&config.functions_dir) {
+            Ok(current) => {
+                warned_missing_dir = false;
+                reconcile(&config, &context, &previous, &current, &mut deployed, &mut supervisors);
+                previous = current;
+            }
+            Err(error) if !warned_missing_dir => {
+                tracing::warn!("cannot read the functions folder {}: {error}", config.functions_dir.display());
+                warned_missing_dir = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = tokio::time::sleep(config.poll_interval) => {}
+        }
+    }
+    // Shutting down: every supervisor stops its mapping after the batch in flight.
+    for d in deployed.values() {
+        let _ = d.commands.send(None);
+    }
+    while supervisors.join_next().await.is_some() {}
+}
+
+fn scan(dir: &Path) -> std::io::Result<HashMap<PathBuf, Seen>> {
+    let mut files = HashMap::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
+        let relevant = matches!(path.extension().and_then(|e| e.to_str()), Some("wasm" | "toml"));
+        if hidden || !relevant {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_file() {
+            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            files.insert(path, Seen { len: meta.len(), modified });
+        }
+    }
+    Ok(files)
+}
+
+fn reconcile(
+    config: &RegistryConfig,
+    context: &MappingContext,
+    previous: &HashMap<PathBuf, Seen>,
+    current: &HashMap<PathBuf, Seen>,
+    deployed: &mut BTreeMap<String, Deployed>,
+    supervisors: &mut JoinSet<()>,
+) {
+    // Function names are the stems of the files present.
+    let mut names: BTreeMap<String, (Option<&PathBuf>, Option<&PathBuf>)> = BTreeMap::new();
+    for path in current.keys() {
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+        let slot = names.entry(stem.to_owned()).or_default();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("wasm") => slot.0 = Some(path),
+            _ => slot.1 = Some(path),
+        }
+    }
+
+    // Functions whose files are gone: stop them (their checkpoints stay).
+    let gone: Vec<String> = deployed
+        .keys()
+        .filter(|name| !matches!(names.get(*name), Some((Some(_), Some(_)))))
+        .cloned()
+        .collect();
+    for name in gone {
+        if let Some(d) = deployed.remove(&name) {
+            tracing::info!(function = %name, "function removed from the folder; stopping it");
+            let _ = d.commands.send(None);
+        }
+        context.status.remove_function(&name);
+    }
+
+    let settled = |path: &PathBuf| {
+        let now = current.get(path);
+        now.is_some()
+            && previous.get(path) == now
+            && now.is_some_and(|s| s.modified.elapsed().is_ok_and(|age| age >= SETTLE_TIME))
+    };
+
+    for (name, files) in names {
+        let (wasm, manifest) = match files {
+            (Some(w), Some(m)) => (w, m),
+            (Some(_), None) => {
+                context.status.set_error(&name, FunctionState::Waiting, format!("waiting for {name}.toml beside {name}.wasm"));
+                continue;
+            }
+            (None, Some(_)) => {
+                context.status.set_error(&name, FunctionState::Waiting, format!("waiting for {name}.wasm beside {name}.toml"));
+                continue;
+            }
+            (None, None) => continue,
+        };
+        if !valid_name(&name) {
+            context.status.set_error(&name, FunctionState::Failed,
+                "a function name is 1 to 64 of a-z, A-Z, 0-9, - and _".into());
+            continue;
+        }
+        let (Some(wasm_seen), Some(manifest_seen)) = (current.get(wasm), current.get(manifest)) else { continue };
+        let seen = (wasm_seen.clone(), manifest_seen.clone());
+        if deployed.get(&name).is_some_and(|d| d.seen == seen) {
+            continue;
+        }
+        if !settled(wasm) || !settled(manifest) {
+            continue;
+        }
+        let files = match FunctionFiles::read(wasm, manifest) {
+            Ok(files) => files,
+            Err(error) => {
+                tracing::warn!(function = %name, "cannot read the function's files: {error}");
+                continue;
+            }
+        };
+        let digests = (files.wasm_digest.clone(), files.manifest_digest.clone());
+        match deployed.get_mut(&name) {
+            Some(entry) => {
+                entry.seen = seen;
+                // A touched file with the same content changes nothing.
+                if entry.sent != digests {
+                    entry.sent = digests;
+                    let _ = entry.commands.send(Some(files));
+                }
+            }
+            None => {
+                let (commands, rx) = mpsc::unbounded_channel();
+                let supervisor = Supervisor::new(Arc::from(name.as_str()), config.clone(), context.clone());
+                supervisors.spawn(supervisor.run(rx));
+                let _ = commands.send(Some(files));
+                deployed.insert(name.clone(), Deployed { commands, seen, sent: digests });
+            }
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}

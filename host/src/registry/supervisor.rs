@@ -1,0 +1,139 @@
+//! One function's supervisor: it loads each version the folder scan hands it and
+//! swaps it in. A version that fails to load is reported and changes nothing: the
+//! version that was running keeps running. A good version replaces the old one
+//! after the old mapping's in-flight batches complete; the new mapping resumes
+//! from the same checkpoints.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::RegistryConfig;
+use crate::manifest::{Manifest, SourceRef};
+use crate::mapping::{self, FunctionVersion, MappingContext, MappingHandle};
+use crate::source::StreamSource;
+use crate::source::local::{self, LocalSource};
+use crate::status::{FunctionState, FunctionStatus};
+
+/// A function's two files, read whole.
+pub struct FunctionFiles {
+    pub wasm: Vec<u8>,
+    pub manifest: String,
+    pub wasm_digest: String,
+    pub manifest_digest: String,
+}
+
+impl FunctionFiles {
+    pub fn read(wasm: &Path, manifest: &Path) -> std::io::Result<FunctionFiles> {
+        let wasm = std::fs::read(wasm)?;
+        let manifest_bytes = std::fs::read(manifest)?;
+        Ok(FunctionFiles {
+            wasm_digest: hex::encode(Sha256::digest(&wasm)),
+            manifest_digest: hex::encode(Sha256::digest(&manifest_bytes)),
+            manifest: String::from_utf8_lossy(&manifest_bytes).into_owned(),
+            wasm,
+        })
+    }
+}
+
+pub struct Supervisor {
+    name: Arc<str>,
+    config: RegistryConfig,
+    context: MappingContext,
+    running: Option<MappingHandle>,
+}
+
+impl Supervisor {
+    pub fn new(name: Arc<str>, config: RegistryConfig, context: MappingContext) -> Supervisor {
+        Supervisor { name, config, context, running: None }
+    }
+
+    /// Deploys each version sent, until `None` (removal or shutdown) or the sender
+    /// goes away; then stops the mapping.
+    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Option<FunctionFiles>>) {
+        while let Some(Some(mut files)) = commands.recv().await {
+            // Several changes queued while a swap ran: only the newest matters.
+            loop {
+                match commands.try_recv() {
+                    Ok(Some(newer)) => files = newer,
+                    Ok(None) => return self.stop().await,
+                    Err(_) => break,
+                }
+            }
+            if let Err(error) = self.deploy(files).await {
+                let message = format!("{error:#}");
+                tracing::error!(function = %self.name, "cannot load the function: {message}");
+                self.context.status.set_error(&self.name, FunctionState::Failed, message);
+            }
+        }
+        self.stop().await;
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mapping) = self.running.take() {
+            mapping.stop().await;
+        }
+    }
+
+    async fn deploy(&mut self, files: FunctionFiles) -> anyhow::Result<()> {
+        let name = &self.name;
+        let manifest = Manifest::parse(&files.manifest).with_context(|| format!("{name}.toml"))?;
+        let runtime = Arc::clone(&self.context.runtime);
+        let wasm = files.wasm;
+        let component = tokio::task::spawn_blocking(move || runtime.load(&wasm))
+            .await
+            .context("the loader task failed")?
+            .with_context(|| format!("{name}.wasm"))?;
+        let source = self.source(&manifest.event_source.source)?;
+        tracing::info!(function = %name, world = component.world.name(), digest = %&component.digest[..12],
+            compiled = component.compiled, source = %manifest.event_source.source.id(), "loaded");
+
+        let status = FunctionStatus {
+            name: name.to_string(),
+            state: if manifest.event_source.enabled { FunctionState::Running } else { FunctionState::Disabled },
+            world: Some(component.world.name()),
+            digest: Some(component.digest.clone()),
+            source: Some(manifest.event_source.source.id()),
+            error: None,
+            shards: Vec::new(),
+        };
+        let enabled = manifest.event_source.enabled;
+        let version = Arc::new(FunctionVersion {
+            identity_arn: format!("arn:aws:iam::{}:role/{name}", local::LOCAL_ACCOUNT),
+            environment: manifest.environment.clone().into(),
+            name: Arc::clone(name),
+            manifest,
+            component,
+        });
+
+        // The swap: the old mapping finishes its in-flight batches and checkpoints
+        // them, then the new one starts from those checkpoints.
+        self.stop().await;
+        self.context.status.set_function(status, true);
+        if enabled {
+            self.running = Some(mapping::start(version, source, self.context.clone()).await?);
+        }
+        Ok(())
+    }
+
+    fn source(&self, source: &SourceRef) -> anyhow::Result<Arc<dyn StreamSource>> {
+        match source {
+            SourceRef::Local { stream } => {
+                let conn = self.config.embedded.connect()?;
+                if local::describe(&conn, stream)?.is_none() {
+                    let d = local::create(&conn, stream, local::DEFAULT_SHARDS, local::DEFAULT_RETENTION_HOURS)?;
+                    tracing::info!(stream = %stream, shards = d.shard_count,
+                        "created local stream {stream} for function {}", self.name);
+                }
+                Ok(Arc::new(LocalSource::new(
+                    Arc::clone(&self.config.embedded),
+                    stream,
+                    self.config.local_poll_interval,
+                )))
+            }
+        }
+    }
+}

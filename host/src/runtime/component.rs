@@ -1,0 +1,162 @@
+//! Loading a function's component: check what the file is, compile it (or take
+//! it from the compile cache), find which handler world it exports, and link it
+//! once into an `InstancePre` that every invocation instantiates from.
+
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, InstancePre};
+
+use super::bindings::{JSON_EXPORT, TYPED_EXPORT, json, typed};
+use super::invoke::HostState;
+use super::{Runtime, cache};
+
+/// Which handler world a component exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum World {
+    /// `eddy:handler/typed-handler`: typed records in, sequence numbers out.
+    TypedHandler,
+    /// `eddy:handler/json-handler`: Lambda's event JSON in, Lambda's response out.
+    JsonHandler,
+}
+
+impl World {
+    pub fn name(self) -> &'static str {
+        match self {
+            World::TypedHandler => "eddy:handler/typed-handler@0.1.0",
+            World::JsonHandler => "eddy:handler/json-handler@0.1.0",
+        }
+    }
+}
+
+/// Why a file could not be loaded as a handler.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a WebAssembly file (it does not start with the `\\0asm` magic bytes)")]
+    NotWasm,
+    #[error(
+        "this is a core WebAssembly module, not a component; turn it into one with \
+         `wasm-tools component new <module.wasm> -o <component.wasm>`"
+    )]
+    CoreModule,
+    #[error("the component is invalid: {0}")]
+    Invalid(String),
+    #[error(
+        "the component exports {found}; a handler must export `{TYPED_EXPORT}` \
+         (world typed-handler) or `{JSON_EXPORT}` (world json-handler), as in wit/handler.wit"
+    )]
+    WrongWorld { found: String },
+    #[error("the component cannot be linked: {0}")]
+    Link(String),
+}
+
+/// A component ready to be instantiated: compiled, checked and linked.
+pub struct LoadedComponent {
+    pub world: World,
+    /// SHA-256 of the component's bytes.
+    pub digest: String,
+    /// Whether the component imports WASI, and so needs a WASI context per call.
+    pub imports_wasi: bool,
+    /// Whether this load compiled the component (false: the cache had it).
+    pub compiled: bool,
+    pub(super) pre: HandlerPre,
+}
+
+pub(super) enum HandlerPre {
+    Typed(typed::TypedHandlerPre<HostState>),
+    Json(json::JsonHandlerPre<HostState>),
+}
+
+impl Runtime {
+    /// Loads a component from its bytes. This compiles, so it blocks for as long as
+    /// that takes (milliseconds to seconds); call it off the async workers.
+    pub fn load(&self, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
+        check_header(bytes)?;
+        let digest = cache::content_digest(bytes);
+        let (component, compiled) = self.compile_or_fetch(bytes, &digest)?;
+
+        let ty = component.component_type();
+        let exports: Vec<String> = ty.exports(&self.engine).map(|(name, _)| name.to_owned()).collect();
+        let imports_wasi = ty.imports(&self.engine).any(|(name, _)| name.starts_with("wasi:"));
+        let world = if exports.iter().any(|e| e == TYPED_EXPORT) {
+            World::TypedHandler
+        } else if exports.iter().any(|e| e == JSON_EXPORT) {
+            World::JsonHandler
+        } else {
+            let found = if exports.is_empty() {
+                "nothing".to_owned()
+            } else {
+                exports.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+            };
+            return Err(LoadError::WrongWorld { found });
+        };
+        for (name, item) in ty.imports(&self.engine) {
+            if matches!(item.ty, ComponentItem::ComponentInstance(_)) && !self.provides(name) {
+                return Err(LoadError::Link(format!(
+                    "it imports `{name}`, which this host does not provide \
+                     (it provides eddy:handler/log, eddy:handler/invocation and WASI 0.2)"
+                )));
+            }
+        }
+
+        let pre: InstancePre<HostState> =
+            self.linker.instantiate_pre(&component).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let pre = match world {
+            World::TypedHandler => HandlerPre::Typed(
+                typed::TypedHandlerPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?,
+            ),
+            World::JsonHandler => HandlerPre::Json(
+                json::JsonHandlerPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?,
+            ),
+        };
+        Ok(LoadedComponent { world, digest, imports_wasi, compiled, pre })
+    }
+
+    fn provides(&self, import: &str) -> bool {
+        import.starts_with("wasi:") || import.starts_with("eddy:handler/")
+    }
+
+    fn compile_or_fetch(&self, bytes: &[u8], digest: &str) -> Result<(Component, bool), LoadError> {
+        let Some(dir) = &self.cache_dir else {
+            return Ok((compile(&self.engine, bytes)?, true));
+        };
+        let artifact = cache::artifact_path(dir, &self.engine, digest);
+        if artifact.exists() {
+            // SAFETY: the cache directory holds only artifacts this host wrote with
+            // `Component::serialize`, under a name that includes the engine's
+            // compatibility hash; wasmtime checks the header again on load.
+            match unsafe { Component::deserialize_file(&self.engine, &artifact) } {
+                Ok(component) => return Ok((component, false)),
+                Err(error) => tracing::warn!(
+                    "compile cache entry {} is unusable ({error:#}); compiling again",
+                    artifact.display()
+                ),
+            }
+        }
+        let component = compile(&self.engine, bytes)?;
+        match component.serialize() {
+            Ok(serialized) => {
+                if let Err(error) = cache::store(&artifact, &serialized) {
+                    tracing::warn!("cannot write compile cache entry {}: {error}", artifact.display());
+                }
+            }
+            Err(error) => tracing::warn!("cannot serialize compiled component: {error:#}"),
+        }
+        Ok((component, true))
+    }
+}
+
+fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> Result<Component, LoadError> {
+    Component::new(engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))
+}
+
+/// A component's preamble is `\0asm` then a version and a layer: layer 1 is a
+/// component, layer 0 a core module.
+fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm);
+    }
+    if bytes[6..8] == [0, 0] {
+        return Err(LoadError::CoreModule);
+    }
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! One invocation: a fresh store, instantiate from the function's `InstancePre`,
+//! call the handler, classify what went wrong.
+//!
+//! A store lives exactly as long as one call, so no state leaks from one batch to
+//! the next and a trap poisons nothing. Timeouts come from the epoch deadline,
+//! which also makes a busy guest yield its thread every tick, so one looping
+//! handler never starves the others.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::{invocation, log, types};
+use super::component::{HandlerPre, LoadedComponent, World};
+use super::limits::{MemoryLimitExceeded, MemoryLimiter, TimedOut};
+use super::Runtime;
+use crate::record::{Batch, BatchResponse, Context};
+
+/// Bytes of stdout and stderr kept per invocation (for WASI guests that print).
+const OUTPUT_CAPTURE_BYTES: usize = 64 * 1024;
+
+/// What an invocation needs besides the batch.
+pub struct InvokeRequest<'a> {
+    pub function: &'a Arc<str>,
+    pub shard: &'a Arc<str>,
+    pub request_id: String,
+    pub timeout: Duration,
+    pub memory_mb: u32,
+    pub environment: &'a Arc<[(String, String)]>,
+}
+
+/// A handler's answer, by world.
+#[derive(Debug, Clone)]
+pub enum HandlerResponse {
+    Typed(BatchResponse),
+    /// The response JSON text.
+    Json(String),
+}
+
+/// A function error: the invocation did not produce a response.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("the handler returned an error: {0}")]
+    Handler(String),
+    #[error("the invocation timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    OutOfMemory(String),
+    #[error("the handler trapped: {0}")]
+    Trap(String),
+    #[error("the handler could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+impl InvokeError {
+    /// A short name for metrics and status.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InvokeError::Handler(_) => "handler_error",
+            InvokeError::Timeout(_) => "timeout",
+            InvokeError::OutOfMemory(_) => "out_of_memory",
+            InvokeError::Trap(_) => "trap",
+            InvokeError::Instantiate(_) => "instantiate",
+        }
+    }
+}
+
+/// The data of one invocation's store.
+pub struct HostState {
+    limiter: MemoryLimiter,
+    function: Arc<str>,
+    shard: Arc<str>,
+    request_id: String,
+    deadline: Instant,
+    timeout: Duration,
+    environment: Arc<[(String, String)]>,
+    /// Built only for components that import WASI.
+    wasi: Option<WasiCtx>,
+    output: Option<(MemoryOutputPipe, MemoryOutputPipe)>,
+    table: ResourceTable,
+}
+
+impl HostState {
+    fn wasi_ctx(&mut self) -> &mut WasiCtx {
+        let (environment, output) = (&self.environment, &mut self.output);
+        self.wasi.get_or_insert_with(|| {
+            // No preopened directories, no network, no host environment: only the
+            // manifest's variables, and stdout/stderr captured into the log.
+            let stdout = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
+            let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
+            let mut builder = WasiCtxBuilder::new();
+            builder
+                .envs(environment)
+                .stdout(stdout.clone())
+                .stderr(stderr.clone())
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false);
+            *output = Some((stdout, stderr));
+            builder.build()
+        })
+    }
+
+    /// Writes what a WASI guest printed to the log, a line at a time.
+    fn flush_output(&mut self) {
+        let Some((stdout, stderr)) = self.output.take() else { return };
+        for (stream, pipe) in [("stdout", stdout), ("stderr", stderr)] {
+            let bytes = pipe.contents();
+            for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.is_empty()) {
+                tracing::info!(target: "handler", function = %self.function, shard = %self.shard,
+                    request_id = %self.request_id, stream, "{line}");
+            }
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.wasi_ctx();
+        WasiCtxView {
+            // `wasi_ctx` has just filled it in.
+            ctx: self.wasi.as_mut().expect("WASI context was just built"),
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: log::Level, message: String, fields: Vec<(String, String)>) {
+        let fields = fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+        macro_rules! emit {
+            ($level:expr) => {
+                tracing::event!(target: "handler", $level, function = %self.function, shard = %self.shard,
+                    request_id = %self.request_id, fields = %fields, "{message}")
+            };
+        }
+        match level {
+            log::Level::Trace => emit!(tracing::Level::TRACE),
+            log::Level::Debug => emit!(tracing::Level::DEBUG),
+            log::Level::Info => emit!(tracing::Level::INFO),
+            log::Level::Warn => emit!(tracing::Level::WARN),
+            log::Level::Error => emit!(tracing::Level::ERROR),
+        }
+    }
+}
+
+impl invocation::Host for HostState {
+    fn remaining_time_ms(&mut self) -> u64 {
+        self.deadline.saturating_duration_since(Instant::now()).as_millis() as u64
+    }
+}
+
+/// What a handler is called with, by world.
+enum Input<'a> {
+    Typed(&'a Batch),
+    Json(Cow<'a, str>),
+}
+
+impl Runtime {
+    /// Invokes a component's handler with one batch: lowered as it is into the typed
+    /// world, or encoded as Lambda's event JSON for the JSON world.
+    pub async fn invoke(
+        &self,
+        component: &LoadedComponent,
+        batch: &Batch,
+        request: InvokeRequest<'_>,
+    ) -> Result<HandlerResponse, InvokeError> {
+        let input = match component.world {
+            World::TypedHandler => Input::Typed(batch),
+            World::JsonHandler => Input::Json(Cow::Owned(crate::event::encode(batch))),
+        };
+        self.call(component, input, request).await
+    }
+
+    /// Invokes with Lambda's event JSON as given (for `eddy invoke`): the JSON world
+    /// receives the text unchanged, the typed world the records it decodes to.
+    pub async fn invoke_event(
+        &self,
+        component: &LoadedComponent,
+        event_json: &str,
+        request: InvokeRequest<'_>,
+    ) -> Result<Result<HandlerResponse, InvokeError>, crate::event::DecodeError> {
+        Ok(match component.world {
+            World::TypedHandler => {
+                let batch = crate::event::decode(event_json)?;
+                self.call(component, Input::Typed(&batch), request).await
+            }
+            World::JsonHandler => self.call(component, Input::Json(Cow::Borrowed(event_json)), request).await,
+        })
+    }
+
+    async fn call(
+        &self,
+        component: &LoadedComponent,
+        input: Input<'_>,
+        request: InvokeRequest<'_>,
+    ) -> Result<HandlerResponse, InvokeError> {
+        let deadline = Instant::now() + request.timeout;
+        let context = Context {
+            function_name: request.function.to_string(),
+            request_id: request.request_id.clone(),
+            deadline_ms: crate::store::now_ms() + request.timeout.as_millis() as u64,
+            memory_limit_mb: request.memory_mb,
+        };
+        let mut store = Store::new(
+            &self.engine,
+            HostState {
+                limiter: MemoryLimiter { limit_bytes: (request.memory_mb as usize) << 20 },
+                function: Arc::clone(request.function),
+                shard: Arc::clone(request.shard),
+                request_id: request.request_id,
+                deadline,
+                timeout: request.timeout,
+                environment: Arc::clone(request.environment),
+                wasi: None,
+                output: None,
+                table: ResourceTable::new(),
+            },
+        );
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|store| {
+            let state = store.data();
+            if Instant::now() >= state.deadline {
+                return Err(TimedOut(state.timeout).into());
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        if component.imports_wasi {
+            store.data_mut().wasi_ctx();
+        }
+
+        let outcome = match (&component.pre, input) {
+            (HandlerPre::Typed(pre), Input::Typed(batch)) => match pre.instantiate_async(&mut store).await {
+                Ok(handler) => handler
+                    .eddy_handler_typed()
+                    .call_handle(&mut store, batch, &context)
+                    .await
+                    .map(|r| r.map(HandlerResponse::Typed)),
+                Err(error) => Err(error.context(Instantiating)),
+            },
+            (HandlerPre::Json(pre), Input::Json(event)) => match pre.instantiate_async(&mut store).await {
+                Ok(handler) => handler
+                    .eddy_handler_json()
+                    .call_handle(&mut store, &event, &context)
+                    .await
+                    .map(|r| r.map(HandlerResponse::Json)),
+                Err(error) => Err(error.context(Instantiating)),
+            },
+            _ => return Err(InvokeError::Instantiate("the input does not match the component's world".into())),
+        };
+        store.data_mut().flush_output();
+        match outcome {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(message)) => Err(InvokeError::Handler(message)),
+            Err(error) => Err(classify(error)),
+        }
+    }
+}
+
+/// Marks errors raised while instantiating, before the handler ran.
+#[derive(Debug)]
+struct Instantiating;
+
+impl std::fmt::Display for Instantiating {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("instantiating the component")
+    }
+}
+
+fn classify(error: wasmtime::Error) -> InvokeError {
+    if let Some(timeout) = error.downcast_ref::<TimedOut>() {
+        return InvokeError::Timeout(timeout.0);
+    }
+    if let Some(memory) = error.downcast_ref::<MemoryLimitExceeded>() {
+        return InvokeError::OutOfMemory(memory.to_string());
+    }
+    if error.downcast_ref::<Instantiating>().is_some() && error.downcast_ref::<wasmtime::Trap>().is_none() {
+        return InvokeError::Instantiate(format!("{error:#}"));
+    }
+    InvokeError::Trap(format!("{error:?}"))
+}

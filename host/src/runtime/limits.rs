@@ -1,0 +1,41 @@
+//! Per-invocation limits: memory through a resource limiter, time through the
+//! epoch deadline. Each has an error type of its own so that the invoker can tell
+//! a timeout or an out-of-memory from any other trap.
+
+use std::time::Duration;
+
+/// The invocation ran past its timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the invocation timed out after {0:?}")]
+pub struct TimedOut(pub Duration);
+
+/// The guest asked for more memory than its limit.
+#[derive(Debug, thiserror::Error)]
+#[error("the function's memory limit of {limit_mb} MB was exceeded (it asked for {desired_mb} MB)")]
+pub struct MemoryLimitExceeded {
+    pub limit_mb: usize,
+    pub desired_mb: usize,
+}
+
+/// Caps each linear memory of an instance at the function's memory limit.
+pub struct MemoryLimiter {
+    pub limit_bytes: usize,
+}
+
+/// Table growth past this many elements is refused.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.limit_bytes {
+            // An error (rather than `Ok(false)`) traps at once, with a message that
+            // names the limit, instead of leaving the guest to abort in its allocator.
+            return Err(MemoryLimitExceeded { limit_mb: self.limit_bytes >> 20, desired_mb: desired >> 20 }.into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}

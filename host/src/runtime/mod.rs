@@ -1,0 +1,126 @@
+//! The Wasm runtime: one wasmtime engine for the host, components loaded and
+//! pre-linked once per function version, and a fresh store per invocation.
+//!
+//! Serving practice from wasmtime and Spin: the pooling instance allocator with
+//! copy-on-write memory images makes instantiation a matter of microseconds,
+//! `InstancePre` does the linking once, and epoch interruption bounds each call in
+//! time at a cost far below fuel's.
+
+pub mod bindings;
+mod cache;
+pub mod component;
+pub mod invoke;
+mod limits;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+pub use component::{LoadError, LoadedComponent, World};
+pub use invoke::{HandlerResponse, InvokeError, InvokeRequest};
+use invoke::HostState;
+
+/// How often the epoch ticks: the granularity of timeouts, and how often a busy
+/// guest yields its thread to other tasks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Settings of the engine, fixed for the life of the host.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Instances that can be alive at once (the pooling allocator's slots).
+    pub max_instances: u32,
+    /// The largest memory any function may be given, in MB (a pool slot's size).
+    pub max_memory_mb: u64,
+    /// Where compiled components are cached; `None` compiles on every load.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig { max_instances: 128, max_memory_mb: 4096, cache_dir: None }
+    }
+}
+
+/// The engine, the linker with the host's imports, and the epoch ticker.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache_dir: Option<PathBuf>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    pub fn new(config: &RuntimeConfig) -> anyhow::Result<Runtime> {
+        let engine = match Engine::new(&engine_config(config, true)) {
+            Ok(engine) => engine,
+            Err(error) => {
+                // The pool reserves address space up front; where that is refused
+                // (a low `ulimit -v`), fall back to allocating on demand.
+                tracing::warn!("pooling allocator unavailable ({error:#}); allocating instances on demand");
+                Engine::new(&engine_config(config, false)).map_err(|e| anyhow::anyhow!("cannot start wasmtime: {e:#}"))?
+            }
+        };
+        let mut linker = Linker::new(&engine);
+        bindings::typed::TypedHandler::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| anyhow::anyhow!("cannot link the host's handler imports: {e:#}"))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("cannot link WASI: {e:#}"))?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, stop) = (engine.clone(), Arc::clone(&ticker_stop));
+        std::thread::Builder::new()
+            .name("eddy-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .context("cannot start the epoch thread")?;
+
+        if let Some(dir) = &config.cache_dir {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the compile cache {}", dir.display()))?;
+        }
+        Ok(Runtime { engine, linker, cache_dir: config.cache_dir.clone(), ticker_stop })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
+    let mut c = Config::new();
+    c.wasm_component_model(true);
+    c.epoch_interruption(true);
+    c.memory_init_cow(true);
+    if pooling {
+        let slots = config.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(slots);
+        // A component may hold several core instances (an adapter, a runtime).
+        pool.total_core_instances(slots * 4);
+        pool.total_memories(slots * 2);
+        pool.total_tables(slots * 4);
+        pool.total_stacks(slots);
+        pool.max_memory_size((config.max_memory_mb as usize) << 20);
+        pool.max_core_instance_size(4 << 20);
+        pool.max_component_instance_size(4 << 20);
+        pool.max_tables_per_component(64);
+        pool.max_memories_per_component(8);
+        pool.table_elements(1 << 20);
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    c
+}

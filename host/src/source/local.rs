@@ -1,0 +1,349 @@
+//! The embedded local stream: a Kinesis-like stream kept in the embedded store.
+//!
+//! Like Kinesis, a stream has N shards that split the 128-bit key space evenly; a
+//! record goes to the shard whose range holds the MD5 hash of its partition key,
+//! and gets the next sequence number of that shard. Records older than the
+//! stream's retention are trimmed.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use async_trait::async_trait;
+use md5::{Digest, Md5};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Position, ShardReader, SourceInfo, StreamSource};
+use crate::record::{EventSource, KinesisRecord, Records};
+use crate::store::embedded::EmbeddedStore;
+use crate::store::now_ms;
+
+/// Kinesis's limits on one record.
+pub const MAX_DATA_BYTES: usize = 1024 * 1024;
+pub const MAX_PARTITION_KEY_CHARS: usize = 256;
+pub const DEFAULT_SHARDS: u32 = 4;
+pub const DEFAULT_RETENTION_HOURS: u32 = 24;
+/// The account and region written into local ARNs.
+pub const LOCAL_ACCOUNT: &str = "000000000000";
+pub const LOCAL_REGION: &str = "local";
+
+/// A local stream's description.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StreamDescription {
+    pub name: String,
+    pub shard_count: u32,
+    pub retention_hours: u32,
+    pub created_ms: u64,
+}
+
+/// A record to put.
+#[derive(Debug, Clone)]
+pub struct PutRecord {
+    pub partition_key: String,
+    pub data: Vec<u8>,
+}
+
+/// Where a put record landed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PutResult {
+    #[serde(rename = "ShardId")]
+    pub shard_id: String,
+    #[serde(rename = "SequenceNumber")]
+    pub sequence_number: String,
+}
+
+/// Kinesis's shard id format.
+pub fn shard_id(index: u32) -> String {
+    format!("shardId-{index:012}")
+}
+
+fn shard_index(shard_id: &str) -> Option<u32> {
+    shard_id.strip_prefix("shardId-")?.parse().ok()
+}
+
+/// The stream's ARN, in Kinesis's form.
+pub fn stream_arn(name: &str) -> String {
+    format!("arn:aws:kinesis:{LOCAL_REGION}:{LOCAL_ACCOUNT}:stream/{name}")
+}
+
+/// The shard that holds `partition_key`: the MD5 hash of the key, as a 128-bit
+/// number, falls in one of `shard_count` equal ranges (the last one takes the
+/// remainder), as in a Kinesis stream created with that many shards.
+pub fn shard_for_key(partition_key: &str, shard_count: u32) -> u32 {
+    let hash = u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into());
+    let n = u128::from(shard_count.max(1));
+    // floor(2^128 / n), computed without overflowing.
+    let width = u128::MAX / n + u128::from(u128::MAX % n == n - 1);
+    (hash / width).min(n - 1) as u32
+}
+
+/// Creates a stream, or returns the existing one of that name unchanged.
+pub fn create(conn: &Connection, name: &str, shards: u32, retention_hours: u32) -> anyhow::Result<StreamDescription> {
+    if !(1..=1024).contains(&shards) {
+        bail!("a local stream has 1 to 1024 shards, not {shards}");
+    }
+    if !(1..=8760).contains(&retention_hours) {
+        bail!("retention is 1 to 8760 hours, not {retention_hours}");
+    }
+    conn.execute(
+        "INSERT OR IGNORE INTO streams (name, shard_count, retention_hours, created_ms) VALUES (?1, ?2, ?3, ?4)",
+        params![name, shards, retention_hours, now_ms() as i64],
+    )?;
+    describe(conn, name)?.context("stream vanished after it was created")
+}
+
+pub fn describe(conn: &Connection, name: &str) -> anyhow::Result<Option<StreamDescription>> {
+    Ok(conn
+        .query_row(
+            "SELECT name, shard_count, retention_hours, created_ms FROM streams WHERE name = ?1",
+            params![name],
+            |row| {
+                Ok(StreamDescription {
+                    name: row.get(0)?,
+                    shard_count: row.get(1)?,
+                    retention_hours: row.get(2)?,
+                    created_ms: row.get::<_, i64>(3)? as u64,
+                })
+            },
+        )
+        .optional()?)
+}
+
+pub fn list(conn: &Connection) -> anyhow::Result<Vec<StreamDescription>> {
+    let mut stmt = conn.prepare("SELECT name FROM streams ORDER BY name")?;
+    let names: Vec<String> = stmt.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
+    names.iter().filter_map(|n| describe(conn, n).transpose()).collect()
+}
+
+/// Appends records to a stream in one transaction, each to the shard of its
+/// partition key, and says where each landed.
+pub fn put(conn: &mut Connection, stream: &str, records: &[PutRecord]) -> anyhow::Result<Vec<PutResult>> {
+    for (i, r) in records.iter().enumerate() {
+        if r.partition_key.is_empty() || r.partition_key.chars().count() > MAX_PARTITION_KEY_CHARS {
+            bail!("record {i}: the partition key must have 1 to {MAX_PARTITION_KEY_CHARS} characters");
+        }
+        if r.data.len() > MAX_DATA_BYTES {
+            bail!("record {i}: {} bytes of data is over the 1 MiB limit of a record", r.data.len());
+        }
+    }
+    // IMMEDIATE: take the write lock first, so two writers never pick the same number.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let description = describe(&tx, stream)?
+        .with_context(|| format!("no local stream named {stream:?}; create it with `eddy stream create {stream}`"))?;
+    let arrival = now_ms() as i64;
+    let mut results = Vec::with_capacity(records.len());
+    {
+        let mut next_seq = tx.prepare_cached(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM records WHERE stream = ?1 AND shard = ?2",
+        )?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO records (stream, shard, seq, partition_key, data, arrival_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for r in records {
+            let shard = shard_for_key(&r.partition_key, description.shard_count);
+            let seq: i64 = next_seq.query_row(params![stream, shard], |row| row.get(0))?;
+            insert.execute(params![stream, shard, seq, r.partition_key, r.data, arrival])?;
+            results.push(PutResult { shard_id: shard_id(shard), sequence_number: seq.to_string() });
+        }
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+/// Deletes the records older than each stream's retention; returns how many.
+pub fn trim(conn: &Connection) -> anyhow::Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM records WHERE arrival_ms < ?1 - 3600000 * (
+             SELECT retention_hours FROM streams WHERE streams.name = records.stream)",
+        params![now_ms() as i64],
+    )?)
+}
+
+/// A local stream as a mapping's source.
+pub struct LocalSource {
+    store: Arc<EmbeddedStore>,
+    stream: String,
+    info: SourceInfo,
+    poll_interval: Duration,
+}
+
+impl LocalSource {
+    pub fn new(store: Arc<EmbeddedStore>, stream: &str, poll_interval: Duration) -> LocalSource {
+        LocalSource {
+            store,
+            stream: stream.to_owned(),
+            info: SourceInfo {
+                event_source: EventSource::Kinesis,
+                arn: stream_arn(stream),
+                region: LOCAL_REGION.to_owned(),
+            },
+            poll_interval,
+        }
+    }
+}
+
+#[async_trait]
+impl StreamSource for LocalSource {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    async fn list_shards(&self) -> anyhow::Result<Vec<String>> {
+        let conn = self.store.connect()?;
+        let description = describe(&conn, &self.stream)?
+            .with_context(|| format!("no local stream named {:?}", self.stream))?;
+        Ok((0..description.shard_count).map(shard_id).collect())
+    }
+
+    async fn open(&self, shard: &str, from: Position) -> anyhow::Result<Box<dyn ShardReader>> {
+        let index = shard_index(shard).with_context(|| format!("{shard:?} is not a shard id"))?;
+        let conn = self.store.connect()?;
+        let after: i64 = match from {
+            Position::AfterSequence(seq) => seq
+                .parse()
+                .with_context(|| format!("checkpoint {seq:?} is not a local sequence number"))?,
+            Position::TrimHorizon => 0,
+            Position::Latest => conn.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM records WHERE stream = ?1 AND shard = ?2",
+                params![self.stream, index],
+                |row| row.get(0),
+            )?,
+            Position::AtTimestamp(ms) => conn.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM records WHERE stream = ?1 AND shard = ?2 AND arrival_ms < ?3",
+                params![self.stream, index, ms as i64],
+                |row| row.get(0),
+            )?,
+        };
+        Ok(Box::new(LocalShardReader {
+            conn: Arc::new(Mutex::new(conn)),
+            stream: self.stream.clone(),
+            shard: index,
+            shard_id: shard.to_owned(),
+            after,
+            position: after.to_string(),
+            poll_interval: self.poll_interval,
+        }))
+    }
+}
+
+struct LocalShardReader {
+    conn: Arc<Mutex<Connection>>,
+    stream: String,
+    shard: u32,
+    shard_id: String,
+    after: i64,
+    position: String,
+    poll_interval: Duration,
+}
+
+#[async_trait]
+impl ShardReader for LocalShardReader {
+    async fn read(&mut self, max: usize) -> anyhow::Result<Records> {
+        let conn = Arc::clone(&self.conn);
+        let (stream, shard, after, shard_id) = (self.stream.clone(), self.shard, self.after, self.shard_id.clone());
+        // SQLite is blocking I/O: keep it off the async workers.
+        let records = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<KinesisRecord>> {
+            let conn = conn.lock().map_err(|_| anyhow::anyhow!("reader connection poisoned"))?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, partition_key, data, arrival_ms FROM records
+                 WHERE stream = ?1 AND shard = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(params![stream, shard, after, max as i64], |row| {
+                let seq: i64 = row.get(0)?;
+                let sequence_number = seq.to_string();
+                Ok(KinesisRecord {
+                    event_id: format!("{shard_id}:{sequence_number}"),
+                    partition_key: row.get(1)?,
+                    sequence_number,
+                    data: row.get(2)?,
+                    approximate_arrival_timestamp_ms: row.get::<_, i64>(3)? as u64,
+                    encryption_type: None,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await??;
+        if let Some(last) = records.last() {
+            self.after = last.sequence_number.parse().unwrap_or(self.after);
+            self.position.clone_from(&last.sequence_number);
+        }
+        Ok(Records::Kinesis(records))
+    }
+
+    fn position(&self) -> &str {
+        &self.position
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.poll_interval
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_split_the_key_space_as_kinesis_does() {
+        // With one shard everything lands on it.
+        assert_eq!(shard_for_key("anything", 1), 0);
+        // MD5("1") = c4ca4238..., above 2^127: the upper half of two shards.
+        assert_eq!(shard_for_key("1", 2), 1);
+        // MD5("2") = c81e728d..., in the top quarter of four shards.
+        assert_eq!(shard_for_key("2", 4), 3);
+        // MD5("a") = 0cc175b9..., in the lowest sixteenth.
+        assert_eq!(shard_for_key("a", 16), 0);
+        // Keys spread over every shard.
+        let mut seen = [0u32; 4];
+        for i in 0..1000 {
+            seen[shard_for_key(&format!("key-{i}"), 4) as usize] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 150), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn put_then_read_in_order_from_each_position() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(EmbeddedStore::open(dir.path()).expect("open"));
+        let mut conn = store.connect().expect("connect");
+        create(&conn, "s", 1, 24).expect("create");
+        let batch: Vec<PutRecord> = (0..5)
+            .map(|i| PutRecord { partition_key: format!("k{i}"), data: format!("d{i}").into_bytes() })
+            .collect();
+        let landed = put(&mut conn, "s", &batch).expect("put");
+        assert_eq!(landed.iter().map(|r| r.sequence_number.as_str()).collect::<Vec<_>>(), ["1", "2", "3", "4", "5"]);
+
+        let source = LocalSource::new(Arc::clone(&store), "s", Duration::from_millis(10));
+        assert_eq!(source.list_shards().await.expect("shards"), ["shardId-000000000000"]);
+        let mut reader = source.open("shardId-000000000000", Position::TrimHorizon).await.expect("open");
+        let Records::Kinesis(first) = reader.read(3).await.expect("read") else { panic!() };
+        assert_eq!(first.iter().map(|r| r.data.clone()).collect::<Vec<_>>(), [b"d0".to_vec(), b"d1".to_vec(), b"d2".to_vec()]);
+        assert_eq!(first[0].event_id, "shardId-000000000000:1");
+        let Records::Kinesis(rest) = reader.read(10).await.expect("read") else { panic!() };
+        assert_eq!(rest.len(), 2);
+        assert!(reader.read(10).await.expect("read").is_empty());
+
+        let mut latest = source.open("shardId-000000000000", Position::Latest).await.expect("open");
+        assert_eq!(latest.position(), "5");
+        assert!(latest.read(10).await.expect("read").is_empty());
+        let mut after = source.open("shardId-000000000000", Position::AfterSequence("3".into())).await.expect("open");
+        assert_eq!(after.read(10).await.expect("read").len(), 2);
+        let mut at = source.open("shardId-000000000000", Position::AtTimestamp(0)).await.expect("open");
+        assert_eq!(at.read(10).await.expect("read").len(), 5);
+        let mut future = source.open("shardId-000000000000", Position::AtTimestamp(now_ms() + 60_000)).await.expect("open");
+        assert!(future.read(10).await.expect("read").is_empty());
+    }
+
+    #[test]
+    fn put_refuses_bad_records_and_unknown_streams() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedStore::open(dir.path()).expect("open");
+        let mut conn = store.connect().expect("connect");
+        let err = put(&mut conn, "missing", &[PutRecord { partition_key: "k".into(), data: vec![] }]).unwrap_err();
+        assert!(err.to_string().contains("eddy stream create missing"), "{err}");
+        create(&conn, "s", 2, 24).expect("create");
+        assert!(put(&mut conn, "s", &[PutRecord { partition_key: String::new(), data: vec![] }]).is_err());
+        assert!(put(&mut conn, "s", &[PutRecord { partition_key: "k".into(), data: vec![0; MAX_DATA_BYTES + 1] }]).is_err());
+        assert!(create(&conn, "t", 0, 24).is_err());
+    }
+}

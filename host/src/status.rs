@@ -1,0 +1,177 @@
+//! What the host is doing, for `/status`, `/metrics` and `eddy status`: each
+//! function's state and, per shard, its checkpoint, counters and last error.
+//!
+//! Shard loops update their own entry once per invocation (one uncontended lock);
+//! readers take a snapshot.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+/// A function's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FunctionState {
+    /// One of its two files is missing, or still being written.
+    Waiting,
+    /// Loaded; its mapping runs.
+    Running,
+    /// Loaded, but the manifest says `Enabled = false`.
+    Disabled,
+    /// It could not be loaded; `error` says why. A previous version may still run.
+    Failed,
+}
+
+/// A function, as `/status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FunctionStatus {
+    pub name: String,
+    pub state: FunctionState,
+    /// The world of the running version.
+    pub world: Option<&'static str>,
+    /// SHA-256 of the running version's component.
+    pub digest: Option<String>,
+    pub source: Option<String>,
+    /// Why the last load failed, or what the function waits for.
+    pub error: Option<String>,
+    pub shards: Vec<ShardStatus>,
+}
+
+/// One shard of a mapping.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ShardStatus {
+    pub shard: String,
+    pub checkpoint: Option<String>,
+    pub invocations: u64,
+    pub failed_invocations: u64,
+    pub records_processed: u64,
+    /// Records skipped after their retries ran out.
+    pub records_discarded: u64,
+    /// Age of the newest record of the last batch, when it was invoked (Lambda's IteratorAge).
+    pub iterator_age_ms: u64,
+    /// Retries of the batch now in flight (0 when it is a first attempt).
+    pub retrying_attempt: u32,
+    pub last_error: Option<String>,
+    /// Counts of function errors by kind (`timeout`, `trap`, ...).
+    pub errors_by_kind: BTreeMap<&'static str, u64>,
+}
+
+/// The handle a shard loop updates.
+pub type ShardHandle = Arc<Mutex<ShardStatus>>;
+
+struct FunctionEntry {
+    status: FunctionStatus,
+    shards: Vec<ShardHandle>,
+}
+
+/// Every function's status.
+#[derive(Default)]
+pub struct StatusBoard {
+    functions: Mutex<BTreeMap<String, FunctionEntry>>,
+}
+
+impl StatusBoard {
+    /// Sets a function's state, keeping its shards unless `clear_shards`.
+    pub fn set_function(&self, status: FunctionStatus, clear_shards: bool) {
+        if let Ok(mut functions) = self.functions.lock() {
+            let entry = functions
+                .entry(status.name.clone())
+                .or_insert_with(|| FunctionEntry { status: status.clone(), shards: Vec::new() });
+            entry.status = status;
+            if clear_shards {
+                entry.shards.clear();
+            }
+        }
+    }
+
+    /// Records a load failure without forgetting the version that still runs.
+    pub fn set_error(&self, name: &str, state: FunctionState, error: String) {
+        if let Ok(mut functions) = self.functions.lock() {
+            let entry = functions.entry(name.to_owned()).or_insert_with(|| FunctionEntry {
+                status: FunctionStatus {
+                    name: name.to_owned(),
+                    state,
+                    world: None,
+                    digest: None,
+                    source: None,
+                    error: None,
+                    shards: Vec::new(),
+                },
+                shards: Vec::new(),
+            });
+            if entry.status.digest.is_none() || state != FunctionState::Failed {
+                entry.status.state = state;
+            }
+            entry.status.error = Some(error);
+        }
+    }
+
+    pub fn remove_function(&self, name: &str) {
+        if let Ok(mut functions) = self.functions.lock() {
+            functions.remove(name);
+        }
+    }
+
+    /// A new shard entry for a function's mapping.
+    pub fn add_shard(&self, function: &str, shard: &str) -> ShardHandle {
+        let handle = Arc::new(Mutex::new(ShardStatus { shard: shard.to_owned(), ..Default::default() }));
+        if let Ok(mut functions) = self.functions.lock() {
+            if let Some(entry) = functions.get_mut(function) {
+                entry.shards.retain(|s| s.lock().map(|s| s.shard != shard).unwrap_or(false));
+                entry.shards.push(Arc::clone(&handle));
+            }
+        }
+        handle
+    }
+
+    /// A copy of every function's status.
+    pub fn snapshot(&self) -> Vec<FunctionStatus> {
+        let Ok(functions) = self.functions.lock() else { return Vec::new() };
+        functions
+            .values()
+            .map(|entry| {
+                let mut status = entry.status.clone();
+                status.shards = entry.shards.iter().filter_map(|s| s.lock().ok().map(|s| s.clone())).collect();
+                status.shards.sort_by(|a, b| a.shard.cmp(&b.shard));
+                status
+            })
+            .collect()
+    }
+}
+
+/// The status in Prometheus's text format.
+pub fn prometheus(functions: &[FunctionStatus]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let metrics: [(&str, &str, fn(&ShardStatus) -> u64); 6] = [
+        ("eddy_invocations_total", "Invocations of the function, retries included.", |s| s.invocations),
+        ("eddy_failed_invocations_total", "Invocations that ended in a function error or a failed batch.", |s| s.failed_invocations),
+        ("eddy_records_processed_total", "Records the function finished with.", |s| s.records_processed),
+        ("eddy_records_discarded_total", "Records skipped after their retries ran out.", |s| s.records_discarded),
+        ("eddy_iterator_age_milliseconds", "Age of the newest record of the last batch when it was invoked.", |s| s.iterator_age_ms),
+        ("eddy_retrying_attempt", "Retry attempt of the batch in flight (0 when none).", |s| u64::from(s.retrying_attempt)),
+    ];
+    for (name, help, value) in metrics {
+        let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for f in functions {
+            for s in &f.shards {
+                let _ = writeln!(out, "{name}{{function=\"{}\",shard=\"{}\"}} {}", f.name, s.shard, value(s));
+            }
+        }
+    }
+    let _ = writeln!(out, "# HELP eddy_function_errors_total Function errors by kind.\n# TYPE eddy_function_errors_total counter");
+    for f in functions {
+        for s in &f.shards {
+            for (kind, n) in &s.errors_by_kind {
+                let _ = writeln!(out, "eddy_function_errors_total{{function=\"{}\",shard=\"{}\",kind=\"{kind}\"}} {n}", f.name, s.shard);
+            }
+        }
+    }
+    let _ = writeln!(out, "# HELP eddy_function_up Whether the function is running (1) or not (0).\n# TYPE eddy_function_up gauge");
+    for f in functions {
+        let _ = writeln!(out, "eddy_function_up{{function=\"{}\"}} {}", f.name, u8::from(f.state == FunctionState::Running));
+    }
+    out
+}
