@@ -26,8 +26,9 @@ impl TypedHandler for Totals {
         });
         // Keys borrow from the batch, so the totals are logged before it is dropped.
         let summary: Vec<String> = totals.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let (first, last) = sequence_range(&batch);
         info!(
-            "{}: {} records on {}, {} failed; totals {}",
+            "{}: {} records ({first}..{last}) on {}, {} failed; totals {}",
             context.function_name,
             batch_len(&batch),
             batch.shard_id,
@@ -35,6 +36,20 @@ impl TypedHandler for Totals {
             summary.join(" ")
         );
         Ok(response)
+    }
+}
+
+/// The first and last sequence numbers of the batch.
+fn sequence_range(batch: &Batch) -> (&str, &str) {
+    match &batch.records {
+        Records::Kinesis(r) => (
+            r.first().map_or("", |r| r.sequence_number.as_str()),
+            r.last().map_or("", |r| r.sequence_number.as_str()),
+        ),
+        Records::Dynamodb(r) => (
+            r.first().map_or("", |r| r.sequence_number.as_str()),
+            r.last().map_or("", |r| r.sequence_number.as_str()),
+        ),
     }
 }
 

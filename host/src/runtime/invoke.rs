@@ -136,8 +136,13 @@ impl log::Host for HostState {
         let fields = fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
         macro_rules! emit {
             ($level:expr) => {
-                tracing::event!(target: "handler", $level, function = %self.function, shard = %self.shard,
-                    request_id = %self.request_id, fields = %fields, "{message}")
+                if fields.is_empty() {
+                    tracing::event!(target: "handler", $level, function = %self.function, shard = %self.shard,
+                        request_id = %self.request_id, "{message}")
+                } else {
+                    tracing::event!(target: "handler", $level, function = %self.function, shard = %self.shard,
+                        request_id = %self.request_id, fields = %fields, "{message}")
+                }
             };
         }
         match level {
@@ -284,5 +289,8 @@ fn classify(error: wasmtime::Error) -> InvokeError {
     if error.downcast_ref::<Instantiating>().is_some() && error.downcast_ref::<wasmtime::Trap>().is_none() {
         return InvokeError::Instantiate(format!("{error:#}"));
     }
-    InvokeError::Trap(format!("{error:?}"))
+    // The root cause says what happened ("wasm `unreachable` instruction executed");
+    // the wasm backtrace goes to the debug log.
+    tracing::debug!("trap: {error:?}");
+    InvokeError::Trap(error.root_cause().to_string())
 }

@@ -30,7 +30,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         if desired > self.limit_bytes {
             // An error (rather than `Ok(false)`) traps at once, with a message that
             // names the limit, instead of leaving the guest to abort in its allocator.
-            return Err(MemoryLimitExceeded { limit_mb: self.limit_bytes >> 20, desired_mb: desired >> 20 }.into());
+            return Err(MemoryLimitExceeded { limit_mb: self.limit_bytes >> 20, desired_mb: desired.div_ceil(1 << 20) }.into());
         }
         Ok(true)
     }
