@@ -1,0 +1,120 @@
+//! `eddy invoke`, `eddy generate-event`, and how the loader refuses what is not a
+//! handler.
+
+use eddy_tests::*;
+use serde_json::Value;
+
+fn invoke(component_path: &std::path::Path, event: &std::path::Path) -> (bool, Value, String) {
+    let ws = Workspace::new();
+    let out = eddy(
+        &["invoke", component_path.to_str().expect("utf-8"), "--event", event.to_str().expect("utf-8")],
+        ws.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let response = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+    (out.status.success(), response, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn json_world_handler_gets_lambdas_seed_event_and_sees_the_decoded_text() {
+    let (ok, response, log) = invoke(&component("inspect"), &fixture("kinesis-event.json"));
+    assert!(ok, "{log}");
+    assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
+    assert!(log.contains("Hello, this is a test."), "{log}");
+    assert!(log.contains("This is only a test."), "{log}");
+    // The handler logs each record's eventID: the event reached it unchanged.
+    assert!(log.contains("shardId-000000000006:49590338271490256608559692538361571095921575989136588898"), "{log}");
+}
+
+#[test]
+fn typed_world_handler_gets_the_seed_event_decoded_into_records() {
+    // Totals expects JSON data; the seed's records are plain text, so it reports
+    // both as batch item failures, by their sequence numbers.
+    let (ok, response, log) = invoke(&component("totals"), &fixture("kinesis-event.json"));
+    assert!(ok, "{log}");
+    assert_eq!(
+        response,
+        serde_json::json!({"batchItemFailures": [
+            {"itemIdentifier": "49590338271490256608559692538361571095921575989136588898"},
+            {"itemIdentifier": "49590338271490256608559692540925702759324208523137515618"}
+        ]})
+    );
+    assert!(log.contains("2 records"), "{log}");
+}
+
+#[test]
+fn generated_events_invoke_handlers() {
+    let ws = Workspace::new();
+    let out = eddy(&["generate-event", "kinesis", "--data", "{\"amount\": 4}", "--partition-key", "p"], ws.path());
+    assert!(out.status.success());
+    let event = ws.path().join("event.json");
+    std::fs::write(&event, &out.stdout).expect("write event");
+    let (ok, response, log) = invoke(&component("totals"), &event);
+    assert!(ok, "{log}");
+    assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
+    assert!(log.contains("totals p=4"), "{log}");
+
+    let out = eddy(&["generate-event", "dynamodb"], ws.path());
+    let dynamodb: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let names: Vec<&str> = dynamodb["Records"].as_array().expect("records").iter()
+        .filter_map(|r| r["eventName"].as_str()).collect();
+    assert_eq!(names, ["INSERT", "MODIFY", "REMOVE"]);
+}
+
+#[test]
+fn function_errors_are_reported_with_their_kind() {
+    let ws = Workspace::new();
+    for (data, kind, words) in [
+        ("loop", "timeout", "timed out after 1s"),
+        ("oom", "out_of_memory", "memory limit of 128 MB"),
+        ("trap", "trap", "unreachable"),
+        ("error", "handler_error", "asked to fail"),
+    ] {
+        let out = eddy(&["generate-event", "kinesis", "--data", data], ws.path());
+        let event = ws.path().join(format!("{data}.json"));
+        std::fs::write(&event, &out.stdout).expect("write");
+        let out = eddy(
+            &["invoke", component("hostile").to_str().expect("utf-8"), "--event", event.to_str().expect("utf-8"), "--timeout", "1"],
+            ws.path(),
+        );
+        assert!(!out.status.success(), "{data} must fail");
+        let response: Value = serde_json::from_slice(&out.stdout).expect("error JSON");
+        assert_eq!(response["errorType"], kind, "{data}: {response}");
+        let message = response["errorMessage"].as_str().unwrap_or_default();
+        assert!(message.contains(words), "{data}: {message}");
+    }
+}
+
+#[test]
+fn what_is_not_a_handler_component_is_refused_with_what_was_expected() {
+    let ws = Workspace::new();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = ws.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        path
+    };
+    let cases = [
+        (write("text.wasm", b"hello, not wasm"), "not a WebAssembly file"),
+        (write("core.wasm", &wat::parse_str("(module (func (export \"f\")))").expect("wat")), "core WebAssembly module, not a component"),
+        (
+            write(
+                "other.wasm",
+                &wat::parse_str(
+                    r#"(component
+                        (core module $m (func (export "f")))
+                        (core instance $i (instantiate $m))
+                        (func $f (canon lift (core func $i "f")))
+                        (export "something-else" (func $f)))"#,
+                )
+                .expect("wat"),
+            ),
+            "exports `something-else`; a handler must export `eddy:handler/typed@0.1.0`",
+        ),
+    ];
+    for (path, expected) in cases {
+        let out = eddy(&["invoke", path.to_str().expect("utf-8"), "--event", fixture("kinesis-event.json").to_str().expect("utf-8")], ws.path());
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{}: {stderr}", path.display());
+    }
+}

@@ -1,0 +1,248 @@
+//! Helpers for the end-to-end tests: find the `eddy` binary and the example
+//! components, run `eddy run` in a scratch folder, read its JSON log, put records
+//! through its admin port, and wait for conditions with generous deadlines (these
+//! tests must pass on a slow, shared machine).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long a test waits for something that should happen in well under a second.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The `eddy` binary: `$EDDY_BIN`, or the one cargo built next to this test.
+pub fn eddy_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("EDDY_BIN") {
+        return PathBuf::from(path);
+    }
+    // target/<profile>/deps/<test> -> target/<profile>/eddy
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let bin = profile_dir.join("eddy");
+    assert!(bin.exists(), "{} is missing: build it first (`cargo build -p eddy-host`) or set EDDY_BIN", bin.display());
+    bin
+}
+
+/// An example component built by `examples/build.sh`.
+pub fn component(name: &str) -> PathBuf {
+    let dist = std::env::var("EDDY_DIST").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("examples/dist"));
+    let path = dist.join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} is missing: run examples/build.sh first", path.display());
+    path
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(name)
+}
+
+/// Runs `eddy` with `args` to completion.
+pub fn eddy(args: &[&str], dir: &Path) -> Output {
+    Command::new(eddy_bin()).args(args).current_dir(dir).output().expect("eddy runs")
+}
+
+/// Waits until `check` returns `Some`, or panics with `what` after [`PATIENCE`].
+pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A scratch workspace with a functions folder and a data directory.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::create_dir_all(dir.path().join("functions")).expect("functions dir");
+        Workspace { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn functions(&self) -> PathBuf {
+        self.path().join("functions")
+    }
+
+    /// Deploys a function the way a careful user does: the manifest, then the
+    /// component written under a temporary name and renamed into place.
+    pub fn deploy(&self, name: &str, component_name: &str, manifest: &str) {
+        self.write_manifest(name, manifest);
+        self.write_component(name, component_name);
+    }
+
+    pub fn write_manifest(&self, name: &str, manifest: &str) {
+        atomic_write(&self.functions().join(format!("{name}.toml")), manifest.as_bytes());
+    }
+
+    pub fn write_component(&self, name: &str, component_name: &str) {
+        let bytes = fs::read(component(component_name)).expect("component");
+        atomic_write(&self.functions().join(format!("{name}.wasm")), &bytes);
+    }
+
+    pub fn remove(&self, name: &str) {
+        let _ = fs::remove_file(self.functions().join(format!("{name}.wasm")));
+        let _ = fs::remove_file(self.functions().join(format!("{name}.toml")));
+    }
+
+    pub fn create_stream(&self, name: &str, shards: u32) {
+        let out = eddy(&["stream", "create", name, "--shards", &shards.to_string()], self.path());
+        assert!(out.status.success(), "stream create: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Default for Workspace {
+    fn default() -> Self {
+        Workspace::new()
+    }
+}
+
+pub fn atomic_write(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("partial~");
+    fs::write(&tmp, bytes).expect("write");
+    fs::rename(&tmp, path).expect("rename");
+}
+
+/// A minimal manifest for a local stream.
+pub fn manifest(stream: &str, extra: &str) -> String {
+    format!("[EventSource]\nType = \"Local\"\nStream = \"{stream}\"\n{extra}\n")
+}
+
+/// A running `eddy run`, stopped (SIGKILL) when dropped.
+pub struct Host {
+    child: Option<Child>,
+    log: PathBuf,
+    pub admin: String,
+}
+
+impl Host {
+    /// Starts `eddy run` in `ws`, with JSON logs and quick polling.
+    pub fn start(ws: &Workspace) -> Host {
+        Host::start_with(ws, &[])
+    }
+
+    pub fn start_with(ws: &Workspace, extra_args: &[&str]) -> Host {
+        let log = ws.path().join(format!("host-{}.log", unique()));
+        let log_file = fs::File::create(&log).expect("log file");
+        let child = Command::new(eddy_bin())
+            .args(["--log-format", "json", "run", "--admin", "127.0.0.1:0", "--scan-ms", "50", "--local-poll-ms", "20"])
+            .args(extra_args)
+            .current_dir(ws.path())
+            .env("EDDY_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("eddy run starts");
+        let mut host = Host { child: Some(child), log, admin: String::new() };
+        host.admin = wait_for("the admin port", || {
+            host.lines().iter().find_map(|l| {
+                l["fields"]["message"].as_str()?.strip_prefix("admin port listening on http://").map(str::to_owned)
+            })
+        });
+        host
+    }
+
+    /// Every log line so far, parsed.
+    pub fn lines(&self) -> Vec<Value> {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// The messages a function's handler logged, in order.
+    pub fn handler_messages(&self, function: &str) -> Vec<String> {
+        self.lines()
+            .iter()
+            .filter(|l| l["target"] == "handler" && l["fields"]["function"] == function)
+            .filter_map(|l| l["fields"]["message"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn status(&self) -> Value {
+        get_json(&format!("http://{}/status", self.admin))
+    }
+
+    /// A function's entry in `/status`.
+    pub fn function(&self, name: &str) -> Option<Value> {
+        self.status()["functions"].as_array()?.iter().find(|f| f["name"] == name).cloned()
+    }
+
+    /// Waits until the function's state is `state`, and returns its entry.
+    pub fn wait_state(&self, name: &str, state: &str) -> Value {
+        wait_for(&format!("{name} to be {state}"), || self.function(name).filter(|f| f["state"] == state))
+    }
+
+    /// Puts text records with one partition key through the ingest endpoint.
+    pub fn put(&self, stream: &str, partition_key: &str, texts: &[String]) -> Value {
+        let records: Vec<Value> =
+            texts.iter().map(|t| serde_json::json!({"PartitionKey": partition_key, "Text": t})).collect();
+        let url = format!("http://{}/streams/{stream}/records", self.admin);
+        ureq::post(&url)
+            .send_json(serde_json::json!({ "Records": records }))
+            .expect("ingest")
+            .body_mut()
+            .read_json()
+            .expect("ingest response")
+    }
+
+    /// Stops the host with SIGTERM and waits for it to exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        child.wait().expect("exit status")
+    }
+
+    /// Kills the host at once (SIGKILL), as a crash would.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            let mut stderr = std::io::stderr();
+            let _ = writeln!(stderr, "---- host log ({}) ----\n{}", self.log.display(), self.log_text());
+        }
+    }
+}
+
+pub fn get_json(url: &str) -> Value {
+    ureq::get(url).call().expect("GET").body_mut().read_json().expect("JSON")
+}
+
+fn unique() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}
+
+/// Sums a shard counter over every shard of a function.
+pub fn shard_total(function: &Value, counter: &str) -> u64 {
+    function["shards"].as_array().map_or(0, |s| s.iter().filter_map(|s| s[counter].as_u64()).sum())
+}
