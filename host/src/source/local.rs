@@ -70,8 +70,11 @@ pub fn stream_arn(name: &str) -> String {
 /// number, falls in one of `shard_count` equal ranges (the last one takes the
 /// remainder), as in a Kinesis stream created with that many shards.
 pub fn shard_for_key(partition_key: &str, shard_count: u32) -> u32 {
+    if shard_count <= 1 {
+        return 0;
+    }
     let hash = u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into());
-    let n = u128::from(shard_count.max(1));
+    let n = u128::from(shard_count);
     // floor(2^128 / n), computed without overflowing.
     let width = u128::MAX / n + u128::from(u128::MAX % n == n - 1);
     (hash / width).min(n - 1) as u32
