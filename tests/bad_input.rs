@@ -1,0 +1,114 @@
+//! Bad input gets a clear error and costs nothing else: broken modules, wrong
+//! worlds, bad manifests and handlers that trap, loop or allocate without bound
+//! each fail alone, while a healthy function beside them keeps processing.
+
+use eddy_tests::*;
+
+fn healthy_count(host: &Host) -> usize {
+    host.handler_messages("healthy").iter().filter(|m| m.contains("] n-")).count()
+}
+
+#[test]
+fn broken_modules_and_manifests_are_reported_and_fixing_them_brings_them_up() {
+    let ws = Workspace::new();
+    ws.create_stream("s", 1);
+    ws.deploy("healthy", "inspect", &manifest("s", ""));
+    let host = Host::start(&ws);
+    host.wait_state("healthy", "running");
+
+    let functions = ws.functions();
+    // Not a component.
+    atomic_write(&functions.join("core.toml"), manifest("s", "").as_bytes());
+    atomic_write(&functions.join("core.wasm"), &wat::parse_str("(module)").expect("wat"));
+    // A component of the wrong world.
+    atomic_write(&functions.join("world.toml"), manifest("s", "").as_bytes());
+    atomic_write(
+        &functions.join("world.wasm"),
+        &wat::parse_str("(component (import \"x\" (func)))").expect("wat"),
+    );
+    // Manifests with an unknown key and an out-of-range value.
+    ws.deploy("unknown", "inspect", &manifest("s", "BatchSise = 10"));
+    ws.deploy("range", "inspect", &manifest("s", "BatchSize = 0"));
+    // Only one of the two files.
+    atomic_write(&functions.join("lonely.toml"), manifest("s", "").as_bytes());
+
+    for (name, state, words) in [
+        ("core", "failed", "core WebAssembly module, not a component"),
+        ("world", "failed", "a handler must export `eddy:handler/typed@0.1.0`"),
+        ("unknown", "failed", "BatchSise"),
+        ("range", "failed", "EventSource.BatchSize = 0 is out of range: 1 to 10000"),
+        ("lonely", "waiting", "waiting for lonely.wasm"),
+    ] {
+        let f = host.wait_state(name, state);
+        let error = f["error"].as_str().unwrap_or_default();
+        assert!(error.contains(words), "{name}: {error}");
+    }
+
+    // The healthy function never stopped.
+    host.put("s", "k", &(0..10).map(|i| format!("n-{i}")).collect::<Vec<_>>());
+    wait_for("the healthy function's records", || (healthy_count(&host) == 10).then_some(()));
+
+    // Fixing a file brings the function up.
+    ws.write_manifest("range", &manifest("s", "BatchSize = 5"));
+    let fixed = host.wait_state("range", "running");
+    assert!(fixed["error"].is_null(), "{fixed}");
+}
+
+#[test]
+fn a_bad_new_version_leaves_the_running_one_in_place() {
+    let ws = Workspace::new();
+    ws.create_stream("s", 1);
+    ws.deploy("healthy", "inspect", &manifest("s", ""));
+    let host = Host::start(&ws);
+    let running = host.wait_state("healthy", "running");
+    atomic_write(&ws.functions().join("healthy.wasm"), b"garbage");
+    let f = wait_for("the error", || host.function("healthy").filter(|f| !f["error"].is_null()));
+    assert_eq!(f["state"], "running", "{f}");
+    assert_eq!(f["digest"], running["digest"], "the old version still runs");
+    assert!(f["error"].as_str().unwrap_or_default().contains("not a WebAssembly file"), "{f}");
+    host.put("s", "k", &["n-1".to_owned()]);
+    wait_for("the record", || (healthy_count(&host) == 1).then_some(()));
+}
+
+#[test]
+fn trapping_looping_and_hoarding_handlers_fail_alone() {
+    let ws = Workspace::new();
+    for stream in ["s", "loop", "oom", "trap"] {
+        ws.create_stream(stream, 1);
+    }
+    ws.deploy("healthy", "inspect", &manifest("s", ""));
+    for name in ["loop", "oom", "trap"] {
+        ws.deploy(name, "hostile", &manifest(name, "MaximumRetryAttempts = 1"));
+    }
+    // One second for the loop, the shortest timeout Lambda allows.
+    ws.write_manifest("loop", &format!("Timeout = 1\n{}", manifest("loop", "MaximumRetryAttempts = 1")));
+    let host = Host::start(&ws);
+    for name in ["healthy", "loop", "oom", "trap"] {
+        host.wait_state(name, "running");
+    }
+    for name in ["loop", "oom", "trap"] {
+        host.put(name, "k", &[name.to_owned()]);
+    }
+    // While the hostile handlers misbehave, the healthy one keeps going.
+    for i in 0..20 {
+        host.put("s", "k", &[format!("n-{i}")]);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    wait_for("the healthy function's records", || (healthy_count(&host) == 20).then_some(()));
+
+    for (name, kind) in [("loop", "timeout"), ("oom", "out_of_memory"), ("trap", "trap")] {
+        let f = wait_for(&format!("{name} to give up"), || {
+            host.function(name).filter(|f| shard_total(f, "records_discarded") == 1)
+        });
+        let shard = &f["shards"][0];
+        assert_eq!(shard["errors_by_kind"][kind], 2, "{name}: two attempts failed with {kind}: {f}");
+        assert_eq!(f["state"], "running", "{name} is still up for its next records");
+    }
+    let metrics = ureq::get(&format!("http://{}/metrics", host.admin))
+        .call()
+        .expect("metrics")
+        .body_mut()
+        .read_to_string()
+        .expect("text");
+    assert!(metrics.contains("eddy_function_errors_total{function=\"loop\",shard=\"shardId-000000000000\",kind=\"timeout\"} 2"), "{metrics}");
+}
