@@ -120,10 +120,16 @@ impl<T: JsonHandler> json_world::exports::eddy::handler::json::Guest for T {
     }
 }
 
+// The export macros emit the component's exports only when compiling for wasm32:
+// compiled natively (a handler's unit tests, the host's benchmark), a handler is
+// a plain Rust type, and export names such as `eddy:handler/typed@0.1.0#handle`
+// are not symbols a native linker accepts.
+
 /// Exports a [`TypedHandler`] as the component's handler.
 #[macro_export]
 macro_rules! export_typed_handler {
     ($handler:ident) => {
+        #[cfg(target_arch = "wasm32")]
         $crate::typed::__export_typed!($handler with_types_in $crate::typed);
     };
 }
@@ -132,6 +138,7 @@ macro_rules! export_typed_handler {
 #[macro_export]
 macro_rules! export_json_handler {
     ($handler:ident) => {
+        #[cfg(target_arch = "wasm32")]
         $crate::json_world::__export_json!($handler with_types_in $crate::json_world);
     };
 }

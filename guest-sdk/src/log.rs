@@ -31,10 +31,24 @@ fn emit(level: Level, message: &str, fields: &[(String, String)]) {
 }
 
 /// Compiled natively (a handler's unit tests, the host's benchmark), there is no
-/// host to log to: lines go to standard error.
+/// host to log to: lines go to standard error, unless [`set_native_output`]
+/// turned them off.
 #[cfg(not(target_arch = "wasm32"))]
 fn emit(level: Level, message: &str, fields: &[(String, String)]) {
-    eprintln!("[{level:?}] {message} {fields:?}");
+    if NATIVE_OUTPUT.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("[{level:?}] {message} {fields:?}");
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+static NATIVE_OUTPUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Compiled natively, whether log lines go to standard error (they do by
+/// default). The host's benchmark turns them off, as the host's own log would
+/// drop them when no subscriber listens.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn set_native_output(enabled: bool) {
+    NATIVE_OUTPUT.store(enabled, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Logs at trace level, with `format!` arguments.

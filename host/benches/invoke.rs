@@ -1,1 +1,243 @@
-fn main() {}
+//! Eddy's benchmark: the cost of an invocation and the throughput of the loop.
+//!
+//!     examples/build.sh noop totals && cargo bench -p eddy-host --bench invoke
+//!
+//! Prints, for the `noop` and `totals` (JSON-parsing) example handlers:
+//! 1. instantiate-plus-call time per invocation (p50, p99) at batch sizes 1, 100
+//!    and 1000, next to the same handler compiled natively and called in-process
+//!    (the limit: no sandbox, no copy into guest memory beyond a clone);
+//! 2. records per second through the whole loop (read from the embedded stream,
+//!    batch, invoke, checkpoint) on a 4-shard stream of 100,000 records.
+//!
+//! Set EDDY_BENCH_RECORDS to change the loop's record count.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eddy::manifest::Manifest;
+use eddy::mapping::{self, FunctionVersion, MappingContext};
+use eddy::record::{Batch, EventSource, KinesisRecord, Records};
+use eddy::runtime::{InvokeRequest, LoadedComponent, Runtime, RuntimeConfig};
+use eddy::source::local::{self, LocalSource, PutRecord};
+use eddy::status::StatusBoard;
+use eddy::store::CheckpointStore;
+use eddy::store::embedded::EmbeddedStore;
+use eddy_guest::TypedHandler;
+
+const SIZES: [usize; 3] = [1, 100, 1000];
+const DATA: &str = r#"{"amount": 12.5, "item": "widget-0042", "customer": "c-123456"}"#;
+
+fn main() -> anyhow::Result<()> {
+    eddy_guest::log::set_native_output(false);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = Arc::new(Runtime::new(&RuntimeConfig { max_instances: 32, ..RuntimeConfig::default() })?);
+    let dist = std::env::var("EDDY_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/dist"));
+
+    println!("## Invocation: instantiate + call, per invocation\n");
+    println!("| handler | batch | wasm p50 | wasm p99 | native p50 | native p99 | wasm per record |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let mut components = Vec::new();
+    for name in ["noop", "totals"] {
+        let bytes = std::fs::read(dist.join(format!("{name}.wasm")))
+            .map_err(|e| anyhow::anyhow!("{name}.wasm: {e} (run examples/build.sh first)"))?;
+        let component = Arc::new(runtime.load(&bytes)?);
+        for size in SIZES {
+            let batch = host_batch(size);
+            let guest = guest_batch(size);
+            let iterations = match size {
+                1 => 5000,
+                100 => 1000,
+                _ => 200,
+            };
+            let wasm = rt.block_on(time_wasm(&runtime, &component, &batch, iterations));
+            let native = time_native(name, &guest, iterations);
+            println!(
+                "| {name} | {size} | {} | {} | {} | {} | {} |",
+                fmt(percentile(&wasm, 50)),
+                fmt(percentile(&wasm, 99)),
+                fmt(percentile(&native, 50)),
+                fmt(percentile(&native, 99)),
+                fmt(percentile(&wasm, 50) / size as u32),
+            );
+        }
+        components.push((name, component));
+    }
+
+    let records: usize = std::env::var("EDDY_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    println!("\n## Whole loop on the embedded stream ({records} records, 4 shards, BatchSize 1000)\n");
+    println!("| handler | records/s | elapsed |");
+    println!("|---|---:|---:|");
+    for (name, component) in components {
+        let (elapsed, n) = rt.block_on(time_loop(&runtime, component, name, records))?;
+        println!("| {name} | {:.0} | {} |", n as f64 / elapsed.as_secs_f64(), fmt(elapsed));
+    }
+    Ok(())
+}
+
+async fn time_wasm(runtime: &Runtime, component: &LoadedComponent, batch: &Batch, iterations: usize) -> Vec<Duration> {
+    let function: Arc<str> = Arc::from("bench");
+    let shard: Arc<str> = Arc::from("shardId-000000000000");
+    let environment: Arc<[(String, String)]> = Arc::from(Vec::new());
+    let mut times = Vec::with_capacity(iterations);
+    for i in 0..iterations + iterations / 10 {
+        let started = Instant::now();
+        let result = runtime
+            .invoke(
+                component,
+                batch,
+                InvokeRequest {
+                    function: &function,
+                    shard: &shard,
+                    request_id: String::new(),
+                    timeout: Duration::from_secs(30),
+                    memory_mb: 128,
+                    environment: &environment,
+                },
+            )
+            .await;
+        let elapsed = started.elapsed();
+        assert!(result.is_ok(), "{result:?}");
+        if i >= iterations / 10 {
+            times.push(elapsed); // the first tenth warms up
+        }
+    }
+    times
+}
+
+fn time_native(name: &str, batch: &eddy_guest::Batch, iterations: usize) -> Vec<Duration> {
+    let context = eddy_guest::Context {
+        function_name: "bench".into(),
+        request_id: String::new(),
+        deadline_ms: 0,
+        memory_limit_mb: 128,
+    };
+    let mut times = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let started = Instant::now();
+        let result = match name {
+            "noop" => eddy_example_noop::Noop::handle(batch.clone(), context.clone()),
+            _ => eddy_example_totals::Totals::handle(batch.clone(), context.clone()),
+        };
+        times.push(started.elapsed());
+        assert!(result.is_ok_and(|r| r.batch_item_failures.is_empty()));
+    }
+    times
+}
+
+async fn time_loop(
+    runtime: &Arc<Runtime>,
+    component: Arc<LoadedComponent>,
+    name: &str,
+    records: usize,
+) -> anyhow::Result<(Duration, u64)> {
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(EmbeddedStore::open(dir.path())?);
+    let mut conn = store.connect()?;
+    local::create(&conn, "bench", 4, 24)?;
+    let mut put = 0;
+    while put < records {
+        let chunk: Vec<PutRecord> = (put..(put + 1000).min(records))
+            .map(|i| PutRecord { partition_key: format!("key-{i}"), data: DATA.as_bytes().to_vec() })
+            .collect();
+        put += chunk.len();
+        local::put(&mut conn, "bench", &chunk)?;
+    }
+    let manifest = Manifest::parse("[EventSource]\nType = \"Local\"\nStream = \"bench\"\nBatchSize = 1000\n")?;
+    let component = Arc::into_inner(component).ok_or_else(|| anyhow::anyhow!("component still shared"))?;
+    let version = Arc::new(FunctionVersion {
+        name: Arc::from(name),
+        manifest,
+        component,
+        environment: Arc::from(Vec::new()),
+        identity_arn: String::new(),
+    });
+    let status = Arc::new(StatusBoard::default());
+    status.set_function(
+        eddy::status::FunctionStatus {
+            name: name.to_owned(),
+            state: eddy::status::FunctionState::Running,
+            world: None,
+            digest: None,
+            source: None,
+            error: None,
+            shards: Vec::new(),
+        },
+        true,
+    );
+    let checkpoints: Arc<dyn CheckpointStore> = store.clone();
+    let source = Arc::new(LocalSource::new(Arc::clone(&store), "bench", Duration::from_millis(10)));
+    let started = Instant::now();
+    let mapping = mapping::start(
+        version,
+        source,
+        MappingContext { runtime: Arc::clone(runtime), store: checkpoints, status: Arc::clone(&status) },
+    )
+    .await?;
+    loop {
+        let done: u64 = status.snapshot().iter().flat_map(|f| &f.shards).map(|s| s.records_processed).sum();
+        if done >= records as u64 {
+            let elapsed = started.elapsed();
+            mapping.stop().await;
+            return Ok((elapsed, done));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+fn host_batch(size: usize) -> Batch {
+    Batch {
+        event_source: EventSource::Kinesis,
+        event_source_arn: local::stream_arn("bench"),
+        aws_region: "local".into(),
+        invoke_identity_arn: String::new(),
+        shard_id: "shardId-000000000000".into(),
+        records: Records::Kinesis(
+            (0..size)
+                .map(|i| KinesisRecord {
+                    event_id: format!("shardId-000000000000:{}", i + 1),
+                    partition_key: format!("key-{}", i % 10),
+                    sequence_number: (i + 1).to_string(),
+                    data: DATA.as_bytes().to_vec(),
+                    approximate_arrival_timestamp_ms: 1_700_000_000_000,
+                    encryption_type: None,
+                })
+                .collect(),
+        ),
+    }
+}
+
+fn guest_batch(size: usize) -> eddy_guest::Batch {
+    eddy_guest::Batch {
+        event_source: eddy_guest::EventSource::Kinesis,
+        event_source_arn: local::stream_arn("bench"),
+        aws_region: "local".into(),
+        invoke_identity_arn: String::new(),
+        shard_id: "shardId-000000000000".into(),
+        records: eddy_guest::Records::Kinesis(
+            (0..size)
+                .map(|i| eddy_guest::KinesisRecord {
+                    event_id: format!("shardId-000000000000:{}", i + 1),
+                    partition_key: format!("key-{}", i % 10),
+                    sequence_number: (i + 1).to_string(),
+                    data: DATA.as_bytes().to_vec(),
+                    approximate_arrival_timestamp_ms: 1_700_000_000_000,
+                    encryption_type: None,
+                })
+                .collect(),
+        ),
+    }
+}
+
+fn percentile(times: &[Duration], p: usize) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort_unstable();
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+fn fmt(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1000.0 { format!("{us:.1} µs") } else { format!("{:.2} ms", us / 1000.0) }
+}
