@@ -52,6 +52,19 @@ fn broken_modules_and_manifests_are_reported_and_fixing_them_brings_them_up() {
     ws.write_manifest("range", &manifest("s", "BatchSize = 5"));
     let fixed = host.wait_state("range", "running");
     assert!(fixed["error"].is_null(), "{fixed}");
+
+    // A name whose files are all gone leaves the status.
+    std::fs::remove_file(functions.join("lonely.toml")).expect("remove");
+    wait_for("lonely to leave the status", || host.function("lonely").is_none().then_some(()));
+
+    // Bad records at the ingest endpoint are refused with the reason.
+    let response = ureq::post(&format!("http://{}/streams/s/records", host.admin))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send_json(serde_json::json!({"Records": [{"PartitionKey": "k", "Data": "%%%"}]}))
+        .expect("ingest answers");
+    assert_eq!(response.status(), 400);
 }
 
 #[test]

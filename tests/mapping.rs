@@ -162,6 +162,10 @@ fn a_crash_repeats_at_most_the_batch_in_flight_and_loses_nothing() {
     // Everything before the crash was checkpointed (the host had finished), so
     // nothing is repeated.
     assert!(after.iter().all(|r| r.2.starts_with("while-down")), "repeated: {after:?}");
+    // The restarted host took the compiled component from the cache.
+    let loaded: Vec<_> = host.lines().into_iter().filter(|l| l["fields"]["message"] == "loaded").collect();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0]["fields"]["compiled"], false, "{:?}", loaded[0]);
 }
 
 #[test]

@@ -107,6 +107,13 @@ impl StatusBoard {
         }
     }
 
+    /// Forgets every function whose name `keep` rejects.
+    pub fn retain_functions(&self, mut keep: impl FnMut(&str) -> bool) {
+        if let Ok(mut functions) = self.functions.lock() {
+            functions.retain(|name, _| keep(name));
+        }
+    }
+
     pub fn remove_function(&self, name: &str) {
         if let Ok(mut functions) = self.functions.lock() {
             functions.remove(name);

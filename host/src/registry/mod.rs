@@ -122,6 +122,9 @@ fn reconcile(
         }
     }
 
+    // Names with no file left at all leave the status too.
+    context.status.retain_functions(|name| names.contains_key(name));
+
     // Functions whose files are gone: stop them (their checkpoints stay).
     let gone: Vec<String> = deployed
         .keys()
