@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use eddy::manifest::Manifest;
 use eddy::mapping::{self, FunctionVersion, MappingContext};
-use eddy::record::{Batch, EventSource, KinesisRecord, Records};
+use eddy::record::Batch;
 use eddy::runtime::{InvokeRequest, LoadedComponent, Runtime, RuntimeConfig};
 use eddy::source::local::{self, LocalSource, PutRecord};
 use eddy::status::StatusBoard;
@@ -187,48 +187,40 @@ async fn time_loop(
     }
 }
 
+/// The same batch as the host's type and as the guest SDK's type: the two are
+/// generated from one WIT record, so one macro builds either.
+macro_rules! batch {
+    ($types:ident, $size:expr) => {
+        $types::Batch {
+            event_source: $types::EventSource::Kinesis,
+            event_source_arn: local::stream_arn("bench"),
+            aws_region: "local".into(),
+            invoke_identity_arn: String::new(),
+            shard_id: "shardId-000000000000".into(),
+            records: $types::Records::Kinesis(
+                (0..$size)
+                    .map(|i| $types::KinesisRecord {
+                        event_id: format!("shardId-000000000000:{}", i + 1),
+                        partition_key: format!("key-{}", i % 10),
+                        sequence_number: (i + 1).to_string(),
+                        data: DATA.as_bytes().to_vec(),
+                        approximate_arrival_timestamp_ms: 1_700_000_000_000,
+                        encryption_type: None,
+                    })
+                    .collect(),
+            ),
+        }
+    };
+}
+
 fn host_batch(size: usize) -> Batch {
-    Batch {
-        event_source: EventSource::Kinesis,
-        event_source_arn: local::stream_arn("bench"),
-        aws_region: "local".into(),
-        invoke_identity_arn: String::new(),
-        shard_id: "shardId-000000000000".into(),
-        records: Records::Kinesis(
-            (0..size)
-                .map(|i| KinesisRecord {
-                    event_id: format!("shardId-000000000000:{}", i + 1),
-                    partition_key: format!("key-{}", i % 10),
-                    sequence_number: (i + 1).to_string(),
-                    data: DATA.as_bytes().to_vec(),
-                    approximate_arrival_timestamp_ms: 1_700_000_000_000,
-                    encryption_type: None,
-                })
-                .collect(),
-        ),
-    }
+    use eddy::record as host_types;
+    batch!(host_types, size)
 }
 
 fn guest_batch(size: usize) -> eddy_guest::Batch {
-    eddy_guest::Batch {
-        event_source: eddy_guest::EventSource::Kinesis,
-        event_source_arn: local::stream_arn("bench"),
-        aws_region: "local".into(),
-        invoke_identity_arn: String::new(),
-        shard_id: "shardId-000000000000".into(),
-        records: eddy_guest::Records::Kinesis(
-            (0..size)
-                .map(|i| eddy_guest::KinesisRecord {
-                    event_id: format!("shardId-000000000000:{}", i + 1),
-                    partition_key: format!("key-{}", i % 10),
-                    sequence_number: (i + 1).to_string(),
-                    data: DATA.as_bytes().to_vec(),
-                    approximate_arrival_timestamp_ms: 1_700_000_000_000,
-                    encryption_type: None,
-                })
-                .collect(),
-        ),
-    }
+    use eddy_guest as guest_types;
+    batch!(guest_types, size)
 }
 
 fn percentile(times: &[Duration], p: usize) -> Duration {

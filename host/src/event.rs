@@ -279,16 +279,20 @@ pub fn decode(json: &str) -> Result<Batch, DecodeError> {
     }
 }
 
-fn decode_kinesis(raw: &[&RawValue]) -> Result<Batch, DecodeError> {
-    let mut records = Vec::with_capacity(raw.len());
-    let mut batch = Batch {
-        event_source: EventSource::Kinesis,
+fn empty_batch(event_source: EventSource, records: Records) -> Batch {
+    Batch {
+        event_source,
         event_source_arn: String::new(),
         aws_region: String::new(),
         invoke_identity_arn: String::new(),
         shard_id: String::new(),
-        records: Records::Kinesis(Vec::new()),
-    };
+        records,
+    }
+}
+
+fn decode_kinesis(raw: &[&RawValue]) -> Result<Batch, DecodeError> {
+    let mut records = Vec::with_capacity(raw.len());
+    let mut batch = empty_batch(EventSource::Kinesis, Records::Kinesis(Vec::new()));
     for (index, value) in raw.iter().enumerate() {
         let bad = |message: String| DecodeError::Record { index, message };
         let r: KinesisEventRecord =
@@ -317,14 +321,7 @@ fn decode_kinesis(raw: &[&RawValue]) -> Result<Batch, DecodeError> {
 
 fn decode_dynamodb(raw: &[&RawValue]) -> Result<Batch, DecodeError> {
     let mut records = Vec::with_capacity(raw.len());
-    let mut batch = Batch {
-        event_source: EventSource::Dynamodb,
-        event_source_arn: String::new(),
-        aws_region: String::new(),
-        invoke_identity_arn: String::new(),
-        shard_id: String::new(),
-        records: Records::Dynamodb(Vec::new()),
-    };
+    let mut batch = empty_batch(EventSource::Dynamodb, Records::Dynamodb(Vec::new()));
     for (index, value) in raw.iter().enumerate() {
         let bad = |message: String| DecodeError::Record { index, message };
         let r: DynamodbEventRecordIn =
