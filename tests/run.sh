@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: builds the example handlers into components, builds
 # the host, then runs every unit and end-to-end test (release builds: the tests
-# compile and run real components, which a debug wasmtime does slowly).
+# compile and run real components, which a debug wasmtime does slowly). The last
+# line sums up every test binary's results.
 #
 #   tests/run.sh                 # everything
 #   tests/run.sh --test mapping  # extra arguments go to `cargo test`
@@ -11,4 +12,13 @@ cd "$root"
 
 examples/build.sh
 cargo build --release --locked -p eddy-host
-cargo test --release --locked --workspace "$@"
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --release --locked --workspace "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+sum() { grep -E '^test result:' "$log" | grep -oE "[0-9]+ $1" | awk '{n += $1} END {print n + 0}'; }
+echo "tests: $(sum passed) passed, $(sum failed) failed, $(sum ignored) skipped"
+exit "$status"
