@@ -120,6 +120,9 @@ fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
         pool.max_tables_per_component(64);
         pool.max_memories_per_component(8);
         pool.table_elements(1 << 20);
+        // Return freed slots' pages to the kernel in batches: one madvise (and one
+        // round of TLB shootdowns across cores) per batch rather than per instance.
+        pool.decommit_batch_size(16);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     c
