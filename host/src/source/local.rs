@@ -137,7 +137,9 @@ pub fn put(conn: &mut Connection, stream: &str, records: &[PutRecord]) -> anyhow
     let mut results = Vec::with_capacity(records.len());
     {
         let mut next_seq = tx.prepare_cached(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM records WHERE stream = ?1 AND shard = ?2",
+            "INSERT INTO shard_sequences (stream, shard, last_seq) VALUES (?1, ?2, 1)
+             ON CONFLICT (stream, shard) DO UPDATE SET last_seq = last_seq + 1
+             RETURNING last_seq",
         )?;
         let mut insert = tx.prepare_cached(
             "INSERT INTO records (stream, shard, seq, partition_key, data, arrival_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -206,11 +208,9 @@ impl StreamSource for LocalSource {
                 .parse()
                 .with_context(|| format!("checkpoint {seq:?} is not a local sequence number"))?,
             Position::TrimHorizon => 0,
-            Position::Latest => conn.query_row(
-                "SELECT COALESCE(MAX(seq), 0) FROM records WHERE stream = ?1 AND shard = ?2",
-                params![self.stream, index],
-                |row| row.get(0),
-            )?,
+            Position::Latest => last_sequence(&conn, &self.stream, index)?,
+            // A time still to come: every record from now on arrives after it.
+            Position::AtTimestamp(ms) if ms > now_ms() => last_sequence(&conn, &self.stream, index)?,
             Position::AtTimestamp(ms) => conn.query_row(
                 "SELECT COALESCE(MAX(seq), 0) FROM records WHERE stream = ?1 AND shard = ?2 AND arrival_ms < ?3",
                 params![self.stream, index, ms as i64],
@@ -227,6 +227,18 @@ impl StreamSource for LocalSource {
             poll_interval: self.poll_interval,
         }))
     }
+}
+
+/// The last sequence number a shard gave out (0 before its first record).
+fn last_sequence(conn: &Connection, stream: &str, shard: u32) -> anyhow::Result<i64> {
+    Ok(conn
+        .query_row(
+            "SELECT last_seq FROM shard_sequences WHERE stream = ?1 AND shard = ?2",
+            params![stream, shard],
+            |row| row.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
 }
 
 struct LocalShardReader {
@@ -335,6 +347,33 @@ mod tests {
         assert_eq!(at.read(10).await.expect("read").len(), 5);
         let mut future = source.open("shardId-000000000000", Position::AtTimestamp(now_ms() + 60_000)).await.expect("open");
         assert!(future.read(10).await.expect("read").is_empty());
+        assert_eq!(future.position(), "5");
+    }
+
+    #[test]
+    fn trim_drops_records_past_retention_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedStore::open(dir.path()).expect("open");
+        let mut conn = store.connect().expect("connect");
+        create(&conn, "short", 1, 1).expect("create");
+        create(&conn, "long", 1, 48).expect("create");
+        let two = [PutRecord { partition_key: "k".into(), data: b"a".to_vec() },
+                   PutRecord { partition_key: "k".into(), data: b"b".to_vec() }];
+        put(&mut conn, "short", &two).expect("put");
+        put(&mut conn, "long", &two).expect("put");
+        // Make the first record of each stream two hours old.
+        conn.execute("UPDATE records SET arrival_ms = arrival_ms - 7200000 WHERE seq = 1", []).expect("age");
+        assert_eq!(trim(&conn).expect("trim"), 1, "only the short stream's old record goes");
+        let left: Vec<(String, i64)> = conn
+            .prepare("SELECT stream, seq FROM records ORDER BY stream, seq").expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("query")
+            .collect::<Result<_, _>>().expect("rows");
+        assert_eq!(left, [("long".to_owned(), 1), ("long".to_owned(), 2), ("short".to_owned(), 2)]);
+        // Sequence numbers keep increasing after a trim, even one that empties a shard.
+        conn.execute("UPDATE records SET arrival_ms = 0 WHERE stream = 'short'", []).expect("age");
+        assert_eq!(trim(&conn).expect("trim"), 1);
+        let next = put(&mut conn, "short", &two[..1]).expect("put");
+        assert_eq!(next[0].sequence_number, "3");
     }
 
     #[test]

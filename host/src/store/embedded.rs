@@ -33,6 +33,14 @@ CREATE TABLE IF NOT EXISTS records (
     arrival_ms    INTEGER NOT NULL,
     PRIMARY KEY (stream, shard, seq)
 ) WITHOUT ROWID;
+-- The last sequence number given out per shard: kept apart from the records so
+-- that numbers keep increasing after retention has trimmed a shard empty.
+CREATE TABLE IF NOT EXISTS shard_sequences (
+    stream   TEXT NOT NULL,
+    shard    INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    PRIMARY KEY (stream, shard)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (
     function        TEXT NOT NULL,
     source          TEXT NOT NULL,
