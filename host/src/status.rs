@@ -123,11 +123,11 @@ impl StatusBoard {
     /// A new shard entry for a function's mapping.
     pub fn add_shard(&self, function: &str, shard: &str) -> ShardHandle {
         let handle = Arc::new(Mutex::new(ShardStatus { shard: shard.to_owned(), ..Default::default() }));
-        if let Ok(mut functions) = self.functions.lock() {
-            if let Some(entry) = functions.get_mut(function) {
-                entry.shards.retain(|s| s.lock().map(|s| s.shard != shard).unwrap_or(false));
-                entry.shards.push(Arc::clone(&handle));
-            }
+        if let Ok(mut functions) = self.functions.lock()
+            && let Some(entry) = functions.get_mut(function)
+        {
+            entry.shards.retain(|s| s.lock().map(|s| s.shard != shard).unwrap_or(false));
+            entry.shards.push(Arc::clone(&handle));
         }
         handle
     }
@@ -151,7 +151,8 @@ impl StatusBoard {
 pub fn prometheus(functions: &[FunctionStatus]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let metrics: [(&str, &str, fn(&ShardStatus) -> u64); 6] = [
+    type Metric = (&'static str, &'static str, fn(&ShardStatus) -> u64);
+    let metrics: [Metric; 6] = [
         ("eddy_invocations_total", "Invocations of the function, retries included.", |s| s.invocations),
         ("eddy_failed_invocations_total", "Invocations that ended in a function error or a failed batch.", |s| s.failed_invocations),
         ("eddy_records_processed_total", "Records the function finished with.", |s| s.records_processed),
