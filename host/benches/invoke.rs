@@ -174,8 +174,7 @@ async fn time_loop(
         version,
         source,
         MappingContext { runtime: Arc::clone(runtime), store: checkpoints, status: Arc::clone(&status) },
-    )
-    .await?;
+    );
     loop {
         let done: u64 = status.snapshot().iter().flat_map(|f| &f.shards).map(|s| s.records_processed).sum();
         if done >= records as u64 {

@@ -107,6 +107,14 @@ impl StatusBoard {
         }
     }
 
+    pub fn clear_error(&self, name: &str) {
+        if let Ok(mut functions) = self.functions.lock()
+            && let Some(entry) = functions.get_mut(name)
+        {
+            entry.status.error = None;
+        }
+    }
+
     /// Forgets every function whose name `keep` rejects.
     pub fn retain_functions(&self, mut keep: impl FnMut(&str) -> bool) {
         if let Ok(mut functions) = self.functions.lock() {

@@ -62,26 +62,54 @@ pub struct MappingContext {
 /// A running mapping; dropping it does not stop it, [`MappingHandle::stop`] does.
 pub struct MappingHandle {
     cancel: CancellationToken,
-    tasks: JoinSet<()>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl MappingHandle {
     /// Stops the mapping: each shard finishes the invocation in flight (and
     /// checkpoints it if it succeeded), then its loop ends.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
         self.cancel.cancel();
-        while self.tasks.join_next().await.is_some() {}
+        let _ = self.task.await;
     }
 }
 
-/// Starts one loop per shard of `source` for `function`.
-pub async fn start(
+/// Starts the mapping of `function` on `source`: one loop per shard. Listing the
+/// shards is retried until it succeeds or the mapping is stopped, so a source
+/// that is briefly unreachable delays the mapping rather than failing it.
+pub fn start(function: Arc<FunctionVersion>, source: Arc<dyn StreamSource>, context: MappingContext) -> MappingHandle {
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(run_mapping(function, source, context, cancel.clone()));
+    MappingHandle { cancel, task }
+}
+
+async fn run_mapping(
     function: Arc<FunctionVersion>,
     source: Arc<dyn StreamSource>,
     context: MappingContext,
-) -> anyhow::Result<MappingHandle> {
-    let shards = source.list_shards().await?;
-    let cancel = CancellationToken::new();
+    cancel: CancellationToken,
+) {
+    let mut failed = false;
+    let shards = loop {
+        match source.list_shards().await {
+            Ok(shards) => {
+                if failed {
+                    context.status.clear_error(&function.name);
+                }
+                break shards;
+            }
+            Err(error) => {
+                let message = format!("cannot list the source's shards: {error:#}");
+                tracing::error!(function = %function.name, "{message}; retrying");
+                context.status.set_error(&function.name, crate::status::FunctionState::Running, message);
+                failed = true;
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(RESTART_DELAY) => {}
+                }
+            }
+        }
+    };
     let mut tasks = JoinSet::new();
     for shard in shards {
         let status = context.status.add_shard(&function.name, &shard);
@@ -100,7 +128,7 @@ pub async fn start(
         };
         tasks.spawn(shard_loop.run());
     }
-    Ok(MappingHandle { cancel, tasks })
+    while tasks.join_next().await.is_some() {}
 }
 
 struct ShardLoop {

@@ -114,7 +114,7 @@ impl Supervisor {
         self.stop().await;
         self.context.status.set_function(status, true);
         if enabled {
-            self.running = Some(mapping::start(version, source, self.context.clone()).await?);
+            self.running = Some(mapping::start(version, source, self.context.clone()));
         }
         Ok(())
     }
