@@ -1,4 +1,4 @@
-//! Write [Eddy](https://github.com/) stream handlers in Rust.
+//! Write Eddy stream handlers in Rust.
 //!
 //! A handler is a type that implements [`TypedHandler`] (records lowered straight
 //! into the guest: Kinesis `data` arrives as raw bytes) or [`JsonHandler`] (Lambda's
