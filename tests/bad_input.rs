@@ -125,3 +125,32 @@ fn trapping_looping_and_hoarding_handlers_fail_alone() {
         .expect("text");
     assert!(metrics.contains("eddy_function_errors_total{function=\"loop\",shard=\"shardId-000000000000\",kind=\"timeout\"} 2"), "{metrics}");
 }
+
+#[test]
+fn throttles_are_retried_without_counting_as_attempts() {
+    let ws = Workspace::new();
+    ws.create_stream("busy", 1);
+    ws.create_stream("s", 1);
+    // One instance slot: while `busy` loops in it, `healthy` is throttled.
+    ws.write_manifest("busy", &format!("Timeout = 2\n{}", manifest("busy", "")));
+    ws.write_component("busy", "hostile");
+    ws.deploy("healthy", "inspect", &manifest("s", "MaximumRetryAttempts = 0"));
+    let host = Host::start_with(&ws, &["--max-instances", "1"]);
+    host.wait_state("busy", "running");
+    host.wait_state("healthy", "running");
+    host.put("busy", "k", &["loop".to_owned()]);
+    // After its first timeout the loop is retried 100 ms later, and holds the slot
+    // for two more seconds: put the healthy record in that window.
+    wait_for("the loop's first timeout", || {
+        host.lines().iter().any(|l| l["fields"]["message"].as_str().is_some_and(|m| m.contains("timed out"))).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    host.put("s", "k", &["n-1".to_owned()]);
+    let f = wait_for("the healthy record despite throttling", || {
+        host.function("healthy").filter(|f| shard_total(f, "records_processed") == 1)
+    });
+    let shard = &f["shards"][0];
+    assert!(shard["errors_by_kind"]["throttled"].as_u64().unwrap_or(0) >= 1, "it was throttled: {f}");
+    assert_eq!(shard["records_discarded"], 0, "with MaximumRetryAttempts = 0, only throttles can explain the retry: {f}");
+    assert_eq!(healthy_count(&host), 1);
+}

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::manifest::{Manifest, StartingPosition};
 use crate::record::{Batch, Records};
-use crate::runtime::{InvokeRequest, LoadedComponent, Runtime};
+use crate::runtime::{InvokeError, InvokeRequest, LoadedComponent, Runtime};
 use crate::source::{Position, StreamSource};
 use crate::status::{ShardHandle, StatusBoard};
 use crate::store::{CheckpointKey, CheckpointStore, now_ms};
@@ -269,7 +269,12 @@ impl ShardLoop {
                 }
             }
 
-            retries += 1;
+            // Throttles never reached the function: as in Lambda, they are retried
+            // without counting against MaximumRetryAttempts.
+            let throttled = matches!(result, Err(InvokeError::Throttled(_)));
+            if !throttled {
+                retries += 1;
+            }
             if config.maximum_retry_attempts.is_some_and(|max| retries > max) {
                 let (first, last) = (
                     batch.records.sequence_number(0).unwrap_or_default().to_owned(),

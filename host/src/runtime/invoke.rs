@@ -54,6 +54,9 @@ pub enum InvokeError {
     Trap(String),
     #[error("the handler could not be instantiated: {0}")]
     Instantiate(String),
+    /// Every instance slot was busy: the function was never reached.
+    #[error("throttled: every instance slot is busy ({0}); raise --max-instances")]
+    Throttled(String),
 }
 
 impl InvokeError {
@@ -65,6 +68,7 @@ impl InvokeError {
             InvokeError::OutOfMemory(_) => "out_of_memory",
             InvokeError::Trap(_) => "trap",
             InvokeError::Instantiate(_) => "instantiate",
+            InvokeError::Throttled(_) => "throttled",
         }
     }
 }
@@ -282,6 +286,9 @@ impl std::fmt::Display for Instantiating {
 fn classify(error: wasmtime::Error) -> InvokeError {
     if let Some(timeout) = error.downcast_ref::<TimedOut>() {
         return InvokeError::Timeout(timeout.0);
+    }
+    if let Some(limit) = error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+        return InvokeError::Throttled(limit.to_string());
     }
     if let Some(memory) = error.downcast_ref::<MemoryLimitExceeded>() {
         return InvokeError::OutOfMemory(memory.to_string());
