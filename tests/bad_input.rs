@@ -10,9 +10,7 @@ fn healthy_count(host: &Host) -> usize {
 
 #[test]
 fn broken_modules_and_manifests_are_reported_and_fixing_them_brings_them_up() {
-    let ws = Workspace::new();
-    ws.create_stream("s", 1);
-    ws.deploy("healthy", "inspect", &manifest("s", ""));
+    let ws = Workspace::with_function("s", 1, "healthy", "inspect", "");
     let host = Host::start(&ws);
     host.wait_state("healthy", "running");
 
@@ -69,9 +67,7 @@ fn broken_modules_and_manifests_are_reported_and_fixing_them_brings_them_up() {
 
 #[test]
 fn a_bad_new_version_leaves_the_running_one_in_place() {
-    let ws = Workspace::new();
-    ws.create_stream("s", 1);
-    ws.deploy("healthy", "inspect", &manifest("s", ""));
+    let ws = Workspace::with_function("s", 1, "healthy", "inspect", "");
     let host = Host::start(&ws);
     let running = host.wait_state("healthy", "running");
     atomic_write(&ws.functions().join("healthy.wasm"), b"garbage");

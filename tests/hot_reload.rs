@@ -40,9 +40,7 @@ fn produce(host: &Host, stream: &'static str, stop: Arc<AtomicBool>) -> std::thr
 
 #[test]
 fn add_replace_and_remove_while_records_flow() {
-    let ws = Workspace::new();
-    ws.create_stream("flow", 1);
-    ws.deploy("first", "inspect", &manifest("flow", "BatchSize = 10"));
+    let ws = Workspace::with_function("flow", 1, "first", "inspect", "BatchSize = 10");
     let host = Host::start(&ws);
     host.wait_state("first", "running");
     let stop = Arc::new(AtomicBool::new(false));
@@ -118,9 +116,7 @@ fn a_component_copied_slowly_is_loaded_only_when_complete() {
 
 #[test]
 fn a_manifest_change_swaps_in_after_the_batch_in_flight_and_keeps_the_checkpoint() {
-    let ws = Workspace::new();
-    ws.create_stream("s", 1);
-    ws.deploy("f", "inspect", &manifest("s", "BatchSize = 1"));
+    let ws = Workspace::with_function("s", 1, "f", "inspect", "BatchSize = 1");
     let host = Host::start(&ws);
     host.wait_state("f", "running");
     host.put("s", "k", &(0..5).map(|i| format!("n-{i}")).collect::<Vec<_>>());

@@ -29,9 +29,7 @@ fn texts(prefix: &str, n: usize) -> Vec<String> {
 
 #[test]
 fn records_reach_the_handler_in_order_per_shard() {
-    let ws = Workspace::new();
-    ws.create_stream("orders", 4);
-    ws.deploy("inspect", "inspect", &manifest("orders", "BatchSize = 7"));
+    let ws = Workspace::with_function("orders", 4, "inspect", "inspect", "BatchSize = 7");
     let host = Host::start(&ws);
     host.wait_state("inspect", "running");
     let keys = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"];
@@ -87,9 +85,7 @@ fn batches(host: &Host, function: &str) -> Vec<(u64, u64, u64, u64)> {
 
 #[test]
 fn a_reported_failure_is_retried_with_everything_after_it_and_nothing_before() {
-    let ws = Workspace::new();
-    ws.create_stream("sales", 1);
-    ws.deploy("totals", "totals", &manifest("sales", "FunctionResponseTypes = [\"ReportBatchItemFailures\"]\nMaximumBatchingWindowInSeconds = 1"));
+    let ws = Workspace::with_function("sales", 1, "totals", "totals", "FunctionResponseTypes = [\"ReportBatchItemFailures\"]\nMaximumBatchingWindowInSeconds = 1");
     let host = Host::start(&ws);
     host.wait_state("totals", "running");
     // Sequence numbers 1..=6; record 4 is not JSON, so totals fails it.
@@ -117,9 +113,7 @@ fn a_reported_failure_is_retried_with_everything_after_it_and_nothing_before() {
 
 #[test]
 fn retries_run_out_after_maximum_retry_attempts_and_the_shard_moves_on() {
-    let ws = Workspace::new();
-    ws.create_stream("sales", 1);
-    ws.deploy("totals", "totals", &manifest("sales", "FunctionResponseTypes = [\"ReportBatchItemFailures\"]\nMaximumRetryAttempts = 2"));
+    let ws = Workspace::with_function("sales", 1, "totals", "totals", "FunctionResponseTypes = [\"ReportBatchItemFailures\"]\nMaximumRetryAttempts = 2");
     let host = Host::start(&ws);
     host.wait_state("totals", "running");
     host.put("sales", "k", &["oops".to_owned()]);
@@ -135,9 +129,7 @@ fn retries_run_out_after_maximum_retry_attempts_and_the_shard_moves_on() {
 
 #[test]
 fn a_crash_repeats_at_most_the_batch_in_flight_and_loses_nothing() {
-    let ws = Workspace::new();
-    ws.create_stream("events", 2);
-    ws.deploy("inspect", "inspect", &manifest("events", "BatchSize = 10"));
+    let ws = Workspace::with_function("events", 2, "inspect", "inspect", "BatchSize = 10");
     let host = Host::start(&ws);
     host.wait_state("inspect", "running");
     let first: Vec<String> = texts("a", 40);

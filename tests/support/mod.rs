@@ -73,6 +73,14 @@ impl Workspace {
         Workspace { dir }
     }
 
+    /// A workspace with one local stream of `shards` shards and one function on it.
+    pub fn with_function(stream: &str, shards: u32, function: &str, component_name: &str, manifest_extra: &str) -> Workspace {
+        let ws = Workspace::new();
+        ws.create_stream(stream, shards);
+        ws.deploy(function, component_name, &manifest(stream, manifest_extra));
+        ws
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
