@@ -83,6 +83,29 @@ pub use bindings::eddy::handler::types::{
 pub use batch::{process_dynamodb, process_kinesis};
 pub use record::{DynamodbRecordExt, KinesisRecordExt};
 
+impl Records {
+    /// How many records the batch holds.
+    pub fn len(&self) -> usize {
+        match self {
+            Records::Kinesis(r) => r.len(),
+            Records::Dynamodb(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The first and last sequence numbers of the batch, if it has records.
+    pub fn sequence_range(&self) -> Option<(&str, &str)> {
+        let (first, last) = match self {
+            Records::Kinesis(r) => (r.first()?.sequence_number.as_str(), r.last()?.sequence_number.as_str()),
+            Records::Dynamodb(r) => (r.first()?.sequence_number.as_str(), r.last()?.sequence_number.as_str()),
+        };
+        Some((first, last))
+    }
+}
+
 /// Milliseconds left before this invocation times out.
 pub fn remaining_time_ms() -> u64 {
     #[cfg(target_arch = "wasm32")]

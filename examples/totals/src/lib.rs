@@ -26,11 +26,11 @@ impl TypedHandler for Totals {
         });
         // Keys borrow from the batch, so the totals are logged before it is dropped.
         let summary: Vec<String> = totals.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let (first, last) = sequence_range(&batch);
+        let (first, last) = batch.records.sequence_range().unwrap_or_default();
         info!(
             "{}: {} records ({first}..{last}) on {}, {} failed; totals {}",
             context.function_name,
-            batch_len(&batch),
+            batch.records.len(),
             batch.shard_id,
             response.batch_item_failures.len(),
             summary.join(" ")
@@ -39,25 +39,43 @@ impl TypedHandler for Totals {
     }
 }
 
-/// The first and last sequence numbers of the batch.
-fn sequence_range(batch: &Batch) -> (&str, &str) {
-    match &batch.records {
-        Records::Kinesis(r) => (
-            r.first().map_or("", |r| r.sequence_number.as_str()),
-            r.last().map_or("", |r| r.sequence_number.as_str()),
-        ),
-        Records::Dynamodb(r) => (
-            r.first().map_or("", |r| r.sequence_number.as_str()),
-            r.last().map_or("", |r| r.sequence_number.as_str()),
-        ),
-    }
-}
-
-fn batch_len(batch: &Batch) -> usize {
-    match &batch.records {
-        Records::Kinesis(r) => r.len(),
-        Records::Dynamodb(r) => r.len(),
-    }
-}
-
 eddy_guest::export_typed_handler!(Totals);
+
+// Compiled natively, the handler is a plain type: its logic is tested with `cargo test`.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eddy_guest::{EventSource, KinesisRecord};
+
+    fn record(seq: &str, data: &str) -> KinesisRecord {
+        KinesisRecord {
+            event_id: format!("shardId-000000000000:{seq}"),
+            partition_key: "k".into(),
+            sequence_number: seq.into(),
+            data: data.as_bytes().to_vec(),
+            approximate_arrival_timestamp_ms: 0,
+            encryption_type: None,
+        }
+    }
+
+    #[test]
+    fn records_that_are_not_sales_are_batch_item_failures() {
+        eddy_guest::log::set_native_output(false);
+        let batch = Batch {
+            event_source: EventSource::Kinesis,
+            event_source_arn: String::new(),
+            aws_region: String::new(),
+            invoke_identity_arn: String::new(),
+            shard_id: "shardId-000000000000".into(),
+            records: Records::Kinesis(vec![
+                record("1", r#"{"amount": 2}"#),
+                record("2", "oops"),
+                record("3", r#"{"amount": 1.5}"#),
+                record("4", r#"{"price": 1}"#),
+            ]),
+        };
+        let context = Context { function_name: "t".into(), request_id: "r".into(), deadline_ms: 0, memory_limit_mb: 128 };
+        let response = Totals::handle(batch, context).expect("handled");
+        assert_eq!(response.batch_item_failures, ["2", "4"]);
+    }
+}
