@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::mapping::MappingContext;
@@ -47,6 +47,7 @@ struct Seen {
 
 struct Deployed {
     commands: mpsc::UnboundedSender<Option<FunctionFiles>>,
+    supervisor: JoinHandle<()>,
     /// The files last read and handed to the supervisor: as the scan saw them, and
     /// by content digest.
     seen: (Seen, Seen),
@@ -57,13 +58,17 @@ struct Deployed {
 pub async fn watch(config: RegistryConfig, context: MappingContext, cancel: CancellationToken) {
     let mut previous: HashMap<PathBuf, Seen> = HashMap::new();
     let mut deployed: BTreeMap<String, Deployed> = BTreeMap::new();
-    let mut supervisors = JoinSet::new();
+    // Supervisors told to stop that may still be finishing a batch, by name: a
+    // function put back before its old supervisor is done waits for it, so two
+    // mappings never read the same shards at once.
+    let mut retiring: HashMap<String, JoinHandle<()>> = HashMap::new();
     let mut warned_missing_dir = false;
     loop {
         match scan(&config.functions_dir) {
             Ok(current) => {
                 warned_missing_dir = false;
-                reconcile(&config, &context, &previous, &current, &mut deployed, &mut supervisors);
+                retiring.retain(|_, task| !task.is_finished());
+                reconcile(&config, &context, &previous, &current, &mut deployed, &mut retiring);
                 previous = current;
             }
             Err(error) if !warned_missing_dir => {
@@ -81,7 +86,9 @@ pub async fn watch(config: RegistryConfig, context: MappingContext, cancel: Canc
     for d in deployed.values() {
         let _ = d.commands.send(None);
     }
-    while supervisors.join_next().await.is_some() {}
+    for task in deployed.into_values().map(|d| d.supervisor).chain(retiring.into_values()) {
+        let _ = task.await;
+    }
 }
 
 fn scan(dir: &Path) -> std::io::Result<HashMap<PathBuf, Seen>> {
@@ -109,7 +116,7 @@ fn reconcile(
     previous: &HashMap<PathBuf, Seen>,
     current: &HashMap<PathBuf, Seen>,
     deployed: &mut BTreeMap<String, Deployed>,
-    supervisors: &mut JoinSet<()>,
+    retiring: &mut HashMap<String, JoinHandle<()>>,
 ) {
     // Function names are the stems of the files present.
     let mut names: BTreeMap<String, (Option<&PathBuf>, Option<&PathBuf>)> = BTreeMap::new();
@@ -135,6 +142,7 @@ fn reconcile(
         if let Some(d) = deployed.remove(&name) {
             tracing::info!(function = %name, "function removed from the folder; stopping it");
             let _ = d.commands.send(None);
+            retiring.insert(name.clone(), d.supervisor);
         }
         context.status.remove_function(&name);
     }
@@ -192,9 +200,10 @@ fn reconcile(
             None => {
                 let (commands, rx) = mpsc::unbounded_channel();
                 let supervisor = Supervisor::new(Arc::from(name.as_str()), config.clone(), context.clone());
-                supervisors.spawn(supervisor.run(rx));
+                let predecessor = retiring.remove(&name);
+                let supervisor = tokio::spawn(supervisor.run(rx, predecessor));
                 let _ = commands.send(Some(files));
-                deployed.insert(name.clone(), Deployed { commands, seen, sent: digests });
+                deployed.insert(name.clone(), Deployed { commands, supervisor, seen, sent: digests });
             }
         }
     }

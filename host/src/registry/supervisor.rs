@@ -52,8 +52,16 @@ impl Supervisor {
     }
 
     /// Deploys each version sent, until `None` (removal or shutdown) or the sender
-    /// goes away; then stops the mapping.
-    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Option<FunctionFiles>>) {
+    /// goes away; then stops the mapping. A `predecessor` (the supervisor of the
+    /// same name before a removal) is awaited first.
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Option<FunctionFiles>>,
+        predecessor: Option<tokio::task::JoinHandle<()>>,
+    ) {
+        if let Some(predecessor) = predecessor {
+            let _ = predecessor.await;
+        }
         while let Some(Some(mut files)) = commands.recv().await {
             // Several changes queued while a swap ran: only the newest matters.
             loop {
