@@ -97,7 +97,7 @@ impl Supervisor {
             .with_context(|| format!("{name}.wasm"))?;
         let source = self.source(&manifest.event_source.source)?;
         tracing::info!(function = %name, world = component.world.name(), digest = %&component.digest[..12],
-            compiled = component.compiled, source = %manifest.event_source.source.id(), "loaded");
+            compiled = component.compiled, wasi = component.imports_wasi, source = %manifest.event_source.source.id(), "loaded");
 
         let status = FunctionStatus {
             name: name.to_string(),

@@ -54,7 +54,8 @@ pub struct LoadedComponent {
     pub world: World,
     /// SHA-256 of the component's bytes.
     pub digest: String,
-    /// Whether the component imports WASI, and so needs a WASI context per call.
+    /// Whether the component imports WASI (for the operator's information: the
+    /// WASI context is built on first use either way).
     pub imports_wasi: bool,
     /// Whether this load compiled the component (false: the cache had it).
     pub compiled: bool,

@@ -82,33 +82,34 @@ pub struct HostState {
     deadline: Instant,
     timeout: Duration,
     environment: Arc<[(String, String)]>,
-    /// Built only for components that import WASI.
+    /// Built on first use, so only for components that call WASI.
     wasi: Option<WasiCtx>,
     output: Option<(MemoryOutputPipe, MemoryOutputPipe)>,
     table: ResourceTable,
 }
 
-impl HostState {
-    fn wasi_ctx(&mut self) -> &mut WasiCtx {
-        let (environment, output) = (&self.environment, &mut self.output);
-        self.wasi.get_or_insert_with(|| {
-            // No preopened directories, no network, no host environment: only the
-            // manifest's variables, and stdout/stderr captured into the log.
-            let stdout = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
-            let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
-            let mut builder = WasiCtxBuilder::new();
-            builder
-                .envs(environment)
-                .stdout(stdout.clone())
-                .stderr(stderr.clone())
-                .allow_tcp(false)
-                .allow_udp(false)
-                .allow_ip_name_lookup(false);
-            *output = Some((stdout, stderr));
-            builder.build()
-        })
-    }
+/// The WASI context of an invocation: no preopened directories, no network, no
+/// host environment; only the manifest's variables, and stdout/stderr captured so
+/// they can go to the log.
+fn build_wasi(
+    environment: &[(String, String)],
+    output: &mut Option<(MemoryOutputPipe, MemoryOutputPipe)>,
+) -> WasiCtx {
+    let stdout = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
+    let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .envs(environment)
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    *output = Some((stdout, stderr));
+    builder.build()
+}
 
+impl HostState {
     /// Writes what a WASI guest printed to the log, a line at a time.
     fn flush_output(&mut self) {
         let Some((stdout, stderr)) = self.output.take() else { return };
@@ -124,12 +125,9 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        self.wasi_ctx();
-        WasiCtxView {
-            // `wasi_ctx` has just filled it in.
-            ctx: self.wasi.as_mut().expect("WASI context was just built"),
-            table: &mut self.table,
-        }
+        let HostState { wasi, table, environment, output, .. } = self;
+        let ctx = wasi.get_or_insert_with(|| build_wasi(environment, output));
+        WasiCtxView { ctx, table }
     }
 }
 
@@ -241,9 +239,6 @@ impl Runtime {
             }
             Ok(UpdateDeadline::Yield(1))
         });
-        if component.imports_wasi {
-            store.data_mut().wasi_ctx();
-        }
 
         let outcome = match (&component.pre, input) {
             (HandlerPre::Typed(pre), Input::Typed(batch)) => match pre.instantiate_async(&mut store).await {
