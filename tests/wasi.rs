@@ -1,0 +1,124 @@
+//! A handler that uses WASI: the host links WASI 0.2 locked down, with stdout
+//! captured into the log and only the manifest's environment visible.
+//!
+//! The component is made here from a core module written in WAT that imports
+//! WASI preview1 (as `wasm32-wasip1` compilers emit), with wit-component and the
+//! preview1 adapter of the host's wasmtime version, as `wasm-tools component new
+//! --adapt` would.
+
+use eddy_tests::*;
+
+/// A JSON-world handler that writes "hello from wasi" to stdout, then the value of
+/// the first environment variable it sees (or "no environment"), and answers `{}`.
+const HANDLER: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $environ_sizes_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_get" (func $environ_get (param i32 i32) (result i32)))
+;; 20 pages: the preview1 adapter takes its state (tens of KiB) from cabi_realloc.
+  (memory (export "memory") 20)
+  (global $heap (mut i32) (i32.const 65536))
+  (data (i32.const 16) "hello from wasi\n")
+  (data (i32.const 40) "no environment\n")
+  (data (i32.const 64) "{}")
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $ptr i32)
+    ;; a bump allocator: align up, hand out `size` bytes
+    (local.set $ptr (i32.and (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
+                             (i32.sub (i32.const 0) (local.get 2))))
+    (global.set $heap (i32.add (local.get $ptr) (local.get 3)))
+    (local.get $ptr))
+  (func $print (param $ptr i32) (param $len i32)
+    (i32.store (i32.const 200) (local.get $ptr))
+    (i32.store (i32.const 204) (local.get $len))
+    (drop (call $fd_write (i32.const 1) (i32.const 200) (i32.const 1) (i32.const 208))))
+  (func (export "eddy:handler/json@0.1.0#handle")
+        (param i32 i32 i32 i32 i32 i32 i64 i32) (result i32)
+    (local $entry i32) (local $len i32)
+    (call $print (i32.const 16) (i32.const 16))
+    ;; environ_sizes_get(count at 300, buffer size at 304); environ_get(pointers at 400, strings at 1024)
+    (drop (call $environ_sizes_get (i32.const 300) (i32.const 304)))
+    (if (i32.eqz (i32.load (i32.const 300)))
+      (then (call $print (i32.const 40) (i32.const 15)))
+      (else
+        (drop (call $environ_get (i32.const 400) (i32.const 1024)))
+        ;; print the first "NAME=value" string up to its NUL, then a newline
+        (local.set $entry (i32.load (i32.const 400)))
+        (local.set $len (i32.const 0))
+        (block $done (loop $scan
+          (br_if $done (i32.eqz (i32.load8_u (i32.add (local.get $entry) (local.get $len)))))
+          (local.set $len (i32.add (local.get $len) (i32.const 1)))
+          (br $scan)))
+        (i32.store8 (i32.add (local.get $entry) (local.get $len)) (i32.const 10))
+        (call $print (local.get $entry) (i32.add (local.get $len) (i32.const 1)))))
+    ;; result<string, string>: ok (tag 0), pointer and length of "{}"
+    (i32.store8 (i32.const 80) (i32.const 0))
+    (i32.store (i32.const 84) (i32.const 64))
+    (i32.store (i32.const 88) (i32.const 2))
+    (i32.const 80))
+)
+"#;
+
+fn wasi_component() -> Vec<u8> {
+    let mut module = wat::parse_str(HANDLER).expect("WAT");
+    let mut resolve = wit_parser::Resolve::default();
+    let (package, _) = resolve.push_dir(repo_root().join("wit")).expect("wit/ parses");
+    let world = resolve.select_world(&[package], Some("json-handler")).expect("json-handler world");
+    wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8, false)
+        .expect("metadata");
+    wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(&module)
+        .expect("module")
+        .adapter(
+            "wasi_snapshot_preview1",
+            wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+        )
+        .expect("adapter")
+        .encode()
+        .expect("component")
+}
+
+#[test]
+fn a_wasi_handler_prints_to_the_log_and_sees_only_its_manifests_environment() {
+    let ws = Workspace::new();
+    ws.create_stream("s", 1);
+    ws.write_manifest(
+        "printer",
+        &format!("[Environment.Variables]\nGREETING = \"hi there\"\n{}", manifest("s", "")),
+    );
+    atomic_write(&ws.functions().join("printer.wasm"), &wasi_component());
+    let host = Host::start_with(&ws, &[]);
+    host.wait_state("printer", "running");
+    host.put("s", "k", &["x".to_owned()]);
+    let stdout = wait_for("the handler's stdout in the log", || {
+        let lines: Vec<String> = host
+            .lines()
+            .iter()
+            .filter(|l| l["target"] == "handler" && l["fields"]["stream"] == "stdout" && l["fields"]["function"] == "printer")
+            .filter_map(|l| l["fields"]["message"].as_str().map(str::to_owned))
+            .collect();
+        (lines.len() >= 2).then_some(lines)
+    });
+    assert_eq!(stdout[0], "hello from wasi");
+    // Only the manifest's variable, not the host's environment (which has PATH).
+    assert_eq!(stdout[1], "GREETING=hi there");
+    let f = host.function("printer").expect("printer");
+    assert_eq!(shard_total(&f, "records_processed"), 1, "{f}");
+}
+
+#[test]
+fn without_variables_a_wasi_handler_sees_an_empty_environment() {
+    let ws = Workspace::new();
+    let component = ws.path().join("printer.wasm");
+    std::fs::write(&component, wasi_component()).expect("write");
+    let out = eddy(
+        &["invoke", component.to_str().expect("utf-8"), "--event", fixture("kinesis-event.json").to_str().expect("utf-8")],
+        ws.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}\n{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{}");
+    assert!(stderr.contains("hello from wasi"), "{stderr}");
+    assert!(stderr.contains("no environment"), "{stderr}");
+}
