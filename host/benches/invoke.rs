@@ -7,7 +7,9 @@
 //!    and 1000, next to the same handler compiled natively and called in-process
 //!    (the limit: no sandbox, no copy into guest memory beyond a clone);
 //! 2. records per second through the whole loop (read from the embedded stream,
-//!    batch, invoke, checkpoint) on a 4-shard stream of 100,000 records.
+//!    batch, invoke, checkpoint) on a 4-shard stream of 100,000 records, with the
+//!    Wasm handler and with the native one (the batch copied into the guest SDK's
+//!    types, as lowering copies it into guest memory).
 //!
 //! Set EDDY_BENCH_RECORDS to change the loop's record count.
 
@@ -16,9 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eddy::manifest::Manifest;
-use eddy::mapping::{self, FunctionVersion, MappingContext};
+use eddy::mapping::{self, FunctionVersion, Handler, MappingContext, WasmHandler};
 use eddy::record::Batch;
-use eddy::runtime::{InvokeRequest, LoadedComponent, Runtime, RuntimeConfig};
+use eddy::runtime::{HandlerResponse, InvokeError, InvokeRequest, LoadedComponent, Runtime, RuntimeConfig};
 use eddy::source::local::{self, LocalSource, PutRecord};
 use eddy::status::StatusBoard;
 use eddy::store::CheckpointStore;
@@ -68,11 +70,21 @@ fn main() -> anyhow::Result<()> {
 
     let records: usize = std::env::var("EDDY_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     println!("\n## Whole loop on the embedded stream ({records} records, 4 shards, BatchSize 1000)\n");
-    println!("| handler | records/s | elapsed |");
-    println!("|---|---:|---:|");
+    println!("| handler | wasm records/s | wasm elapsed | native records/s | native elapsed |");
+    println!("|---|---:|---:|---:|---:|");
     for (name, component) in components {
-        let (elapsed, n) = rt.block_on(time_loop(&runtime, component, name, records))?;
-        println!("| {name} | {:.0} | {} |", n as f64 / elapsed.as_secs_f64(), fmt(elapsed));
+        let component = Arc::into_inner(component).ok_or_else(|| anyhow::anyhow!("component still shared"))?;
+        let wasm: Arc<dyn Handler> = Arc::new(WasmHandler { runtime: Arc::clone(&runtime), component });
+        let native: Arc<dyn Handler> = Arc::new(Native { name });
+        let (wasm_elapsed, n) = rt.block_on(time_loop(wasm, name, records))?;
+        let (native_elapsed, m) = rt.block_on(time_loop(native, name, records))?;
+        println!(
+            "| {name} | {:.0} | {} | {:.0} | {} |",
+            n as f64 / wasm_elapsed.as_secs_f64(),
+            fmt(wasm_elapsed),
+            m as f64 / native_elapsed.as_secs_f64(),
+            fmt(native_elapsed)
+        );
     }
     Ok(())
 }
@@ -127,12 +139,58 @@ fn time_native(name: &str, batch: &eddy_guest::Batch, iterations: usize) -> Vec<
     times
 }
 
-async fn time_loop(
-    runtime: &Arc<Runtime>,
-    component: Arc<LoadedComponent>,
-    name: &str,
-    records: usize,
-) -> anyhow::Result<(Duration, u64)> {
+/// The example handler compiled natively, as the mapping's handler.
+struct Native {
+    name: &'static str,
+}
+
+#[async_trait::async_trait]
+impl Handler for Native {
+    async fn invoke(&self, batch: &Batch, request: InvokeRequest<'_>) -> Result<HandlerResponse, InvokeError> {
+        let context = eddy_guest::Context {
+            function_name: request.function.to_string(),
+            request_id: request.request_id,
+            deadline_ms: 0,
+            memory_limit_mb: request.memory_mb,
+        };
+        let guest = to_guest(batch);
+        let result = match self.name {
+            "noop" => eddy_example_noop::Noop::handle(guest, context),
+            _ => eddy_example_totals::Totals::handle(guest, context),
+        };
+        result
+            .map(|r| HandlerResponse::Typed(eddy::record::BatchResponse { batch_item_failures: r.batch_item_failures }))
+            .map_err(InvokeError::Handler)
+    }
+}
+
+/// Copies a host batch into the guest SDK's types (Kinesis records only).
+fn to_guest(batch: &Batch) -> eddy_guest::Batch {
+    let records = match &batch.records {
+        eddy::record::Records::Kinesis(records) => records
+            .iter()
+            .map(|r| eddy_guest::KinesisRecord {
+                event_id: r.event_id.clone(),
+                partition_key: r.partition_key.clone(),
+                sequence_number: r.sequence_number.clone(),
+                data: r.data.clone(),
+                approximate_arrival_timestamp_ms: r.approximate_arrival_timestamp_ms,
+                encryption_type: r.encryption_type.clone(),
+            })
+            .collect(),
+        eddy::record::Records::Dynamodb(_) => Vec::new(),
+    };
+    eddy_guest::Batch {
+        event_source: eddy_guest::EventSource::Kinesis,
+        event_source_arn: batch.event_source_arn.clone(),
+        aws_region: batch.aws_region.clone(),
+        invoke_identity_arn: batch.invoke_identity_arn.clone(),
+        shard_id: batch.shard_id.clone(),
+        records: eddy_guest::Records::Kinesis(records),
+    }
+}
+
+async fn time_loop(handler: Arc<dyn Handler>, name: &str, records: usize) -> anyhow::Result<(Duration, u64)> {
     let dir = tempfile::tempdir()?;
     let store = Arc::new(EmbeddedStore::open(dir.path())?);
     let mut conn = store.connect()?;
@@ -146,11 +204,10 @@ async fn time_loop(
         local::put(&mut conn, "bench", &chunk)?;
     }
     let manifest = Manifest::parse("[EventSource]\nType = \"Local\"\nStream = \"bench\"\nBatchSize = 1000\n")?;
-    let component = Arc::into_inner(component).ok_or_else(|| anyhow::anyhow!("component still shared"))?;
     let version = Arc::new(FunctionVersion {
         name: Arc::from(name),
         manifest,
-        component,
+        handler,
         environment: Arc::from(Vec::new()),
         identity_arn: String::new(),
     });
@@ -173,7 +230,7 @@ async fn time_loop(
     let mapping = mapping::start(
         version,
         source,
-        MappingContext { runtime: Arc::clone(runtime), store: checkpoints, status: Arc::clone(&status) },
+        MappingContext { store: checkpoints, status: Arc::clone(&status) },
     );
     loop {
         let done: u64 = status.snapshot().iter().flat_map(|f| &f.shards).map(|s| s.records_processed).sum();

@@ -80,8 +80,9 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
             poll_interval: config.scan_interval,
             local_poll_interval: config.local_poll_interval,
             embedded: Arc::clone(&embedded),
+            runtime,
         },
-        MappingContext { runtime, store: checkpoints, status },
+        MappingContext { store: checkpoints, status },
         shutdown.clone(),
     )
     .await;

@@ -17,6 +17,7 @@
 //! its own shard.
 
 mod batcher;
+pub mod handler;
 pub mod outcome;
 
 use std::sync::Arc;
@@ -27,11 +28,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::manifest::{Manifest, StartingPosition};
 use crate::record::{Batch, Records};
-use crate::runtime::{InvokeError, InvokeRequest, LoadedComponent, Runtime};
+use crate::runtime::{InvokeError, InvokeRequest};
 use crate::source::{Position, StreamSource};
 use crate::status::{ShardHandle, StatusBoard};
 use crate::store::{CheckpointKey, CheckpointStore, now_ms};
 use batcher::Batcher;
+pub use handler::{Handler, WasmHandler};
 use outcome::Outcome;
 
 /// The first wait before retrying a failed batch; it doubles up to `MAX_BACKOFF`.
@@ -41,11 +43,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// function error) waits before it starts over from its checkpoint.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
 
-/// One loaded version of a function: its manifest and its component.
+/// One loaded version of a function: its manifest and its handler.
 pub struct FunctionVersion {
     pub name: Arc<str>,
     pub manifest: Manifest,
-    pub component: LoadedComponent,
+    pub handler: Arc<dyn Handler>,
     pub environment: Arc<[(String, String)]>,
     /// `invokeIdentityArn` in the events: the function's execution role.
     pub identity_arn: String,
@@ -54,7 +56,6 @@ pub struct FunctionVersion {
 /// What every shard loop of a mapping shares.
 #[derive(Clone)]
 pub struct MappingContext {
-    pub runtime: Arc<Runtime>,
     pub store: Arc<dyn CheckpointStore>,
     pub status: Arc<StatusBoard>,
 }
@@ -209,10 +210,9 @@ impl ShardLoop {
             let started = Instant::now();
             let iterator_age = last_arrival_ms(&batch.records).map_or(0, |t| now_ms().saturating_sub(t));
             let result = self
-                .context
-                .runtime
+                .function
+                .handler
                 .invoke(
-                    &self.function.component,
                     &batch,
                     InvokeRequest {
                         function: &self.function.name,

@@ -36,6 +36,8 @@ pub struct RegistryConfig {
     /// How often local streams are polled when they have nothing new.
     pub local_poll_interval: Duration,
     pub embedded: Arc<EmbeddedStore>,
+    /// The runtime functions are loaded into.
+    pub runtime: Arc<crate::runtime::Runtime>,
 }
 
 /// A file as the last scan saw it.

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::RegistryConfig;
 use crate::manifest::{Manifest, SourceRef};
-use crate::mapping::{self, FunctionVersion, MappingContext, MappingHandle};
+use crate::mapping::{self, FunctionVersion, MappingContext, MappingHandle, WasmHandler};
 use crate::source::StreamSource;
 use crate::source::local::{self, LocalSource};
 use crate::status::{FunctionState, FunctionStatus};
@@ -89,7 +89,7 @@ impl Supervisor {
     async fn deploy(&mut self, files: FunctionFiles) -> anyhow::Result<()> {
         let name = &self.name;
         let manifest = Manifest::parse(&files.manifest).with_context(|| format!("{name}.toml"))?;
-        let runtime = Arc::clone(&self.context.runtime);
+        let runtime = Arc::clone(&self.config.runtime);
         let wasm = files.wasm;
         let component = tokio::task::spawn_blocking(move || runtime.load(&wasm))
             .await
@@ -114,7 +114,7 @@ impl Supervisor {
             environment: manifest.environment.clone().into(),
             name: Arc::clone(name),
             manifest,
-            component,
+            handler: Arc::new(WasmHandler { runtime: Arc::clone(&self.config.runtime), component }),
         });
 
         // The swap: the old mapping finishes its in-flight batches and checkpoints
