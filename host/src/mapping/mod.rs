@@ -325,3 +325,131 @@ fn last_arrival_ms(records: &Records) -> Option<u64> {
         Records::Dynamodb(r) => r.last().map(|r| r.approximate_creation_date_time_ms),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::record::BatchResponse;
+    use crate::runtime::HandlerResponse;
+    use crate::source::local::{self, LocalSource, PutRecord};
+    use crate::status::{FunctionState, FunctionStatus};
+    use crate::store::embedded::EmbeddedStore;
+
+    /// Answers from a script, one per invocation (success once it runs out), and
+    /// remembers the sequence numbers of every batch it was given.
+    struct Scripted {
+        script: Mutex<VecDeque<Result<Vec<&'static str>, InvokeError>>>,
+        seen: Mutex<Vec<Vec<String>>>,
+    }
+
+    #[async_trait]
+    impl Handler for Scripted {
+        async fn invoke(&self, batch: &Batch, _: InvokeRequest<'_>) -> Result<HandlerResponse, InvokeError> {
+            let seqs = (0..batch.records.len()).filter_map(|i| batch.records.sequence_number(i).map(str::to_owned)).collect();
+            self.seen.lock().unwrap().push(seqs);
+            match self.script.lock().unwrap().pop_front() {
+                Some(Ok(failures)) => Ok(HandlerResponse::Typed(BatchResponse {
+                    batch_item_failures: failures.into_iter().map(str::to_owned).collect(),
+                })),
+                Some(Err(error)) => Err(error),
+                None => Ok(HandlerResponse::Typed(BatchResponse { batch_item_failures: Vec::new() })),
+            }
+        }
+    }
+
+    struct Run {
+        _dir: tempfile::TempDir,
+        store: Arc<EmbeddedStore>,
+        status: Arc<StatusBoard>,
+        handler: Arc<Scripted>,
+    }
+
+    /// Runs a mapping over five records on a one-shard stream until `done` holds.
+    async fn run(extra: &str, script: Vec<Result<Vec<&'static str>, InvokeError>>, done: impl Fn(&crate::status::ShardStatus) -> bool) -> Run {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let mut conn = store.connect().unwrap();
+        local::create(&conn, "s", 1, 24).unwrap();
+        let records: Vec<PutRecord> = (1..=5).map(|i| PutRecord { partition_key: "k".into(), data: vec![i] }).collect();
+        local::put(&mut conn, "s", &records).unwrap();
+        let handler = Arc::new(Scripted { script: Mutex::new(script.into()), seen: Mutex::new(Vec::new()) });
+        let manifest = Manifest::parse(&format!("[EventSource]\nType = \"Local\"\nStream = \"s\"\n{extra}\n")).unwrap();
+        let status = Arc::new(StatusBoard::default());
+        status.set_function(
+            FunctionStatus { name: "f".into(), state: FunctionState::Running, world: None, digest: None, source: None, error: None, shards: Vec::new() },
+            true,
+        );
+        let version = Arc::new(FunctionVersion {
+            name: Arc::from("f"),
+            manifest,
+            handler: handler.clone(),
+            environment: Arc::from(Vec::new()),
+            identity_arn: String::new(),
+        });
+        let source = Arc::new(LocalSource::new(Arc::clone(&store), "s", Duration::from_millis(5)));
+        let store_dyn: Arc<dyn CheckpointStore> = store.clone();
+        let mapping = start(version, source, MappingContext { store: store_dyn, status: Arc::clone(&status) });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let shard = status.snapshot().first().and_then(|f| f.shards.first().cloned());
+            if shard.as_ref().is_some_and(&done) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the mapping did not finish: {shard:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        mapping.stop().await;
+        Run { _dir: dir, store, status, handler }
+    }
+
+    fn seen(run: &Run) -> Vec<Vec<String>> {
+        run.handler.seen.lock().unwrap().clone()
+    }
+
+    async fn checkpoint(run: &Run) -> Option<String> {
+        let key = CheckpointKey { function: "f".into(), source: "local:s".into(), shard: "shardId-000000000000".into() };
+        run.store.get(&key).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_partial_failure_checkpoints_before_the_lowest_failure_and_retries_from_it() {
+        let run = run(
+            "FunctionResponseTypes = [\"ReportBatchItemFailures\"]",
+            vec![Ok(vec!["4", "3"]), Ok(vec!["4"])],
+            |s| s.records_processed == 5,
+        )
+        .await;
+        assert_eq!(seen(&run), [vec!["1", "2", "3", "4", "5"], vec!["3", "4", "5"], vec!["4", "5"]]);
+        assert_eq!(checkpoint(&run).await.as_deref(), Some("5"));
+    }
+
+    #[tokio::test]
+    async fn retries_run_out_after_maximum_retry_attempts() {
+        let error = || Err(InvokeError::Handler("boom".into()));
+        let run = run("MaximumRetryAttempts = 2", vec![error(), error(), error(), error()], |s| s.records_discarded == 5).await;
+        assert_eq!(seen(&run).len(), 3, "one attempt and two retries");
+        assert_eq!(checkpoint(&run).await.as_deref(), Some("5"), "the shard moves past the batch");
+        let shard = run.status.snapshot()[0].shards[0].clone();
+        assert_eq!(shard.errors_by_kind.get("handler_error"), Some(&3));
+    }
+
+    #[tokio::test]
+    async fn throttles_do_not_count_as_attempts() {
+        let throttle = || Err(InvokeError::Throttled("pool full".into()));
+        let run = run("MaximumRetryAttempts = 0", vec![throttle(), throttle(), Ok(vec![])], |s| s.records_processed == 5).await;
+        assert_eq!(seen(&run).len(), 3);
+        assert_eq!(run.status.snapshot()[0].shards[0].records_discarded, 0);
+    }
+
+    #[tokio::test]
+    async fn without_report_batch_item_failures_the_response_is_ignored() {
+        let run = run("", vec![Ok(vec!["3"])], |s| s.records_processed == 5).await;
+        assert_eq!(seen(&run).len(), 1);
+        assert_eq!(checkpoint(&run).await.as_deref(), Some("5"));
+    }
+}
