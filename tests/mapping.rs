@@ -183,3 +183,25 @@ fn latest_skips_what_was_there_before_and_is_pinned_across_restarts() {
     });
     assert_eq!(s.iter().map(|r| r.2.as_str()).collect::<Vec<_>>(), ["new"]);
 }
+
+#[test]
+fn megabyte_records_are_ingested_and_batched_under_the_payload_cap() {
+    let ws = Workspace::with_function("big", 1, "totals", "totals", "FunctionResponseTypes = [\"ReportBatchItemFailures\"]");
+    let host = Host::start(&ws);
+    host.wait_state("totals", "running");
+    // Records of almost 1 MiB (Kinesis's limit), three to a request: about 3 MiB
+    // of request body each.
+    let pad = "x".repeat(1_000_000);
+    let record = format!("{{\"amount\": 1, \"pad\": \"{pad}\"}}");
+    host.put("big", "k", &vec![record.clone(); 3]);
+    host.put("big", "k", &vec![record; 3]);
+    let seen = wait_for("all six records", || {
+        let b = batches(&host, "totals");
+        (b.iter().map(|b| b.2).sum::<u64>() >= 6).then_some(b)
+    });
+    // In Lambda's event JSON each record is about 1.33 MB of base64: at most four
+    // fit in the 6 MB payload, whatever the batch size.
+    assert!(seen.len() >= 2, "{seen:?}");
+    assert!(seen.iter().all(|b| b.2 <= 4 && b.3 == 0), "{seen:?}");
+    assert_eq!(seen.iter().map(|b| b.2).sum::<u64>(), 6, "{seen:?}");
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,6 +26,9 @@ pub struct AdminState {
     pub checkpoints: Arc<dyn CheckpointStore>,
 }
 
+/// The largest ingest request body.
+const INGEST_BODY_LIMIT: usize = 8 << 20;
+
 /// Serves until `cancel` fires.
 pub async fn serve(listener: TcpListener, state: AdminState, cancel: CancellationToken) -> std::io::Result<()> {
     let app = Router::new()
@@ -33,6 +36,8 @@ pub async fn serve(listener: TcpListener, state: AdminState, cancel: Cancellatio
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/streams/{name}/records", post(put_records))
+        // A PutRecords request carries up to 5 MiB of data, base64 in JSON.
+        .layer(DefaultBodyLimit::max(INGEST_BODY_LIMIT))
         .with_state(state);
     axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned()).await
 }
