@@ -49,5 +49,7 @@ mkdir -p "$dist"
 for name in "${examples[@]}"; do
   core="$target_dir/wasm32-unknown-unknown/guest/eddy_example_${name//-/_}.wasm"
   wasm-tools component new "$core" -o "$dist/$name.wasm"
+  # The core module too: the host also accepts it as the compiler wrote it.
+  cp "$core" "$dist/$name.core.wasm"
   echo "built $dist/$name.wasm ($(wc -c <"$dist/$name.wasm") bytes)" >&2
 done

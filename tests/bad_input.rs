@@ -31,7 +31,7 @@ fn broken_modules_and_manifests_are_reported_and_fixing_them_brings_them_up() {
     atomic_write(&functions.join("lonely.toml"), manifest("s", "").as_bytes());
 
     for (name, state, words) in [
-        ("core", "failed", "core WebAssembly module, not a component"),
+        ("core", "failed", "core WebAssembly module without a `component-type` section"),
         ("world", "failed", "a handler must export `eddy:handler/typed@0.1.0`"),
         ("unknown", "failed", "BatchSise"),
         ("range", "failed", "EventSource.BatchSize = 0 is out of range: 1 to 10000"),

@@ -95,7 +95,7 @@ fn what_is_not_a_handler_component_is_refused_with_what_was_expected() {
     };
     let cases = [
         (write("text.wasm", b"hello, not wasm"), "not a WebAssembly file"),
-        (write("core.wasm", &wat::parse_str("(module (func (export \"f\")))").expect("wat")), "core WebAssembly module, not a component"),
+        (write("core.wasm", &wat::parse_str("(module (func (export \"f\")))").expect("wat")), "core WebAssembly module without a `component-type` section"),
         (
             write(
                 "other.wasm",
@@ -117,4 +117,14 @@ fn what_is_not_a_handler_component_is_refused_with_what_was_expected() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(expected), "{}: {stderr}", path.display());
     }
+}
+
+#[test]
+fn a_core_module_built_with_wit_bindgen_is_made_a_component_on_load() {
+    // examples/build.sh keeps the core module as the compiler wrote it, before
+    // `wasm-tools component new`: the host wraps it itself.
+    let (ok, response, log) = invoke(&component("inspect.core"), &fixture("kinesis-event.json"));
+    assert!(ok, "{log}");
+    assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
+    assert!(log.contains("Hello, this is a test."), "{log}");
 }

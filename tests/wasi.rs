@@ -59,16 +59,22 @@ const HANDLER: &str = r#"
 )
 "#;
 
-fn wasi_component() -> Vec<u8> {
+/// The handler as a core module with its world in a `component-type` section, as
+/// wit-bindgen leaves a `wasm32-wasip1` build.
+fn core_module() -> Vec<u8> {
     let mut module = wat::parse_str(HANDLER).expect("WAT");
     let mut resolve = wit_parser::Resolve::default();
     let (package, _) = resolve.push_dir(repo_root().join("wit")).expect("wit/ parses");
     let world = resolve.select_world(&[package], Some("json-handler")).expect("json-handler world");
     wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8, false)
         .expect("metadata");
+    module
+}
+
+fn wasi_component() -> Vec<u8> {
     wit_component::ComponentEncoder::default()
         .validate(true)
-        .module(&module)
+        .module(&core_module())
         .expect("module")
         .adapter(
             "wasi_snapshot_preview1",
@@ -121,4 +127,21 @@ fn without_variables_a_wasi_handler_sees_an_empty_environment() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{}");
     assert!(stderr.contains("hello from wasi"), "{stderr}");
     assert!(stderr.contains("no environment"), "{stderr}");
+}
+
+#[test]
+fn a_preview1_core_module_is_given_the_adapter_on_load() {
+    let ws = Workspace::new();
+    ws.create_stream("s", 1);
+    ws.write_manifest("printer", &manifest("s", ""));
+    atomic_write(&ws.functions().join("printer.wasm"), &core_module());
+    let host = Host::start(&ws);
+    host.wait_state("printer", "running");
+    host.put("s", "k", &["x".to_owned()]);
+    wait_for("the handler's stdout in the log", || {
+        host.lines()
+            .iter()
+            .any(|l| l["fields"]["stream"] == "stdout" && l["fields"]["message"] == "hello from wasi")
+            .then_some(())
+    });
 }

@@ -34,8 +34,9 @@ pub enum LoadError {
     #[error("not a WebAssembly file (it does not start with the `\\0asm` magic bytes)")]
     NotWasm,
     #[error(
-        "this is a core WebAssembly module, not a component; turn it into one with \
-         `wasm-tools component new <module.wasm> -o <component.wasm>`"
+        "this is a core WebAssembly module without a `component-type` section, so it \
+         says nothing of the world it implements; build it with wit-bindgen against \
+         wit/handler.wit, or make it a component yourself with `wasm-tools component new`"
     )]
     CoreModule,
     #[error("the component is invalid: {0}")]
@@ -71,9 +72,11 @@ impl Runtime {
     /// Loads a component from its bytes. This compiles, so it blocks for as long as
     /// that takes (milliseconds to seconds); call it off the async workers.
     pub fn load(&self, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
-        check_header(bytes)?;
+        let kind = check_header(bytes)?;
+        // The cache is keyed by the file as the user gave it: wrapping a core
+        // module is deterministic, and skipped when the cache has the result.
         let digest = cache::content_digest(bytes);
-        let (component, compiled) = self.compile_or_fetch(bytes, &digest)?;
+        let (component, compiled) = self.compile_or_fetch(bytes, kind, &digest)?;
 
         let ty = component.component_type();
         let exports: Vec<String> = ty.exports(&self.engine).map(|(name, _)| name.to_owned()).collect();
@@ -116,9 +119,9 @@ impl Runtime {
         import.starts_with("wasi:") || import.starts_with("eddy:handler/")
     }
 
-    fn compile_or_fetch(&self, bytes: &[u8], digest: &str) -> Result<(Component, bool), LoadError> {
+    fn compile_or_fetch(&self, bytes: &[u8], kind: WasmKind, digest: &str) -> Result<(Component, bool), LoadError> {
         let Some(dir) = &self.cache_dir else {
-            return Ok((compile(&self.engine, bytes)?, true));
+            return Ok((compile(&self.engine, bytes, kind)?, true));
         };
         let artifact = cache::artifact_path(dir, &self.engine, digest);
         if artifact.exists() {
@@ -133,7 +136,7 @@ impl Runtime {
                 ),
             }
         }
-        let component = compile(&self.engine, bytes)?;
+        let component = compile(&self.engine, bytes, kind)?;
         match component.serialize() {
             Ok(serialized) => {
                 if let Err(error) = cache::store(&artifact, &serialized) {
@@ -146,18 +149,29 @@ impl Runtime {
     }
 }
 
-fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> Result<Component, LoadError> {
+fn compile(engine: &wasmtime::Engine, bytes: &[u8], kind: WasmKind) -> Result<Component, LoadError> {
+    let wrapped;
+    let bytes = match kind {
+        WasmKind::Component => bytes,
+        WasmKind::CoreModule => {
+            wrapped = super::componentize::componentize(bytes)?;
+            &wrapped
+        }
+    };
     Component::new(engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))
 }
 
-/// A component's preamble is `\0asm` then a version and a layer: layer 1 is a
+#[derive(Clone, Copy)]
+enum WasmKind {
+    Component,
+    CoreModule,
+}
+
+/// A wasm file's preamble is `\0asm` then a version and a layer: layer 1 is a
 /// component, layer 0 a core module.
-fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+fn check_header(bytes: &[u8]) -> Result<WasmKind, LoadError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return Err(LoadError::NotWasm);
     }
-    if bytes[6..8] == [0, 0] {
-        return Err(LoadError::CoreModule);
-    }
-    Ok(())
+    Ok(if bytes[6..8] == [0, 0] { WasmKind::CoreModule } else { WasmKind::Component })
 }

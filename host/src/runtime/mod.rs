@@ -9,6 +9,7 @@
 pub mod bindings;
 mod cache;
 pub mod component;
+mod componentize;
 pub mod invoke;
 mod limits;
 
