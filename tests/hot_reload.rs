@@ -133,3 +133,16 @@ fn a_manifest_change_swaps_in_after_the_batch_in_flight_and_keeps_the_checkpoint
     });
     assert_eq!(seen, (0..8).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_disabled_mapping_reads_nothing_until_enabled_and_then_resumes() {
+    let ws = Workspace::with_function("s", 1, "f", "inspect", "Enabled = false");
+    let host = Host::start(&ws);
+    host.wait_state("f", "disabled");
+    host.put("s", "k", &(0..3).map(|i| format!("n-{i}")).collect::<Vec<_>>());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(numbers_seen(&host, "f").is_empty(), "a disabled function handles nothing");
+    ws.write_manifest("f", &manifest("s", "Enabled = true"));
+    host.wait_state("f", "running");
+    wait_for("the records put while disabled", || (numbers_seen(&host, "f") == [0, 1, 2]).then_some(()));
+}
