@@ -173,12 +173,14 @@ impl ShardLoop {
             },
         };
         let reader = self.source.open(&self.shard, position.clone()).await?;
-        if checkpoint.is_none() && matches!(position, Position::Latest | Position::AtTimestamp(_)) {
+        let mut shown = checkpoint;
+        if shown.is_none() && matches!(position, Position::Latest | Position::AtTimestamp(_)) {
             // Pin LATEST / AT_TIMESTAMP to where they resolved now, so that a restart
             // does not skip the records that arrive in between.
             store.set(&self.key, reader.position()).await?;
+            shown = Some(reader.position().to_owned());
         }
-        self.update(|s| s.checkpoint = Some(reader.position().to_owned()));
+        self.update(|s| s.checkpoint = shown);
 
         let config = &self.function.manifest.event_source;
         let info = self.source.info();
