@@ -8,7 +8,10 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::record::{Batch, DynamodbEventName, DynamodbRecord, EventSource, KinesisRecord, Records};
+use crate::record::{
+    Batch, DynamodbEventName, DynamodbRecord, EventSource, KinesisRecord, Records, dynamodb_record_event_size,
+    kinesis_record_event_size,
+};
 
 /// Encodes a batch as Lambda's event JSON.
 pub fn encode(batch: &Batch) -> String {
@@ -25,10 +28,10 @@ pub fn encode_pretty(batch: &Batch) -> String {
 }
 
 fn estimate_size(batch: &Batch) -> usize {
-    let per_record = 300 + batch.event_source_arn.len() + batch.invoke_identity_arn.len();
+    let repeated = batch.repeated_fields_len();
     match &batch.records {
-        Records::Kinesis(r) => r.iter().map(|r| r.data.len() * 4 / 3 + per_record + 120).sum(),
-        Records::Dynamodb(r) => r.iter().map(|r| r.size_bytes as usize * 2 + per_record).sum(),
+        Records::Kinesis(r) => r.iter().map(|r| kinesis_record_event_size(r, repeated)).sum(),
+        Records::Dynamodb(r) => r.iter().map(|r| dynamodb_record_event_size(r, repeated)).sum(),
     }
 }
 

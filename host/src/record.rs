@@ -67,14 +67,39 @@ impl DynamodbEventName {
     }
 }
 
-/// The approximate size of a Kinesis record in Lambda's event JSON, which is what
-/// Lambda's 6 MB payload limit counts: base64 data plus the record's fixed fields.
-pub fn kinesis_record_event_size(record: &KinesisRecord, batch_overhead: usize) -> usize {
+/// The approximate size of a record in Lambda's event JSON, which is what Lambda's
+/// 6 MB payload limit counts. `batch_fields` is the length of the fields every
+/// record repeats in the event (`eventSourceARN`, `invokeIdentityArn`, `awsRegion`).
+pub fn kinesis_record_event_size(record: &KinesisRecord, batch_fields: usize) -> usize {
     const FIXED: usize = 300; // field names, quotes and constant values of one record
-    record.data.len().div_ceil(3) * 4
+    record.data.len().div_ceil(3) * 4 // base64
         + record.partition_key.len()
         + record.sequence_number.len()
         + record.event_id.len()
-        + batch_overhead
+        + batch_fields
         + FIXED
+}
+
+/// As [`kinesis_record_event_size`], for a DynamoDB record: its keys and images are
+/// about `SizeBytes` of data, written out as attribute-value JSON.
+pub fn dynamodb_record_event_size(record: &DynamodbRecord, batch_fields: usize) -> usize {
+    const FIXED: usize = 400;
+    record.keys.len()
+        + record.new_image.as_ref().map_or(0, String::len)
+        + record.old_image.as_ref().map_or(0, String::len)
+        + record.event_id.len()
+        + record.sequence_number.len()
+        + batch_fields
+        + FIXED
+}
+
+/// The length of the fields each record of a batch repeats in the event.
+pub fn repeated_fields_len(event_source_arn: &str, invoke_identity_arn: &str, aws_region: &str) -> usize {
+    event_source_arn.len() + invoke_identity_arn.len() + aws_region.len()
+}
+
+impl Batch {
+    pub fn repeated_fields_len(&self) -> usize {
+        repeated_fields_len(&self.event_source_arn, &self.invoke_identity_arn, &self.aws_region)
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::record::{KinesisRecord, Records, kinesis_record_event_size};
+use crate::record::{Records, dynamodb_record_event_size, kinesis_record_event_size};
 use crate::source::ShardReader;
 
 /// Lambda's cap on an invocation's payload.
@@ -18,13 +18,15 @@ pub struct Batcher {
     reader: Box<dyn ShardReader>,
     batch_size: usize,
     window: Duration,
+    /// Length of the fields every record repeats in the event (ARNs, region).
+    repeated_fields: usize,
     /// Records read but left out of the previous batch by the payload cap.
     carry: Option<Records>,
 }
 
 impl Batcher {
-    pub fn new(reader: Box<dyn ShardReader>, batch_size: usize, window: Duration) -> Batcher {
-        Batcher { reader, batch_size, window, carry: None }
+    pub fn new(reader: Box<dyn ShardReader>, batch_size: usize, window: Duration, repeated_fields: usize) -> Batcher {
+        Batcher { reader, batch_size, window, repeated_fields, carry: None }
     }
 
     /// The next batch, or `None` once `cancel` fires.
@@ -32,8 +34,9 @@ impl Batcher {
         let window_end = Instant::now() + self.window;
         let mut batch = self.carry.take();
         loop {
-            let (len, payload) = batch.as_ref().map_or((0, 0), |b| (b.len(), payload_size(b)));
-            if len < self.batch_size && payload < MAX_PAYLOAD_BYTES {
+            let len = batch.as_ref().map_or(0, Records::len);
+            let within_cap = batch.as_ref().is_none_or(|b| over_cap_at(b, self.repeated_fields).is_none());
+            if len < self.batch_size && within_cap {
                 let read = self.reader.read(self.batch_size - len).await?;
                 if !read.is_empty() {
                     batch = Some(match batch.take() {
@@ -46,7 +49,7 @@ impl Batcher {
                 }
             }
             if let Some(b) = batch.as_mut() {
-                if let Some(rest) = split_at_payload_cap(b) {
+                if let Some(rest) = split_at_payload_cap(b, self.repeated_fields) {
                     self.carry = Some(rest);
                     return Ok(batch);
                 }
@@ -77,26 +80,23 @@ fn append(batch: &mut Records, more: Records) {
     }
 }
 
-fn record_sizes(records: &Records) -> Vec<usize> {
+/// The index of the first record that takes the batch's payload past the cap.
+fn over_cap_at(records: &Records, repeated_fields: usize) -> Option<usize> {
+    let mut total = 0;
+    let mut passes = |size: usize| {
+        total += size;
+        total > MAX_PAYLOAD_BYTES
+    };
     match records {
-        Records::Kinesis(r) => r.iter().map(|r: &KinesisRecord| kinesis_record_event_size(r, 200)).collect(),
-        Records::Dynamodb(r) => r.iter().map(|r| r.size_bytes as usize * 2 + 500).collect(),
+        Records::Kinesis(r) => r.iter().position(|r| passes(kinesis_record_event_size(r, repeated_fields))),
+        Records::Dynamodb(r) => r.iter().position(|r| passes(dynamodb_record_event_size(r, repeated_fields))),
     }
-}
-
-fn payload_size(records: &Records) -> usize {
-    record_sizes(records).iter().sum()
 }
 
 /// If the batch's payload passes the cap, cuts it at the last record that fits (at
 /// least one record stays) and returns the rest.
-fn split_at_payload_cap(batch: &mut Records) -> Option<Records> {
-    let mut total = 0;
-    let cut = record_sizes(batch).iter().position(|size| {
-        total += size;
-        total > MAX_PAYLOAD_BYTES
-    })?;
-    let cut = cut.max(1);
+fn split_at_payload_cap(batch: &mut Records, repeated_fields: usize) -> Option<Records> {
+    let cut = over_cap_at(batch, repeated_fields)?.max(1);
     if cut >= batch.len() {
         return None;
     }
@@ -110,6 +110,8 @@ fn split_at_payload_cap(batch: &mut Records) -> Option<Records> {
 mod tests {
     use super::*;
     use async_trait::async_trait;
+
+    use crate::record::KinesisRecord;
 
     /// A reader over a fixed list that hands out at most `per_read` per call.
     struct ListReader {
@@ -149,7 +151,7 @@ mod tests {
     #[tokio::test]
     async fn batch_size_caps_a_batch() {
         let reader = ListReader { records: (1..=25).map(|i| record(i, 10)).collect(), per_read: 100 };
-        let mut b = Batcher::new(Box::new(reader), 10, Duration::ZERO);
+        let mut b = Batcher::new(Box::new(reader), 10, Duration::ZERO, 200);
         let cancel = CancellationToken::new();
         let sizes: Vec<usize> = [
             b.next_batch(&cancel).await.unwrap().unwrap(),
@@ -166,10 +168,10 @@ mod tests {
     async fn a_window_gathers_several_polls() {
         let reader = ListReader { records: (1..=9).map(|i| record(i, 10)).collect(), per_read: 2 };
         let cancel = CancellationToken::new();
-        let mut no_window = Batcher::new(Box::new(reader), 100, Duration::ZERO);
+        let mut no_window = Batcher::new(Box::new(reader), 100, Duration::ZERO, 200);
         assert_eq!(no_window.next_batch(&cancel).await.unwrap().unwrap().len(), 2);
         let reader = ListReader { records: (1..=9).map(|i| record(i, 10)).collect(), per_read: 2 };
-        let mut windowed = Batcher::new(Box::new(reader), 100, Duration::from_millis(200));
+        let mut windowed = Batcher::new(Box::new(reader), 100, Duration::from_millis(200), 200);
         assert_eq!(windowed.next_batch(&cancel).await.unwrap().unwrap().len(), 9);
     }
 
@@ -177,7 +179,7 @@ mod tests {
     async fn the_payload_cap_splits_batches_in_order() {
         // 1 MiB records: base64 makes each about 1.33 MiB, so four fit in 6 MiB.
         let reader = ListReader { records: (1..=10).map(|i| record(i, 1 << 20)).collect(), per_read: 100 };
-        let mut b = Batcher::new(Box::new(reader), 100, Duration::ZERO);
+        let mut b = Batcher::new(Box::new(reader), 100, Duration::ZERO, 200);
         let cancel = CancellationToken::new();
         let first = b.next_batch(&cancel).await.unwrap().unwrap();
         assert_eq!(first.len(), 4);
@@ -192,7 +194,7 @@ mod tests {
     #[tokio::test]
     async fn cancel_ends_an_idle_wait() {
         let reader = ListReader { records: Vec::new(), per_read: 1 };
-        let mut b = Batcher::new(Box::new(reader), 10, Duration::ZERO);
+        let mut b = Batcher::new(Box::new(reader), 10, Duration::ZERO, 200);
         let cancel = CancellationToken::new();
         cancel.cancel();
         assert!(b.next_batch(&cancel).await.unwrap().is_none());

@@ -184,7 +184,8 @@ impl ShardLoop {
 
         let config = &self.function.manifest.event_source;
         let info = self.source.info();
-        let mut batcher = Batcher::new(reader, config.batch_size, config.batching_window);
+        let repeated_fields = crate::record::repeated_fields_len(&info.arn, &self.function.identity_arn, &info.region);
+        let mut batcher = Batcher::new(reader, config.batch_size, config.batching_window, repeated_fields);
         while let Some(records) = batcher.next_batch(&self.cancel).await? {
             let batch = Batch {
                 event_source: info.event_source,
