@@ -4,20 +4,9 @@
 use eddy_tests::*;
 use serde_json::Value;
 
-fn invoke(component_path: &std::path::Path, event: &std::path::Path) -> (bool, Value, String) {
-    let ws = Workspace::new();
-    let out = eddy(
-        &["invoke", component_path.to_str().expect("utf-8"), "--event", event.to_str().expect("utf-8")],
-        ws.path(),
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let response = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
-    (out.status.success(), response, String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
 #[test]
 fn json_world_handler_gets_lambdas_seed_event_and_sees_the_decoded_text() {
-    let (ok, response, log) = invoke(&component("inspect"), &fixture("kinesis-event.json"));
+    let Invoked { ok, response, log, .. } = invoke(&component("inspect"), &fixture("kinesis-event.json"), &[]);
     assert!(ok, "{log}");
     assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
     assert!(log.contains("Hello, this is a test."), "{log}");
@@ -30,7 +19,7 @@ fn json_world_handler_gets_lambdas_seed_event_and_sees_the_decoded_text() {
 fn typed_world_handler_gets_the_seed_event_decoded_into_records() {
     // Totals expects JSON data; the seed's records are plain text, so it reports
     // both as batch item failures, by their sequence numbers.
-    let (ok, response, log) = invoke(&component("totals"), &fixture("kinesis-event.json"));
+    let Invoked { ok, response, log, .. } = invoke(&component("totals"), &fixture("kinesis-event.json"), &[]);
     assert!(ok, "{log}");
     assert_eq!(
         response,
@@ -49,7 +38,7 @@ fn generated_events_invoke_handlers() {
     assert!(out.status.success());
     let event = ws.path().join("event.json");
     std::fs::write(&event, &out.stdout).expect("write event");
-    let (ok, response, log) = invoke(&component("totals"), &event);
+    let Invoked { ok, response, log, .. } = invoke(&component("totals"), &event, &[]);
     assert!(ok, "{log}");
     assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
     assert!(log.contains("totals p=4"), "{log}");
@@ -73,12 +62,8 @@ fn function_errors_are_reported_with_their_kind() {
         let out = eddy(&["generate-event", "kinesis", "--data", data], ws.path());
         let event = ws.path().join(format!("{data}.json"));
         std::fs::write(&event, &out.stdout).expect("write");
-        let out = eddy(
-            &["invoke", component("hostile").to_str().expect("utf-8"), "--event", event.to_str().expect("utf-8"), "--timeout", "1"],
-            ws.path(),
-        );
-        assert!(!out.status.success(), "{data} must fail");
-        let response: Value = serde_json::from_slice(&out.stdout).expect("error JSON");
+        let Invoked { ok, response, .. } = invoke(&component("hostile"), &event, &["--timeout", "1"]);
+        assert!(!ok, "{data} must fail");
         assert_eq!(response["errorType"], kind, "{data}: {response}");
         let message = response["errorMessage"].as_str().unwrap_or_default();
         assert!(message.contains(words), "{data}: {message}");
@@ -112,10 +97,9 @@ fn what_is_not_a_handler_component_is_refused_with_what_was_expected() {
         ),
     ];
     for (path, expected) in cases {
-        let out = eddy(&["invoke", path.to_str().expect("utf-8"), "--event", fixture("kinesis-event.json").to_str().expect("utf-8")], ws.path());
-        assert!(!out.status.success());
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(expected), "{}: {stderr}", path.display());
+        let Invoked { ok, log, .. } = invoke(&path, &fixture("kinesis-event.json"), &[]);
+        assert!(!ok);
+        assert!(log.contains(expected), "{}: {log}", path.display());
     }
 }
 
@@ -123,7 +107,7 @@ fn what_is_not_a_handler_component_is_refused_with_what_was_expected() {
 fn a_core_module_built_with_wit_bindgen_is_made_a_component_on_load() {
     // examples/build.sh keeps the core module as the compiler wrote it, before
     // `wasm-tools component new`: the host wraps it itself.
-    let (ok, response, log) = invoke(&component("inspect.core"), &fixture("kinesis-event.json"));
+    let Invoked { ok, response, log, .. } = invoke(&component("inspect.core"), &fixture("kinesis-event.json"), &[]);
     assert!(ok, "{log}");
     assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
     assert!(log.contains("Hello, this is a test."), "{log}");

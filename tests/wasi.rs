@@ -118,15 +118,11 @@ fn without_variables_a_wasi_handler_sees_an_empty_environment() {
     let ws = Workspace::new();
     let component = ws.path().join("printer.wasm");
     std::fs::write(&component, wasi_component()).expect("write");
-    let out = eddy(
-        &["invoke", component.to_str().expect("utf-8"), "--event", fixture("kinesis-event.json").to_str().expect("utf-8")],
-        ws.path(),
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}\n{}", String::from_utf8_lossy(&out.stdout));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{}");
-    assert!(stderr.contains("hello from wasi"), "{stderr}");
-    assert!(stderr.contains("no environment"), "{stderr}");
+    let Invoked { ok, stdout, log, .. } = invoke(&component, &fixture("kinesis-event.json"), &[]);
+    assert!(ok, "{log}\n{stdout}");
+    assert_eq!(stdout.trim(), "{}");
+    assert!(log.contains("hello from wasi"), "{log}");
+    assert!(log.contains("no environment"), "{log}");
 }
 
 #[test]

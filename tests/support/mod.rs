@@ -49,6 +49,30 @@ pub fn eddy(args: &[&str], dir: &Path) -> Output {
     Command::new(eddy_bin()).args(args).current_dir(dir).output().expect("eddy runs")
 }
 
+/// What `eddy invoke` did.
+pub struct Invoked {
+    pub ok: bool,
+    /// Standard output as printed, and parsed as JSON (`Null` when it is not JSON).
+    pub stdout: String,
+    pub response: Value,
+    /// Standard error: the handler's log lines and the host's errors.
+    pub log: String,
+}
+
+/// Runs `eddy invoke <component> --event <event> <extra>...`.
+pub fn invoke(component: &Path, event: &Path, extra: &[&str]) -> Invoked {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut args = vec!["invoke", component.to_str().expect("utf-8"), "--event", event.to_str().expect("utf-8")];
+    args.extend_from_slice(extra);
+    let out = eddy(&args, dir.path());
+    Invoked {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        response: serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        log: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Waits until `check` returns `Some`, or panics with `what` after [`PATIENCE`].
 pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + PATIENCE;
