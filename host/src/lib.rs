@@ -16,7 +16,6 @@ pub mod mapping;
 pub mod record;
 pub mod registry;
 pub mod runtime;
-pub mod sequence;
 pub mod source;
 pub mod status;
 pub mod store;

@@ -89,10 +89,6 @@ impl Runtime {
         }
         Ok(Runtime { engine, linker, cache_dir: config.cache_dir.clone(), ticker_stop })
     }
-
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
 }
 
 impl Drop for Runtime {

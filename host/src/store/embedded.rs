@@ -74,10 +74,6 @@ impl EmbeddedStore {
         open_connection(&self.path)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn with_writer<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> anyhow::Result<T> {
         let conn = self.writer.lock().map_err(|_| anyhow::anyhow!("store connection poisoned"))?;
         Ok(f(&conn)?)
