@@ -31,7 +31,7 @@ pub fn process_kinesis<'a, E: Display>(
             failures.extend(records.iter().map(|r| r.sequence_number.clone()));
         }
     }
-    BatchResponse { batch_item_failures: failures }
+    BatchResponse { batch_item_failures: failures, state: None }
 }
 
 /// Runs `handle` on every DynamoDB record of `batch`; each `Err` becomes a batch item
@@ -55,7 +55,7 @@ pub fn process_dynamodb<'a, E: Display>(
             failures.extend(records.iter().map(|r| r.sequence_number.clone()));
         }
     }
-    BatchResponse { batch_item_failures: failures }
+    BatchResponse { batch_item_failures: failures, state: None }
 }
 
 fn report(sequence_number: &str, error: &dyn Display) {

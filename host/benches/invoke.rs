@@ -159,7 +159,7 @@ impl Handler for Native {
             _ => eddy_example_totals::Totals::handle(guest, context),
         };
         result
-            .map(|r| HandlerResponse::Typed(eddy::record::BatchResponse { batch_item_failures: r.batch_item_failures }))
+            .map(|r| HandlerResponse::Typed(eddy::record::BatchResponse { batch_item_failures: r.batch_item_failures, state: r.state }))
             .map_err(InvokeError::Handler)
     }
 }

@@ -76,7 +76,11 @@ impl Serialize for EventOut<'_> {
                     }
                     Records::Dynamodb(records) => {
                         for r in records {
-                            seq.serialize_element(&DynamodbEventRecordOut::new(batch, r))?;
+                            seq.serialize_element(&DynamodbEventRecordOut::new(
+                                &batch.aws_region,
+                                &batch.event_source_arn,
+                                r,
+                            ))?;
                         }
                     }
                 }
@@ -87,6 +91,12 @@ impl Serialize for EventOut<'_> {
         map.serialize_entry("Records", &RecordsOut(self.batch))?;
         map.end()
     }
+}
+
+/// One DynamoDB record as it appears in Lambda's event (what a filter pattern
+/// for DynamoDB is matched against).
+pub fn dynamodb_record_json(aws_region: &str, event_source_arn: &str, record: &DynamodbRecord) -> String {
+    serde_json::to_string(&DynamodbEventRecordOut::new(aws_region, event_source_arn, record)).unwrap_or_default()
 }
 
 /// Lambda writes arrival times as epoch seconds with millisecond fractions.
@@ -172,13 +182,13 @@ struct DynamodbPayloadOut<'a> {
 }
 
 impl<'a> DynamodbEventRecordOut<'a> {
-    fn new(batch: &'a Batch, r: &'a DynamodbRecord) -> Self {
+    fn new(aws_region: &'a str, event_source_arn: &'a str, r: &'a DynamodbRecord) -> Self {
         DynamodbEventRecordOut {
             event_id: &r.event_id,
             event_name: r.event_name.as_str(),
             event_version: "1.1",
             event_source: EventSource::Dynamodb.as_str(),
-            aws_region: &batch.aws_region,
+            aws_region,
             dynamodb: DynamodbPayloadOut {
                 approximate_creation_date_time: millis_to_seconds(r.approximate_creation_date_time_ms),
                 keys: Json(&r.keys),
@@ -188,7 +198,7 @@ impl<'a> DynamodbEventRecordOut<'a> {
                 size_bytes: r.size_bytes,
                 stream_view_type: &r.stream_view_type,
             },
-            event_source_arn: &batch.event_source_arn,
+            event_source_arn,
             user_identity: r
                 .user_identity_principal
                 .as_deref()
@@ -290,6 +300,7 @@ fn empty_batch(event_source: EventSource, records: Records) -> Batch {
         invoke_identity_arn: String::new(),
         shard_id: String::new(),
         records,
+        window: None,
     }
 }
 

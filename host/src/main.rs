@@ -353,6 +353,7 @@ fn generate_event(args: GenerateEventArgs) -> anyhow::Result<std::process::ExitC
                 invoke_identity_arn: "arn:aws:iam::123456789012:role/lambda-role".into(),
                 shard_id: shard.into(),
                 records: Records::Kinesis(records),
+                window: None,
             }
         }
         EventKind::Dynamodb => {
@@ -383,6 +384,7 @@ fn generate_event(args: GenerateEventArgs) -> anyhow::Result<std::process::ExitC
                     record(2, DynamodbEventName::Modify, Some(changed.clone()), Some(new)),
                     record(3, DynamodbEventName::Remove, None, Some(changed)),
                 ]),
+                window: None,
             }
         }
     };

@@ -13,16 +13,28 @@
 //! GREETING = "hello"
 //!
 //! [EventSource]
-//! Type = "Local"              # Eddy's embedded local stream
-//! Stream = "orders"
+//! Type = "Kinesis"            # or "DynamoDB", or "Local" (Eddy's embedded stream)
+//! Stream = "orders"           # a name or an ARN; DynamoDB: Table = "T" or Stream = <stream ARN>
+//! EndpointUrl = "http://127.0.0.1:4567"   # optional: LocalStack, an emulator
 //! BatchSize = 100
 //! MaximumBatchingWindowInSeconds = 0
 //! StartingPosition = "TRIM_HORIZON"
-//! FunctionResponseTypes = ["ReportBatchItemFailures"]
+//! ParallelizationFactor = 1
+//! BisectBatchOnFunctionError = false
 //! MaximumRetryAttempts = -1
+//! MaximumRecordAgeInSeconds = -1
+//! FunctionResponseTypes = ["ReportBatchItemFailures"]
+//! TumblingWindowInSeconds = 0
+//!
+//! [EventSource.FilterCriteria]
+//! Filters = [{ Pattern = '{"data":{"type":["sale"]}}' }]
+//!
+//! [EventSource.DestinationConfig.OnFailure]
+//! Destination = "failures/"   # a directory, a .jsonl file, or a Kinesis stream ARN
 //! ```
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -58,6 +70,18 @@ pub struct EventSourceConfig {
     /// `None` retries until the batch succeeds or its records expire.
     pub maximum_retry_attempts: Option<u32>,
     pub enabled: bool,
+    /// Concurrent batches per shard (1-10); order is kept per partition key.
+    pub parallelization_factor: usize,
+    pub bisect_batch_on_function_error: bool,
+    /// `None` keeps records however old they are.
+    pub maximum_record_age: Option<Duration>,
+    pub on_failure: Option<OnFailure>,
+    /// FilterCriteria's patterns, validated.
+    pub filter_patterns: Vec<String>,
+    /// `None`: no tumbling windows.
+    pub tumbling_window: Option<Duration>,
+    /// How often a caught-up shard is polled; `None` takes the source's default.
+    pub polling_interval: Option<Duration>,
 }
 
 /// The stream a mapping reads.
@@ -65,6 +89,17 @@ pub struct EventSourceConfig {
 pub enum SourceRef {
     /// A stream of the embedded store.
     Local { stream: String },
+    /// A Kinesis data stream, by name or ARN.
+    Kinesis { stream: String, endpoint: AwsEndpoint },
+    /// A DynamoDB table's stream: the latest stream of a table, or a stream ARN.
+    Dynamodb { table: Option<String>, stream_arn: Option<String>, endpoint: AwsEndpoint },
+}
+
+/// Where an AWS source is served, when not by AWS itself at the default chain's region.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct AwsEndpoint {
+    pub endpoint_url: Option<String>,
+    pub region: Option<String>,
 }
 
 impl SourceRef {
@@ -72,8 +107,29 @@ impl SourceRef {
     pub fn id(&self) -> String {
         match self {
             SourceRef::Local { stream } => format!("local:{stream}"),
+            SourceRef::Kinesis { stream, .. } => format!("kinesis:{stream}"),
+            SourceRef::Dynamodb { table: Some(table), .. } => format!("dynamodb:{table}"),
+            SourceRef::Dynamodb { stream_arn, .. } => format!("dynamodb:{}", stream_arn.as_deref().unwrap_or_default()),
         }
     }
+}
+
+/// `DestinationConfig.OnFailure`: where the record of a discarded batch goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnFailure {
+    pub destination: Destination,
+    /// Add the batch's original event as `payload`, as Lambda's S3 destination does.
+    pub include_payload: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// One JSON file per failure in this directory.
+    Directory(PathBuf),
+    /// One line per failure appended to this file.
+    JsonLines(PathBuf),
+    /// A record per failure put to this Kinesis stream (name or ARN).
+    Kinesis { stream: String, endpoint: AwsEndpoint },
 }
 
 /// Where a mapping without a checkpoint starts reading.
@@ -114,7 +170,10 @@ struct RawEnvironment {
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 struct RawEventSource {
     r#type: String,
-    stream: String,
+    stream: Option<String>,
+    table: Option<String>,
+    endpoint_url: Option<String>,
+    region: Option<String>,
     batch_size: Option<i64>,
     maximum_batching_window_in_seconds: Option<i64>,
     starting_position: Option<String>,
@@ -122,6 +181,41 @@ struct RawEventSource {
     function_response_types: Option<Vec<String>>,
     maximum_retry_attempts: Option<i64>,
     enabled: Option<bool>,
+    parallelization_factor: Option<i64>,
+    bisect_batch_on_function_error: Option<bool>,
+    maximum_record_age_in_seconds: Option<i64>,
+    tumbling_window_in_seconds: Option<i64>,
+    polling_interval_in_milliseconds: Option<i64>,
+    filter_criteria: Option<RawFilterCriteria>,
+    destination_config: Option<RawDestinationConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct RawFilterCriteria {
+    #[serde(default)]
+    filters: Vec<RawFilter>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct RawFilter {
+    pattern: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct RawDestinationConfig {
+    on_failure: Option<RawOnFailure>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct RawOnFailure {
+    destination: String,
+    include_payload: Option<bool>,
+    endpoint_url: Option<String>,
+    region: Option<String>,
 }
 
 fn in_range(key: &'static str, value: i64, min: i64, max: i64, range: &'static str) -> Result<i64, ManifestError> {
@@ -172,26 +266,103 @@ fn validate_environment(variables: BTreeMap<String, String>) -> Result<Vec<(Stri
     Ok(variables.into_iter().collect())
 }
 
-fn validate_event_source(raw: RawEventSource) -> Result<EventSourceConfig, ManifestError> {
-    let source = match raw.r#type.as_str() {
+fn invalid(key: &'static str, message: impl Into<String>) -> ManifestError {
+    ManifestError::Invalid { key, message: message.into() }
+}
+
+fn validate_source(raw: &RawEventSource) -> Result<SourceRef, ManifestError> {
+    let endpoint = AwsEndpoint { endpoint_url: raw.endpoint_url.clone(), region: raw.region.clone() };
+    let aws_only = |key: &'static str| invalid(key, "is only for Type = \"Kinesis\" or \"DynamoDB\"");
+    match raw.r#type.as_str() {
         "Local" => {
-            if raw.stream.is_empty() || raw.stream.len() > 128
-                || !raw.stream.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-            {
-                return Err(ManifestError::Invalid {
-                    key: "EventSource.Stream",
-                    message: format!("{:?} is not a valid stream name: 1 to 128 of a-z, A-Z, 0-9, _ . -", raw.stream),
-                });
+            if raw.endpoint_url.is_some() {
+                return Err(aws_only("EventSource.EndpointUrl"));
             }
-            SourceRef::Local { stream: raw.stream }
+            if raw.region.is_some() {
+                return Err(aws_only("EventSource.Region"));
+            }
+            if raw.table.is_some() {
+                return Err(invalid("EventSource.Table", "is only for Type = \"DynamoDB\""));
+            }
+            let stream = raw.stream.clone().unwrap_or_default();
+            if stream.is_empty() || stream.len() > 128 || !stream.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+                return Err(invalid(
+                    "EventSource.Stream",
+                    format!("{stream:?} is not a valid stream name: 1 to 128 of a-z, A-Z, 0-9, _ . -"),
+                ));
+            }
+            Ok(SourceRef::Local { stream })
         }
-        other => {
-            return Err(ManifestError::Invalid {
-                key: "EventSource.Type",
-                message: format!("{other:?} is not a source type this host knows; expected \"Local\""),
-            })
+        "Kinesis" => {
+            if raw.table.is_some() {
+                return Err(invalid("EventSource.Table", "is only for Type = \"DynamoDB\"; Kinesis takes Stream"));
+            }
+            let stream = raw.stream.clone().unwrap_or_default();
+            let valid_name = !stream.is_empty() && stream.len() <= 128 && stream.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            let valid_arn = stream.starts_with("arn:") && stream.contains(":kinesis:") && stream.contains(":stream/");
+            if !valid_name && !valid_arn {
+                return Err(invalid(
+                    "EventSource.Stream",
+                    format!("{stream:?} is neither a stream name (1 to 128 of a-z, A-Z, 0-9, _ . -) nor a Kinesis stream ARN"),
+                ));
+            }
+            Ok(SourceRef::Kinesis { stream, endpoint })
         }
+        "DynamoDB" => match (&raw.table, &raw.stream) {
+            (Some(table), None) if !table.is_empty() && table.len() <= 255 => {
+                Ok(SourceRef::Dynamodb { table: Some(table.clone()), stream_arn: None, endpoint })
+            }
+            (None, Some(arn)) if arn.starts_with("arn:") && arn.contains(":dynamodb:") && arn.contains("/stream/") => {
+                Ok(SourceRef::Dynamodb { table: None, stream_arn: Some(arn.clone()), endpoint })
+            }
+            (None, Some(other)) => Err(invalid(
+                "EventSource.Stream",
+                format!("{other:?} is not a DynamoDB stream ARN (arn:aws:dynamodb:REGION:ACCOUNT:table/T/stream/LABEL); to name a table, use Table"),
+            )),
+            _ => Err(invalid("EventSource.Table", "DynamoDB takes either Table (a table name, 1 to 255 characters) or Stream (a stream ARN)")),
+        },
+        other => Err(invalid(
+            "EventSource.Type",
+            format!("{other:?} is not a source type this host knows; expected \"Kinesis\", \"DynamoDB\" or \"Local\""),
+        )),
+    }
+}
+
+fn validate_on_failure(raw: RawOnFailure, source: &SourceRef) -> Result<OnFailure, ManifestError> {
+    let target = raw.destination.trim();
+    let destination = if target.starts_with("arn:") {
+        if !(target.contains(":kinesis:") && target.contains(":stream/")) {
+            return Err(invalid(
+                "EventSource.DestinationConfig.OnFailure.Destination",
+                format!("{target:?}: the ARN destinations this host supports are Kinesis streams; other destinations are a directory or a .jsonl file"),
+            ));
+        }
+        // The destination is reached like the source unless it says otherwise.
+        let source_endpoint = match source {
+            SourceRef::Kinesis { endpoint, .. } | SourceRef::Dynamodb { endpoint, .. } => endpoint.clone(),
+            SourceRef::Local { .. } => AwsEndpoint::default(),
+        };
+        Destination::Kinesis {
+            stream: target.to_owned(),
+            endpoint: AwsEndpoint {
+                endpoint_url: raw.endpoint_url.or(source_endpoint.endpoint_url),
+                region: raw.region.or(source_endpoint.region),
+            },
+        }
+    } else if target.is_empty() {
+        return Err(invalid("EventSource.DestinationConfig.OnFailure.Destination", "is empty"));
+    } else if raw.endpoint_url.is_some() || raw.region.is_some() {
+        return Err(invalid("EventSource.DestinationConfig.OnFailure.EndpointUrl", "is only for a Kinesis stream destination"));
+    } else if target.ends_with(".jsonl") {
+        Destination::JsonLines(PathBuf::from(target))
+    } else {
+        Destination::Directory(PathBuf::from(target))
     };
+    Ok(OnFailure { destination, include_payload: raw.include_payload.unwrap_or(false) })
+}
+
+fn validate_event_source(raw: RawEventSource) -> Result<EventSourceConfig, ManifestError> {
+    let source = validate_source(&raw)?;
     let batch_size = in_range("EventSource.BatchSize", raw.batch_size.unwrap_or(100), 1, 10_000, "1 to 10000")?;
     let window = in_range(
         "EventSource.MaximumBatchingWindowInSeconds",
@@ -244,6 +415,34 @@ fn validate_event_source(raw: RawEventSource) -> Result<EventSourceConfig, Manif
         10_000,
         "-1 (retry until the records expire) to 10000",
     )?;
+    if matches!(source, SourceRef::Dynamodb { .. }) && matches!(starting_position, StartingPosition::AtTimestamp(_)) {
+        return Err(invalid(
+            "EventSource.StartingPosition",
+            "AT_TIMESTAMP is not supported by DynamoDB Streams; use TRIM_HORIZON or LATEST",
+        ));
+    }
+    let parallelization = in_range("EventSource.ParallelizationFactor", raw.parallelization_factor.unwrap_or(1), 1, 10, "1 to 10")?;
+    let record_age = raw.maximum_record_age_in_seconds.unwrap_or(-1);
+    if record_age != -1 && !(60..=604_800).contains(&record_age) {
+        return Err(ManifestError::OutOfRange {
+            key: "EventSource.MaximumRecordAgeInSeconds",
+            value: record_age.to_string(),
+            range: "-1 (no limit) or 60 to 604800 seconds",
+        });
+    }
+    let tumbling = in_range("EventSource.TumblingWindowInSeconds", raw.tumbling_window_in_seconds.unwrap_or(0), 0, 900, "0 to 900 seconds")?;
+    let polling = raw
+        .polling_interval_in_milliseconds
+        .map(|ms| in_range("EventSource.PollingIntervalInMilliseconds", ms, 10, 60_000, "10 to 60000 milliseconds"))
+        .transpose()?;
+    let filter_patterns: Vec<String> = raw.filter_criteria.map(|c| c.filters.into_iter().map(|f| f.pattern).collect()).unwrap_or_default();
+    crate::mapping::filter::RecordFilter::new(&filter_patterns)
+        .map_err(|e| invalid("EventSource.FilterCriteria", e.to_string()))?;
+    let on_failure = raw
+        .destination_config
+        .and_then(|d| d.on_failure)
+        .map(|o| validate_on_failure(o, &source))
+        .transpose()?;
     Ok(EventSourceConfig {
         source,
         batch_size: batch_size as usize,
@@ -252,6 +451,13 @@ fn validate_event_source(raw: RawEventSource) -> Result<EventSourceConfig, Manif
         report_batch_item_failures,
         maximum_retry_attempts: u32::try_from(retries).ok(),
         enabled: raw.enabled.unwrap_or(true),
+        parallelization_factor: parallelization as usize,
+        bisect_batch_on_function_error: raw.bisect_batch_on_function_error.unwrap_or(false),
+        maximum_record_age: u64::try_from(record_age).ok().map(Duration::from_secs),
+        on_failure,
+        filter_patterns,
+        tumbling_window: (tumbling > 0).then(|| Duration::from_secs(tumbling as u64)),
+        polling_interval: polling.map(|ms| Duration::from_millis(ms as u64)),
     })
 }
 

@@ -46,8 +46,23 @@ pub struct ShardStatus {
     pub invocations: u64,
     pub failed_invocations: u64,
     pub records_processed: u64,
-    /// Records skipped after their retries ran out.
+    /// Records discarded: retries spent or too old (Lambda's DroppedEventCount).
     pub records_discarded: u64,
+    /// Records read from the shard (Lambda's PolledEventCount).
+    pub polled_events: u64,
+    /// Records the filters dropped (FilteredOutEventCount).
+    pub filtered_out_events: u64,
+    /// Records handed to the function, retries included (InvokedEventCount).
+    pub invoked_events: u64,
+    /// Records of invocations that failed, wholly or partly (FailedInvokeEventCount).
+    pub failed_invoke_events: u64,
+    /// Discarded records whose failure record the destination accepted
+    /// (OnFailureDestinationDeliveredEventCount).
+    pub destination_delivered_events: u64,
+    /// Time spent in invocations, in milliseconds.
+    pub invocation_ms_total: u64,
+    /// The shard is closed and every record of it is done.
+    pub finished: bool,
     /// Age of the newest record of the last batch, when it was invoked (Lambda's IteratorAge).
     pub iterator_age_ms: u64,
     /// Retries of the batch now in flight (0 when it is a first attempt).
@@ -160,11 +175,17 @@ pub fn prometheus(functions: &[FunctionStatus]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     type Metric = (&'static str, &'static str, fn(&ShardStatus) -> u64);
-    let metrics: [Metric; 6] = [
+    let metrics: [Metric; 12] = [
         ("eddy_invocations_total", "Invocations of the function, retries included.", |s| s.invocations),
         ("eddy_failed_invocations_total", "Invocations that ended in a function error or a failed batch.", |s| s.failed_invocations),
         ("eddy_records_processed_total", "Records the function finished with.", |s| s.records_processed),
-        ("eddy_records_discarded_total", "Records skipped after their retries ran out.", |s| s.records_discarded),
+        ("eddy_polled_events_total", "Records read from the shard (Lambda's PolledEventCount).", |s| s.polled_events),
+        ("eddy_filtered_out_events_total", "Records dropped by FilterCriteria (FilteredOutEventCount).", |s| s.filtered_out_events),
+        ("eddy_invoked_events_total", "Records handed to the function, retries included (InvokedEventCount).", |s| s.invoked_events),
+        ("eddy_failed_invoke_events_total", "Records of failed invocations (FailedInvokeEventCount).", |s| s.failed_invoke_events),
+        ("eddy_dropped_events_total", "Records discarded after retries or for their age (DroppedEventCount).", |s| s.records_discarded),
+        ("eddy_on_failure_destination_delivered_events_total", "Discarded records the on-failure destination accepted (OnFailureDestinationDeliveredEventCount).", |s| s.destination_delivered_events),
+        ("eddy_invocation_duration_milliseconds_total", "Time spent in invocations.", |s| s.invocation_ms_total),
         ("eddy_iterator_age_milliseconds", "Age of the newest record of the last batch when it was invoked.", |s| s.iterator_age_ms),
         ("eddy_retrying_attempt", "Retry attempt of the batch in flight (0 when none).", |s| u64::from(s.retrying_attempt)),
     ];

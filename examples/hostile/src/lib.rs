@@ -36,7 +36,7 @@ impl TypedHandler for Hostile {
                 for record in records {
                     info!("ok {}", String::from_utf8_lossy(&record.data));
                 }
-                Ok(BatchResponse { batch_item_failures: Vec::new() })
+                Ok(BatchResponse { batch_item_failures: Vec::new(), state: None })
             }
         }
     }

@@ -7,7 +7,7 @@ pub struct Noop;
 
 impl TypedHandler for Noop {
     fn handle(_batch: Batch, _context: Context) -> Result<BatchResponse, String> {
-        Ok(BatchResponse { batch_item_failures: Vec::new() })
+        Ok(BatchResponse { batch_item_failures: Vec::new(), state: None })
     }
 }
 

@@ -73,6 +73,7 @@ mod tests {
                 record("3", r#"{"amount": 1.5}"#),
                 record("4", r#"{"price": 1}"#),
             ]),
+            window: None,
         };
         let context = Context { function_name: "t".into(), request_id: "r".into(), deadline_ms: 0, memory_limit_mb: 128 };
         let response = Totals::handle(batch, context).expect("handled");

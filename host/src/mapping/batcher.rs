@@ -3,13 +3,15 @@
 //! batching window ends, whichever comes first. With no window, whatever one poll
 //! finds is a batch. The window starts when the previous invocation has completed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::record::{Records, dynamodb_record_event_size, kinesis_record_event_size};
-use crate::source::ShardReader;
+use super::filter::RecordFilter;
+use crate::source::{ShardReader, SourceInfo};
 
 /// Lambda's cap on an invocation's payload.
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
@@ -20,24 +22,93 @@ pub struct Batcher {
     window: Duration,
     /// Length of the fields every record repeats in the event (ARNs, region).
     repeated_fields: usize,
+    filter: Option<Arc<RecordFilter>>,
+    info: SourceInfo,
     /// Records read but left out of the previous batch by the payload cap.
     carry: Option<Records>,
+    /// The last record read, when the filter dropped it: nothing read before it
+    /// is waiting, so the checkpoint may move to it.
+    filtered_through: Option<String>,
+    /// Records seen and dropped by the filter since the last call to [`Batcher::take_counts`].
+    counts: ReadCounts,
+}
+
+/// What came off the shard: Lambda's PolledEventCount and FilteredOutEventCount.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReadCounts {
+    pub polled: u64,
+    pub filtered_out: u64,
+}
+
+/// What [`Batcher::next_batch`] found.
+#[derive(Debug)]
+pub enum Next {
+    Batch(Records),
+    /// No batch, but the filter dropped records up to this sequence number:
+    /// checkpoint it so they are not read again.
+    FilteredThrough(String),
+    /// The shard is closed and every record of it has been handed out.
+    ShardEnd,
+    /// The mapping is stopping.
+    Stopped,
 }
 
 impl Batcher {
-    pub fn new(reader: Box<dyn ShardReader>, batch_size: usize, window: Duration, repeated_fields: usize) -> Batcher {
-        Batcher { reader, batch_size, window, repeated_fields, carry: None }
+    pub fn new(
+        reader: Box<dyn ShardReader>,
+        batch_size: usize,
+        window: Duration,
+        info: SourceInfo,
+        repeated_fields: usize,
+        filter: Option<Arc<RecordFilter>>,
+    ) -> Batcher {
+        Batcher {
+            reader,
+            batch_size,
+            window,
+            repeated_fields,
+            filter,
+            info,
+            carry: None,
+            filtered_through: None,
+            counts: ReadCounts::default(),
+        }
     }
 
-    /// The next batch, or `None` once `cancel` fires.
-    pub async fn next_batch(&mut self, cancel: &CancellationToken) -> anyhow::Result<Option<Records>> {
+    /// Counts since the last call.
+    pub fn take_counts(&mut self) -> ReadCounts {
+        std::mem::take(&mut self.counts)
+    }
+
+    /// After a batch is done: the sequence number of filtered records that came
+    /// after it, if the checkpoint may move there.
+    pub fn take_filtered_through(&mut self) -> Option<String> {
+        if self.carry.is_some() {
+            return None;
+        }
+        self.filtered_through.take()
+    }
+
+    /// The next batch, the end of the shard, or `Stopped` once `cancel` fires.
+    pub async fn next_batch(&mut self, cancel: &CancellationToken) -> anyhow::Result<Next> {
         let window_end = Instant::now() + self.window;
         let mut batch = self.carry.take();
         loop {
             let len = batch.as_ref().map_or(0, Records::len);
             let within_cap = batch.as_ref().is_none_or(|b| over_cap_at(b, self.repeated_fields).is_none());
             if len < self.batch_size && within_cap {
-                let read = self.reader.read(self.batch_size - len).await?;
+                let mut read = self.reader.read(self.batch_size - len).await?;
+                self.counts.polled += read.len() as u64;
+                if let Some(filter) = &self.filter {
+                    let last = read.sequence_number(read.len().wrapping_sub(1)).map(str::to_owned);
+                    let dropped = filter.retain(&mut read, &self.info.region, &self.info.arn);
+                    self.counts.filtered_out += dropped as u64;
+                    if dropped > 0 && last.as_deref() != read.sequence_number(read.len().wrapping_sub(1)) {
+                        self.filtered_through = last;
+                    } else if !read.is_empty() {
+                        self.filtered_through = None;
+                    }
+                }
                 if !read.is_empty() {
                     batch = Some(match batch.take() {
                         None => read,
@@ -51,12 +122,17 @@ impl Batcher {
             if let Some(b) = batch.as_mut() {
                 if let Some(rest) = split_at_payload_cap(b, self.repeated_fields) {
                     self.carry = Some(rest);
-                    return Ok(batch);
+                    return Ok(batch.map_or(Next::ShardEnd, Next::Batch));
                 }
                 let full = b.len() >= self.batch_size;
-                if full || self.window.is_zero() || Instant::now() >= window_end {
-                    return Ok(batch);
+                // A closed shard has nothing more to wait for.
+                if full || self.window.is_zero() || Instant::now() >= window_end || self.reader.at_end() {
+                    return Ok(batch.map_or(Next::ShardEnd, Next::Batch));
                 }
+            } else if let Some(sequence) = self.filtered_through.take() {
+                return Ok(Next::FilteredThrough(sequence));
+            } else if self.reader.at_end() {
+                return Ok(Next::ShardEnd);
             }
             // Nothing more for now: wait for the next poll, or the window's end.
             let mut wait = self.reader.poll_interval();
@@ -64,7 +140,7 @@ impl Batcher {
                 wait = wait.min(window_end.saturating_duration_since(Instant::now()));
             }
             tokio::select! {
-                () = cancel.cancelled() => return Ok(None),
+                () = cancel.cancelled() => return Ok(Next::Stopped),
                 () = tokio::time::sleep(wait) => {}
             }
         }
@@ -117,6 +193,26 @@ mod tests {
     struct ListReader {
         records: Vec<KinesisRecord>,
         per_read: usize,
+        closed: bool,
+    }
+
+    fn reader(records: Vec<KinesisRecord>, per_read: usize) -> Box<ListReader> {
+        Box::new(ListReader { records, per_read, closed: false })
+    }
+
+    fn info() -> SourceInfo {
+        SourceInfo { event_source: crate::record::EventSource::Kinesis, arn: "arn".into(), region: "r".into() }
+    }
+
+    fn batcher(reader: Box<ListReader>, size: usize, window: Duration) -> Batcher {
+        Batcher::new(reader, size, window, info(), 200, None)
+    }
+
+    async fn next(b: &mut Batcher, cancel: &CancellationToken) -> Records {
+        match b.next_batch(cancel).await.unwrap() {
+            Next::Batch(records) => records,
+            other => panic!("expected a batch, got {other:?}"),
+        }
     }
 
     #[async_trait]
@@ -125,8 +221,8 @@ mod tests {
             let n = max.min(self.per_read).min(self.records.len());
             Ok(Records::Kinesis(self.records.drain(..n).collect()))
         }
-        fn position(&self) -> &str {
-            ""
+        fn at_end(&self) -> bool {
+            self.records.is_empty() && self.closed
         }
         fn poll_interval(&self) -> Duration {
             Duration::from_millis(5)
@@ -144,59 +240,70 @@ mod tests {
         }
     }
 
-    fn lens(r: &Records) -> usize {
-        r.len()
-    }
-
     #[tokio::test]
     async fn batch_size_caps_a_batch() {
-        let reader = ListReader { records: (1..=25).map(|i| record(i, 10)).collect(), per_read: 100 };
-        let mut b = Batcher::new(Box::new(reader), 10, Duration::ZERO, 200);
+        let mut b = batcher(reader((1..=25).map(|i| record(i, 10)).collect(), 100), 10, Duration::ZERO);
         let cancel = CancellationToken::new();
-        let sizes: Vec<usize> = [
-            b.next_batch(&cancel).await.unwrap().unwrap(),
-            b.next_batch(&cancel).await.unwrap().unwrap(),
-            b.next_batch(&cancel).await.unwrap().unwrap(),
-        ]
-        .iter()
-        .map(lens)
-        .collect();
+        let mut sizes = Vec::new();
+        for _ in 0..3 {
+            sizes.push(next(&mut b, &cancel).await.len());
+        }
         assert_eq!(sizes, [10, 10, 5]);
     }
 
     #[tokio::test]
     async fn a_window_gathers_several_polls() {
-        let reader = ListReader { records: (1..=9).map(|i| record(i, 10)).collect(), per_read: 2 };
         let cancel = CancellationToken::new();
-        let mut no_window = Batcher::new(Box::new(reader), 100, Duration::ZERO, 200);
-        assert_eq!(no_window.next_batch(&cancel).await.unwrap().unwrap().len(), 2);
-        let reader = ListReader { records: (1..=9).map(|i| record(i, 10)).collect(), per_read: 2 };
-        let mut windowed = Batcher::new(Box::new(reader), 100, Duration::from_millis(200), 200);
-        assert_eq!(windowed.next_batch(&cancel).await.unwrap().unwrap().len(), 9);
+        let mut no_window = batcher(reader((1..=9).map(|i| record(i, 10)).collect(), 2), 100, Duration::ZERO);
+        assert_eq!(next(&mut no_window, &cancel).await.len(), 2);
+        let mut windowed = batcher(reader((1..=9).map(|i| record(i, 10)).collect(), 2), 100, Duration::from_millis(200));
+        assert_eq!(next(&mut windowed, &cancel).await.len(), 9);
     }
 
     #[tokio::test]
     async fn the_payload_cap_splits_batches_in_order() {
         // 1 MiB records: base64 makes each about 1.33 MiB, so four fit in 6 MiB.
-        let reader = ListReader { records: (1..=10).map(|i| record(i, 1 << 20)).collect(), per_read: 100 };
-        let mut b = Batcher::new(Box::new(reader), 100, Duration::ZERO, 200);
+        let mut b = batcher(reader((1..=10).map(|i| record(i, 1 << 20)).collect(), 100), 100, Duration::ZERO);
         let cancel = CancellationToken::new();
-        let first = b.next_batch(&cancel).await.unwrap().unwrap();
+        let first = next(&mut b, &cancel).await;
         assert_eq!(first.len(), 4);
-        let second = b.next_batch(&cancel).await.unwrap().unwrap();
+        let second = next(&mut b, &cancel).await;
         assert_eq!(second.sequence_number(0), Some("5"));
         assert_eq!(second.len(), 4);
-        let third = b.next_batch(&cancel).await.unwrap().unwrap();
+        let third = next(&mut b, &cancel).await;
         assert_eq!(third.sequence_number(0), Some("9"));
         assert_eq!(third.len(), 2);
     }
 
     #[tokio::test]
     async fn cancel_ends_an_idle_wait() {
-        let reader = ListReader { records: Vec::new(), per_read: 1 };
-        let mut b = Batcher::new(Box::new(reader), 10, Duration::ZERO, 200);
+        let mut b = batcher(reader(Vec::new(), 1), 10, Duration::ZERO);
         let cancel = CancellationToken::new();
         cancel.cancel();
-        assert!(b.next_batch(&cancel).await.unwrap().is_none());
+        assert!(matches!(b.next_batch(&cancel).await.unwrap(), Next::Stopped));
+    }
+
+    #[tokio::test]
+    async fn a_closed_shard_ends_without_waiting_for_the_window() {
+        let closed = Box::new(ListReader { records: (1..=3).map(|i| record(i, 10)).collect(), per_read: 100, closed: true });
+        let mut b = batcher(closed, 100, Duration::from_secs(300));
+        let cancel = CancellationToken::new();
+        assert_eq!(next(&mut b, &cancel).await.len(), 3);
+        assert!(matches!(b.next_batch(&cancel).await.unwrap(), Next::ShardEnd));
+    }
+
+    #[tokio::test]
+    async fn filtered_records_are_counted_and_move_the_checkpoint() {
+        let mut records: Vec<KinesisRecord> = (1..=6).map(|i| record(i, 1)).collect();
+        for (i, r) in records.iter_mut().enumerate() {
+            r.data = format!(r#"{{"keep":{}}}"#, i < 2).into_bytes();
+        }
+        let filter = Arc::new(RecordFilter::new(&[r#"{"data":{"keep":[true]}}"#.to_owned()]).unwrap());
+        let mut b = Batcher::new(reader(records, 3), 100, Duration::ZERO, info(), 200, Some(filter));
+        let cancel = CancellationToken::new();
+        assert_eq!(next(&mut b, &cancel).await.len(), 2, "records 1 and 2 match; 3 is dropped");
+        assert_eq!(b.take_filtered_through().as_deref(), Some("3"));
+        assert!(matches!(b.next_batch(&cancel).await.unwrap(), Next::FilteredThrough(s) if s == "6"));
+        assert_eq!(b.take_counts(), ReadCounts { polled: 6, filtered_out: 4 });
     }
 }

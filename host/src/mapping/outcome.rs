@@ -161,7 +161,7 @@ mod tests {
         let batch = records(&["10", "11", "12"]);
         let typed = |ids: &[&str]| {
             classify(
-                &Ok(HandlerResponse::Typed(BatchResponse { batch_item_failures: ids.iter().map(|s| (*s).into()).collect() })),
+                &Ok(HandlerResponse::Typed(BatchResponse { batch_item_failures: ids.iter().map(|s| (*s).into()).collect(), state: None })),
                 &batch,
                 true,
             )

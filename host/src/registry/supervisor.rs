@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
@@ -15,7 +16,14 @@ use super::RegistryConfig;
 use crate::manifest::{Manifest, SourceRef};
 use crate::mapping::{self, FunctionVersion, MappingContext, MappingHandle, WasmHandler};
 use crate::source::StreamSource;
+use crate::source::dynamodb::{DynamodbSource, TableStreamRef};
+use crate::source::kinesis::{KinesisSource, StreamRef};
 use crate::source::local::{self, LocalSource};
+
+/// Lambda's polling rates: Kinesis once a second per shard, DynamoDB Streams
+/// four times a second.
+const KINESIS_POLL_INTERVAL: Duration = Duration::from_secs(1);
+const DYNAMODB_POLL_INTERVAL: Duration = Duration::from_millis(250);
 use crate::status::{FunctionState, FunctionStatus};
 
 /// A function's two files, read whole.
@@ -95,7 +103,7 @@ impl Supervisor {
             .await
             .context("the loader task failed")?
             .with_context(|| format!("{name}.wasm"))?;
-        let source = self.source(&manifest.event_source.source)?;
+        let source = self.source(&manifest.event_source.source, manifest.event_source.polling_interval).await?;
         tracing::info!(function = %name, world = component.world.name(), digest = %&component.digest[..12],
             compiled = component.compiled, wasi = component.imports_wasi, source = %manifest.event_source.source.id(), "loaded");
 
@@ -127,8 +135,25 @@ impl Supervisor {
         Ok(())
     }
 
-    fn source(&self, source: &SourceRef) -> anyhow::Result<Arc<dyn StreamSource>> {
+    async fn source(&self, source: &SourceRef, polling: Option<Duration>) -> anyhow::Result<Arc<dyn StreamSource>> {
         match source {
+            SourceRef::Kinesis { stream, endpoint } => {
+                let config = crate::source::aws_config(endpoint.endpoint_url.as_deref(), endpoint.region.as_deref()).await;
+                Ok(Arc::new(KinesisSource::new(
+                    &config,
+                    StreamRef::parse(stream),
+                    polling.unwrap_or(KINESIS_POLL_INTERVAL),
+                )))
+            }
+            SourceRef::Dynamodb { table, stream_arn, endpoint } => {
+                let config = crate::source::aws_config(endpoint.endpoint_url.as_deref(), endpoint.region.as_deref()).await;
+                let stream = match (table, stream_arn) {
+                    (_, Some(arn)) => TableStreamRef::StreamArn(arn.clone()),
+                    (Some(table), None) => TableStreamRef::Table(table.clone()),
+                    (None, None) => anyhow::bail!("the manifest names neither a table nor a stream"),
+                };
+                Ok(Arc::new(DynamodbSource::new(&config, stream, polling.unwrap_or(DYNAMODB_POLL_INTERVAL))))
+            }
             SourceRef::Local { stream } => {
                 let conn = self.config.embedded.connect()?;
                 if local::describe(&conn, stream)?.is_none() {
@@ -139,7 +164,7 @@ impl Supervisor {
                 Ok(Arc::new(LocalSource::new(
                     Arc::clone(&self.config.embedded),
                     stream,
-                    self.config.local_poll_interval,
+                    polling.unwrap_or(self.config.local_poll_interval),
                 )))
             }
         }

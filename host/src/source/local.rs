@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use md5::{Digest, Md5};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Position, ShardReader, SourceInfo, StreamSource};
+use super::{Position, Shard, ShardReader, SourceInfo, StreamSource};
 use crate::record::{EventSource, KinesisRecord, Records};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::now_ms;
@@ -172,6 +172,9 @@ pub struct LocalSource {
     poll_interval: Duration,
 }
 
+/// Local streams never reshard: a look for new shards now and then is plenty.
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
+
 impl LocalSource {
     pub fn new(store: Arc<EmbeddedStore>, stream: &str, poll_interval: Duration) -> LocalSource {
         LocalSource {
@@ -189,15 +192,19 @@ impl LocalSource {
 
 #[async_trait]
 impl StreamSource for LocalSource {
-    fn info(&self) -> &SourceInfo {
-        &self.info
+    async fn describe(&self) -> anyhow::Result<SourceInfo> {
+        Ok(self.info.clone())
     }
 
-    async fn list_shards(&self) -> anyhow::Result<Vec<String>> {
+    async fn list_shards(&self) -> anyhow::Result<Vec<Shard>> {
         let conn = self.store.connect()?;
         let description = describe(&conn, &self.stream)?
             .with_context(|| format!("no local stream named {:?}", self.stream))?;
-        Ok((0..description.shard_count).map(shard_id).collect())
+        Ok((0..description.shard_count).map(|i| Shard::root(shard_id(i))).collect())
+    }
+
+    fn discovery_interval(&self) -> Duration {
+        DISCOVERY_INTERVAL
     }
 
     async fn open(&self, shard: &str, from: Position) -> anyhow::Result<Box<dyn ShardReader>> {
@@ -223,7 +230,6 @@ impl StreamSource for LocalSource {
             shard: index,
             shard_id: shard.to_owned(),
             after,
-            position: after.to_string(),
             poll_interval: self.poll_interval,
         }))
     }
@@ -247,7 +253,6 @@ struct LocalShardReader {
     shard: u32,
     shard_id: String,
     after: i64,
-    position: String,
     poll_interval: Duration,
 }
 
@@ -280,13 +285,13 @@ impl ShardReader for LocalShardReader {
         .await??;
         if let Some(last) = records.last() {
             self.after = last.sequence_number.parse().unwrap_or(self.after);
-            self.position.clone_from(&last.sequence_number);
         }
         Ok(Records::Kinesis(records))
     }
 
-    fn position(&self) -> &str {
-        &self.position
+    /// Local shards are never closed.
+    fn at_end(&self) -> bool {
+        false
     }
 
     fn poll_interval(&self) -> Duration {
@@ -329,7 +334,7 @@ mod tests {
         assert_eq!(landed.iter().map(|r| r.sequence_number.as_str()).collect::<Vec<_>>(), ["1", "2", "3", "4", "5"]);
 
         let source = LocalSource::new(Arc::clone(&store), "s", Duration::from_millis(10));
-        assert_eq!(source.list_shards().await.expect("shards"), ["shardId-000000000000"]);
+        assert_eq!(source.list_shards().await.expect("shards"), [Shard::root("shardId-000000000000".into())]);
         let mut reader = source.open("shardId-000000000000", Position::TrimHorizon).await.expect("open");
         let Records::Kinesis(first) = reader.read(3).await.expect("read") else { panic!() };
         assert_eq!(first.iter().map(|r| r.data.clone()).collect::<Vec<_>>(), [b"d0".to_vec(), b"d1".to_vec(), b"d2".to_vec()]);
@@ -339,15 +344,16 @@ mod tests {
         assert!(reader.read(10).await.expect("read").is_empty());
 
         let mut latest = source.open("shardId-000000000000", Position::Latest).await.expect("open");
-        assert_eq!(latest.position(), "5");
         assert!(latest.read(10).await.expect("read").is_empty());
+        assert!(!latest.at_end(), "local shards stay open");
         let mut after = source.open("shardId-000000000000", Position::AfterSequence("3".into())).await.expect("open");
         assert_eq!(after.read(10).await.expect("read").len(), 2);
         let mut at = source.open("shardId-000000000000", Position::AtTimestamp(0)).await.expect("open");
         assert_eq!(at.read(10).await.expect("read").len(), 5);
         let mut future = source.open("shardId-000000000000", Position::AtTimestamp(now_ms() + 60_000)).await.expect("open");
         assert!(future.read(10).await.expect("read").is_empty());
-        assert_eq!(future.position(), "5");
+        put(&mut conn, "s", &batch[..1]).expect("put");
+        assert_eq!(latest.read(10).await.expect("read").len(), 1, "LATEST reads what comes after it opened");
     }
 
     #[test]

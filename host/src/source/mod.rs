@@ -1,9 +1,18 @@
 //! Stream sources: where a mapping's records come from.
 //!
-//! A source lists its shards and opens a reader on one; a reader hands out records
-//! in shard order, moving forward only. The mapping loop keeps the records it has
-//! read but not finished with, so a reader never needs to seek back.
+//! A source describes itself, lists its shards (with their parents, so that a
+//! mapping can finish a parent before it starts the children) and opens a reader
+//! on one; a reader hands out records in shard order, moving forward only. The
+//! mapping loop keeps the records it has read but not finished with, so a reader
+//! never needs to seek back.
+//!
+//! Three sources: the embedded local stream, Kinesis, and DynamoDB Streams. Each
+//! turns its records into the WIT contract's record types, which are what the
+//! mapping loop and the handler see.
 
+pub mod backoff;
+pub mod dynamodb;
+pub mod kinesis;
 pub mod local;
 
 use std::time::Duration;
@@ -22,6 +31,19 @@ pub struct SourceInfo {
     pub region: String,
 }
 
+/// A shard and the shards it was split or merged from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard {
+    pub id: String,
+    pub parents: Vec<String>,
+}
+
+impl Shard {
+    pub fn root(id: String) -> Shard {
+        Shard { id, parents: Vec::new() }
+    }
+}
+
 /// Where a reader starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Position {
@@ -37,22 +59,123 @@ pub enum Position {
 
 #[async_trait]
 pub trait StreamSource: Send + Sync {
-    fn info(&self) -> &SourceInfo;
-    /// The ids of the shards to read.
-    async fn list_shards(&self) -> anyhow::Result<Vec<String>>;
+    /// Finds the stream (resolving a name to its ARN); called before anything else
+    /// and retried while it fails, so a source that is down delays a mapping.
+    async fn describe(&self) -> anyhow::Result<SourceInfo>;
+    /// Every shard the source still holds, open or closed.
+    async fn list_shards(&self) -> anyhow::Result<Vec<Shard>>;
     /// Opens a reader on one shard.
     async fn open(&self, shard: &str, from: Position) -> anyhow::Result<Box<dyn ShardReader>>;
+    /// Whether `Position::AtTimestamp` works (DynamoDB Streams has no such iterator).
+    fn supports_timestamps(&self) -> bool {
+        true
+    }
+    /// How often to look for new shards while no shard has ended.
+    fn discovery_interval(&self) -> Duration {
+        Duration::from_secs(10)
+    }
 }
 
 #[async_trait]
 pub trait ShardReader: Send {
     /// Up to `max` records after the reader's position; empty when the shard has
-    /// nothing more for now.
+    /// nothing more for now, or has ended (see [`ShardReader::at_end`]).
     async fn read(&mut self, max: usize) -> anyhow::Result<Records>;
-    /// The sequence number the reader is positioned after. For `Latest` and
-    /// `AtTimestamp` this is what the start position resolved to, which the
-    /// mapping stores at once so that a restart resumes from there.
-    fn position(&self) -> &str;
-    /// How long to wait before polling again when a read came back empty.
+    /// True once the shard is closed and every record of it has been read.
+    fn at_end(&self) -> bool;
+    /// How long to wait before reading again after a read came back empty: the
+    /// polling interval, or a back-off after a throttle or a network error.
     fn poll_interval(&self) -> Duration;
+}
+
+/// `arn:aws:<service>:<region>:...`: the region part of an ARN.
+pub fn arn_region(arn: &str) -> Option<&str> {
+    let mut parts = arn.split(':');
+    (parts.next()? == "arn").then_some(())?;
+    parts.nth(2).filter(|r| !r.is_empty())
+}
+
+/// The AWS SDK configuration of a source: credentials and region from the
+/// default chain (environment, profile, instance role), overridden by the
+/// manifest's `Region` and `EndpointUrl` when it gives them. `AWS_ENDPOINT_URL`
+/// in the host's environment also works, as in every AWS SDK.
+pub async fn aws_config(endpoint_url: Option<&str>, region: Option<&str>) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_owned()));
+    }
+    loader.load().await
+}
+
+/// How a failed AWS call should be handled by a reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallFailure {
+    /// Throttled, or the service could not be reached or failed on its side:
+    /// back off and try the same call again.
+    Transient,
+    /// The shard iterator expired: get a new one from the reader's position.
+    ExpiredIterator,
+    /// The position is past the shard's retention: the records there are gone.
+    Trimmed,
+    /// Anything else (no such stream, access denied, a bad request).
+    Fatal,
+}
+
+/// Sorts an AWS SDK error into a [`CallFailure`].
+pub fn classify_call_failure<E>(
+    error: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> CallFailure
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+{
+    use aws_smithy_runtime_api::client::result::SdkError;
+    match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => CallFailure::Transient,
+        SdkError::ServiceError(service) => match service.err().code() {
+            Some("ExpiredIteratorException") => CallFailure::ExpiredIterator,
+            Some("TrimmedDataAccessException") => CallFailure::Trimmed,
+            Some(
+                "ProvisionedThroughputExceededException"
+                | "LimitExceededException"
+                | "ThrottlingException"
+                | "KMSThrottlingException"
+                | "InternalFailure"
+                | "InternalServerError"
+                | "ServiceUnavailable",
+            ) => CallFailure::Transient,
+            _ if service.raw().status().is_server_error() => CallFailure::Transient,
+            _ => CallFailure::Fatal,
+        },
+        _ => CallFailure::Fatal,
+    }
+}
+
+/// An AWS SDK error with its code and message, for logs and status.
+pub fn describe_call_failure<E, R>(error: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> String
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_smithy_runtime_api::client::result::SdkError;
+    match error {
+        SdkError::ServiceError(service) => {
+            let err = service.err();
+            format!("{}: {}", err.code().unwrap_or("error"), err.message().unwrap_or("no message"))
+        }
+        other => format!("{}", aws_smithy_types::error::display::DisplayErrorContext(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn region_of_an_arn() {
+        assert_eq!(super::arn_region("arn:aws:kinesis:us-east-2:123456789012:stream/s"), Some("us-east-2"));
+        assert_eq!(super::arn_region("arn:aws:dynamodb:ddblocal:000000000000:table/t/stream/x"), Some("ddblocal"));
+        assert_eq!(super::arn_region("orders"), None);
+        assert_eq!(super::arn_region("arn:aws:kinesis::1:stream/s"), None);
+    }
 }

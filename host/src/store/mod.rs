@@ -26,6 +26,10 @@ pub struct Checkpoint {
     pub updated_ms: u64,
 }
 
+/// The checkpoint of a shard that is closed and finished: its children may start.
+/// (The Kinesis Client Library writes the same word.)
+pub const SHARD_END: &str = "SHARD_END";
+
 #[async_trait]
 pub trait CheckpointStore: Send + Sync {
     /// The checkpoint of a shard, if one was written.

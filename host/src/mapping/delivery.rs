@@ -1,0 +1,296 @@
+//! Delivering one batch: invoke the function until every record of it is done,
+//! by Lambda's rules (design notes §1):
+//!
+//! - success: checkpoint the batch;
+//! - partial failure (`ReportBatchItemFailures`): checkpoint before the lowest
+//!   failed record and go on from it. With `BisectBatchOnFunctionError` that is
+//!   the split point, and it is not a retry; without, it counts as one;
+//! - function error: with `BisectBatchOnFunctionError`, split the batch in halves
+//!   and deliver each (a split is not a retry; the halves carry the count so far);
+//!   otherwise retry, with backoff from 100 ms to 10 s;
+//! - a throttle (no free instance) never reached the function: it is retried
+//!   without counting;
+//! - `MaximumRetryAttempts` spent, or records older than `MaximumRecordAgeInSeconds`
+//!   before an attempt: the records are discarded, a record describing them goes
+//!   to the on-failure destination, and only once it is accepted does the
+//!   checkpoint move past them.
+
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::destination::{Condition, Discarded, failure_record};
+use super::outcome::{self, Outcome};
+use super::shard::{Shared, last_arrival_ms};
+use super::FunctionVersion;
+use crate::record::{Batch, Records};
+use crate::runtime::{InvokeError, InvokeRequest};
+use crate::status::{ShardHandle, ShardStatus};
+use crate::store::{CheckpointKey, CheckpointStore, now_ms};
+
+/// The first wait before retrying a failed batch; it doubles up to `MAX_BACKOFF`.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+pub struct Delivery<'a> {
+    pub function: &'a FunctionVersion,
+    pub shard: &'a std::sync::Arc<str>,
+    pub shared: &'a Shared,
+    pub key: &'a CheckpointKey,
+    pub store: &'a dyn CheckpointStore,
+    pub status: &'a ShardHandle,
+    pub cancel: &'a CancellationToken,
+}
+
+/// Records still to deliver, and what has been spent on them.
+struct Part {
+    records: Records,
+    /// Retries so far (Lambda's count for MaximumRetryAttempts).
+    retries: u32,
+    /// Invocations so far (Lambda's approximateInvokeCount).
+    invocations: u32,
+}
+
+impl Delivery<'_> {
+    /// Delivers `records` until all are done (handled or discarded) or the mapping
+    /// stops; what is not done then is delivered again by whoever resumes from the
+    /// checkpoint.
+    pub async fn deliver(&self, records: Records) -> anyhow::Result<()> {
+        // A stack: the first half of a split is on top.
+        let mut parts = vec![Part { records, retries: 0, invocations: 0 }];
+        while let Some(part) = parts.pop() {
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            if let Some([first, second]) = self.deliver_part(part).await? {
+                parts.push(second);
+                parts.push(first);
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers one part; returns its halves when it is to be bisected.
+    async fn deliver_part(&self, mut part: Part) -> anyhow::Result<Option<[Part; 2]>> {
+        let config = &self.function.manifest.event_source;
+        let mut backoff = INITIAL_BACKOFF;
+        loop {
+            if let Some(max_age) = config.maximum_record_age {
+                let too_old = count_older_than(&part.records, now_ms().saturating_sub(max_age.as_millis() as u64));
+                if too_old > 0 {
+                    let rest = split_off(&mut part.records, too_old);
+                    tracing::warn!(function = %self.function.name, shard = %self.shard,
+                        "{too_old} records are older than MaximumRecordAgeInSeconds; discarding them");
+                    if !self.discard(part.records, Condition::RecordAgeExceeded, part.invocations).await? {
+                        return Ok(None);
+                    }
+                    part.records = rest;
+                }
+                if part.records.is_empty() {
+                    return Ok(None);
+                }
+            }
+
+            let count = part.records.len();
+            let request_id = uuid::Uuid::new_v4().to_string();
+            let batch = self.batch(std::mem::replace(&mut part.records, Records::Kinesis(Vec::new())));
+            let started = Instant::now();
+            let iterator_age = last_arrival_ms(&batch.records).map_or(0, |t| now_ms().saturating_sub(t));
+            let result = self
+                .function
+                .handler
+                .invoke(
+                    &batch,
+                    InvokeRequest {
+                        function: &self.function.name,
+                        shard: self.shard,
+                        request_id: request_id.clone(),
+                        timeout: self.function.manifest.timeout,
+                        memory_mb: self.function.manifest.memory_mb,
+                        environment: &self.function.environment,
+                    },
+                )
+                .await;
+            let elapsed = started.elapsed();
+            part.records = batch.records;
+            let throttled = matches!(result, Err(InvokeError::Throttled(_)));
+            let outcome = outcome::classify(&result, &part.records, config.report_batch_item_failures);
+            tracing::debug!(function = %self.function.name, shard = %self.shard, records = count,
+                elapsed_ms = elapsed.as_millis() as u64, ?outcome, "invoked");
+            if !throttled {
+                part.invocations += 1;
+            }
+            self.update(|s| {
+                s.invocations += 1;
+                s.invoked_events += count as u64;
+                s.iterator_age_ms = iterator_age;
+                s.invocation_ms_total += elapsed.as_millis() as u64;
+                if let Err(error) = &result {
+                    *s.errors_by_kind.entry(error.kind()).or_default() += 1;
+                }
+            });
+
+            match outcome {
+                Outcome::Success => {
+                    self.checkpoint(&part.records, count).await?;
+                    self.update(|s| {
+                        s.records_processed += count as u64;
+                        s.retrying_attempt = 0;
+                    });
+                    return Ok(None);
+                }
+                Outcome::PartialFailure { first_failed } => {
+                    let failed_at = part.records.sequence_number(first_failed).unwrap_or_default().to_owned();
+                    tracing::warn!(function = %self.function.name, shard = %self.shard,
+                        "{first_failed} of {count} records done; going on from sequence number {failed_at}");
+                    self.checkpoint(&part.records, first_failed).await?;
+                    part.records.drop_front(first_failed);
+                    self.update(|s| {
+                        s.records_processed += first_failed as u64;
+                        s.failed_invocations += 1;
+                        s.failed_invoke_events += (count - first_failed) as u64;
+                        s.last_error = Some(format!("batch item failure at sequence number {failed_at}"));
+                    });
+                    if config.bisect_batch_on_function_error && first_failed > 0 {
+                        // Bisecting at the returned sequence number: a split, not a retry.
+                        continue;
+                    }
+                }
+                Outcome::Failure(message) => {
+                    tracing::error!(function = %self.function.name, shard = %self.shard,
+                        "invocation failed ({count} records): {message}");
+                    self.update(|s| {
+                        s.failed_invocations += 1;
+                        s.failed_invoke_events += count as u64;
+                        s.last_error = Some(message);
+                    });
+                    if config.bisect_batch_on_function_error && count > 1 && !throttled {
+                        let second = split_off(&mut part.records, count / 2);
+                        tracing::info!(function = %self.function.name, shard = %self.shard,
+                            "bisecting the batch into {} and {} records", part.records.len(), second.len());
+                        let (retries, invocations) = (part.retries, part.invocations);
+                        return Ok(Some([part, Part { records: second, retries, invocations }]));
+                    }
+                }
+            }
+
+            // Throttles never reached the function: as in Lambda, they are retried
+            // without counting against MaximumRetryAttempts.
+            if !throttled {
+                part.retries += 1;
+            }
+            if config.maximum_retry_attempts.is_some_and(|max| part.retries > max) {
+                tracing::error!(function = %self.function.name, shard = %self.shard,
+                    "retries exhausted after {} attempts; discarding {} records, sequence numbers {} to {}",
+                    part.invocations, part.records.len(),
+                    part.records.sequence_number(0).unwrap_or_default(),
+                    part.records.sequence_number(part.records.len().saturating_sub(1)).unwrap_or_default());
+                self.discard(part.records, Condition::RetryAttemptsExhausted, part.invocations).await?;
+                return Ok(None);
+            }
+            self.update(|s| s.retrying_attempt = part.retries);
+            tokio::select! {
+                // Stopped (a new version, or shutdown): the records are delivered
+                // again by whoever resumes from the checkpoint.
+                () = self.cancel.cancelled() => return Ok(None),
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    fn batch(&self, records: Records) -> Batch {
+        let info = &self.shared.info;
+        Batch {
+            event_source: info.event_source,
+            event_source_arn: info.arn.clone(),
+            aws_region: info.region.clone(),
+            invoke_identity_arn: self.function.identity_arn.clone(),
+            shard_id: self.shard.to_string(),
+            records,
+            window: None,
+        }
+    }
+
+    /// Gives up on `records`: sends their failure record to the destination (until
+    /// it is accepted) and checkpoints past them. False if the mapping stopped first.
+    async fn discard(&self, records: Records, condition: Condition, invocations: u32) -> anyhow::Result<bool> {
+        let count = records.len();
+        if let Some(sink) = &self.shared.sink {
+            let request_id = uuid::Uuid::new_v4().to_string();
+            let batch = self.batch(records);
+            let include_payload = self.function.manifest.event_source.on_failure.as_ref().is_some_and(|o| o.include_payload);
+            let record = failure_record(
+                &Discarded {
+                    batch: &batch,
+                    condition,
+                    request_id: &request_id,
+                    function_arn: &self.shared.function_arn,
+                    invoke_count: invocations,
+                },
+                include_payload,
+            );
+            let mut backoff = INITIAL_BACKOFF;
+            loop {
+                match sink.send(&record, self.shard).await {
+                    Ok(()) => break,
+                    Err(error) => {
+                        tracing::error!(function = %self.function.name, shard = %self.shard,
+                            "the on-failure destination did not accept the record: {error:#}; retrying");
+                        self.update(|s| s.last_error = Some(format!("on-failure destination: {error:#}")));
+                        tokio::select! {
+                            () = self.cancel.cancelled() => return Ok(false),
+                            () = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+            self.checkpoint(&batch.records, count).await?;
+            self.update(|s| s.destination_delivered_events += count as u64);
+        } else {
+            self.checkpoint(&records, count).await?;
+        }
+        self.update(|s| {
+            s.records_discarded += count as u64;
+            s.retrying_attempt = 0;
+        });
+        Ok(true)
+    }
+
+    /// Checkpoints the first `done` records of `records` as finished.
+    async fn checkpoint(&self, records: &Records, done: usize) -> anyhow::Result<()> {
+        match done.checked_sub(1).and_then(|i| records.sequence_number(i)) {
+            Some(sequence) => self.checkpoint_at(sequence).await,
+            None => Ok(()),
+        }
+    }
+
+    pub async fn checkpoint_at(&self, sequence: &str) -> anyhow::Result<()> {
+        self.store.set(self.key, sequence).await?;
+        self.update(|s| s.checkpoint = Some(sequence.to_owned()));
+        Ok(())
+    }
+
+    fn update(&self, f: impl FnOnce(&mut ShardStatus)) {
+        if let Ok(mut status) = self.status.lock() {
+            f(&mut status);
+        }
+    }
+}
+
+/// How many records at the front arrived before `cutoff_ms`.
+fn count_older_than(records: &Records, cutoff_ms: u64) -> usize {
+    match records {
+        Records::Kinesis(r) => r.iter().take_while(|r| r.approximate_arrival_timestamp_ms < cutoff_ms).count(),
+        Records::Dynamodb(r) => r.iter().take_while(|r| r.approximate_creation_date_time_ms < cutoff_ms).count(),
+    }
+}
+
+/// Splits off the records from `at` on.
+fn split_off(records: &mut Records, at: usize) -> Records {
+    match records {
+        Records::Kinesis(r) => Records::Kinesis(r.split_off(at.min(r.len()))),
+        Records::Dynamodb(r) => Records::Dynamodb(r.split_off(at.min(r.len()))),
+    }
+}

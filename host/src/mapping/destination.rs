@@ -1,0 +1,224 @@
+//! On-failure destinations (`DestinationConfig.OnFailure`): when a batch is
+//! discarded, because its retries ran out or its records grew too old, a record
+//! describing it goes here, in the shape Lambda writes (design notes §1). The
+//! shard moves on only once the destination has accepted the record.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+
+use crate::manifest::{Destination, OnFailure};
+use crate::record::{Batch, Records};
+
+/// Why a batch was discarded: Lambda's `condition`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    RetryAttemptsExhausted,
+    RecordAgeExceeded,
+}
+
+impl Condition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::RetryAttemptsExhausted => "RetryAttemptsExhausted",
+            Condition::RecordAgeExceeded => "RecordAgeExceeded",
+        }
+    }
+}
+
+/// What is known about a discarded batch.
+pub struct Discarded<'a> {
+    pub batch: &'a Batch,
+    pub condition: Condition,
+    pub request_id: &'a str,
+    pub function_arn: &'a str,
+    /// Invocations of these records so far (Lambda's approximateInvokeCount).
+    pub invoke_count: u32,
+}
+
+/// Lambda's on-failure record for a discarded batch.
+pub fn failure_record(discarded: &Discarded<'_>, include_payload: bool) -> Value {
+    let batch = discarded.batch;
+    let records = &batch.records;
+    let (first_arrival, last_arrival) = arrival_range(records);
+    let batch_info = json!({
+        "shardId": batch.shard_id,
+        "startSequenceNumber": records.sequence_number(0).unwrap_or_default(),
+        "endSequenceNumber": records.sequence_number(records.len().saturating_sub(1)).unwrap_or_default(),
+        "approximateArrivalOfFirstRecord": iso8601(first_arrival),
+        "approximateArrivalOfLastRecord": iso8601(last_arrival),
+        "batchSize": records.len(),
+        "streamArn": batch.event_source_arn,
+    });
+    let mut record = json!({
+        "requestContext": {
+            "requestId": discarded.request_id,
+            "functionArn": discarded.function_arn,
+            "condition": discarded.condition.as_str(),
+            "approximateInvokeCount": discarded.invoke_count,
+        },
+        "version": "1.0",
+        "timestamp": iso8601(crate::store::now_ms()),
+    });
+    if discarded.condition == Condition::RetryAttemptsExhausted {
+        record["responseContext"] = json!({
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        });
+    }
+    let info_key = match records {
+        Records::Kinesis(_) => "KinesisBatchInfo",
+        Records::Dynamodb(_) => "DDBStreamBatchInfo",
+    };
+    record[info_key] = batch_info;
+    if include_payload {
+        // The payload is the event as the function received it.
+        record["payload"] = Value::String(crate::event::encode(batch));
+    }
+    record
+}
+
+fn arrival_range(records: &Records) -> (u64, u64) {
+    match records {
+        Records::Kinesis(r) => (
+            r.first().map_or(0, |r| r.approximate_arrival_timestamp_ms),
+            r.last().map_or(0, |r| r.approximate_arrival_timestamp_ms),
+        ),
+        Records::Dynamodb(r) => (
+            r.first().map_or(0, |r| r.approximate_creation_date_time_ms),
+            r.last().map_or(0, |r| r.approximate_creation_date_time_ms),
+        ),
+    }
+}
+
+/// `2019-11-14T00:38:06.021Z`.
+pub fn iso8601(ms: u64) -> String {
+    humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
+}
+
+/// An opened destination.
+pub enum FailureSink {
+    Directory(PathBuf),
+    JsonLines(PathBuf),
+    Kinesis { client: aws_sdk_kinesis::Client, stream: String },
+}
+
+impl FailureSink {
+    pub async fn open(config: &OnFailure) -> anyhow::Result<FailureSink> {
+        Ok(match &config.destination {
+            Destination::Directory(dir) => {
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create the destination directory {}", dir.display()))?;
+                FailureSink::Directory(dir.clone())
+            }
+            Destination::JsonLines(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+                }
+                FailureSink::JsonLines(path.clone())
+            }
+            Destination::Kinesis { stream, endpoint } => {
+                let config = crate::source::aws_config(endpoint.endpoint_url.as_deref(), endpoint.region.as_deref()).await;
+                FailureSink::Kinesis { client: aws_sdk_kinesis::Client::new(&config), stream: stream.clone() }
+            }
+        })
+    }
+
+    /// Writes one failure record; an error means it was not accepted.
+    pub async fn send(&self, record: &Value, shard_id: &str) -> anyhow::Result<()> {
+        let text = record.to_string();
+        match self {
+            FailureSink::Directory(dir) => {
+                // Named so that a listing sorts by time; the request id keeps names apart.
+                let request_id = record["requestContext"]["requestId"].as_str().unwrap_or("unknown");
+                let name = format!("{}-{request_id}.json", crate::store::now_ms());
+                let path = dir.join(name);
+                let tmp = path.with_extension("json.tmp");
+                let write = tokio::fs::write(&tmp, text.as_bytes()).await;
+                write.and(tokio::fs::rename(&tmp, &path).await).with_context(|| format!("cannot write {}", path.display()))
+            }
+            FailureSink::JsonLines(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                    let mut file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)
+                        .with_context(|| format!("cannot open {}", path.display()))?;
+                    // One write per line, so concurrent writers never interleave a line.
+                    file.write_all(format!("{text}\n").as_bytes())?;
+                    file.sync_data()?;
+                    Ok(())
+                })
+                .await?
+            }
+            FailureSink::Kinesis { client, stream } => {
+                let request = client.put_record().data(aws_sdk_kinesis::primitives::Blob::new(text.into_bytes())).partition_key(shard_id);
+                let request = if stream.starts_with("arn:") { request.stream_arn(stream) } else { request.stream_name(stream) };
+                request
+                    .send()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("PutRecord to {stream} failed: {}", crate::source::describe_call_failure(&e)))?;
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{EventSource, KinesisRecord};
+
+    #[test]
+    fn the_failure_record_has_lambdas_fields() {
+        let records = (1..=3u64)
+            .map(|i| KinesisRecord {
+                event_id: format!("shardId-000000000001:{i}"),
+                partition_key: "k".into(),
+                sequence_number: i.to_string(),
+                data: b"x".to_vec(),
+                approximate_arrival_timestamp_ms: 1_573_691_886_000 + i,
+                encryption_type: None,
+            })
+            .collect();
+        let batch = Batch {
+            event_source: EventSource::Kinesis,
+            event_source_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/s".into(),
+            aws_region: "us-east-1".into(),
+            invoke_identity_arn: "arn:aws:iam::000000000000:role/r".into(),
+            shard_id: "shardId-000000000001".into(),
+            records: Records::Kinesis(records),
+            window: None,
+        };
+        let discarded = Discarded {
+            batch: &batch,
+            condition: Condition::RetryAttemptsExhausted,
+            request_id: "req-1",
+            function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f",
+            invoke_count: 3,
+        };
+        let record = failure_record(&discarded, false);
+        assert_eq!(record["requestContext"]["condition"], "RetryAttemptsExhausted");
+        assert_eq!(record["requestContext"]["approximateInvokeCount"], 3);
+        assert_eq!(record["responseContext"]["functionError"], "Unhandled");
+        assert_eq!(record["version"], "1.0");
+        let info = &record["KinesisBatchInfo"];
+        assert_eq!(info["shardId"], "shardId-000000000001");
+        assert_eq!(info["startSequenceNumber"], "1");
+        assert_eq!(info["endSequenceNumber"], "3");
+        assert_eq!(info["batchSize"], 3);
+        assert_eq!(info["approximateArrivalOfFirstRecord"], "2019-11-14T00:38:06.001Z");
+        assert_eq!(info["streamArn"], "arn:aws:kinesis:us-east-1:000000000000:stream/s");
+        assert!(record.get("payload").is_none());
+
+        let aged = Discarded { condition: Condition::RecordAgeExceeded, ..discarded };
+        let record = failure_record(&aged, true);
+        assert!(record.get("responseContext").is_none(), "RecordAgeExceeded has no responseContext");
+        let payload: Value = serde_json::from_str(record["payload"].as_str().unwrap()).unwrap();
+        assert_eq!(payload["Records"].as_array().map(Vec::len), Some(3));
+    }
+}

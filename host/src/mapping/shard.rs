@@ -1,0 +1,203 @@
+//! The loop of one shard:
+//! 1. resume after the checkpoint, or where the manifest says to start (a child
+//!    shard whose parents this mapping finished starts at its beginning);
+//! 2. gather a batch ([`Batcher`]): `BatchSize`, the 6 MB payload or the batching
+//!    window, whichever comes first, keeping only records that pass the filters;
+//! 3. deliver it ([`Delivery`]): invoke, retry, bisect, discard, checkpoint;
+//! 4. at the end of a closed shard, checkpoint `SHARD_END`, so its children start.
+//!
+//! The checkpoint moves only after the function finished with the records, so a
+//! crash repeats at most the batch in flight and never skips one.
+
+use std::sync::Arc;
+
+use super::batcher::{Batcher, Next};
+use super::delivery::Delivery;
+use super::destination::FailureSink;
+use super::filter::RecordFilter;
+use super::{FunctionVersion, MappingContext, RESTART_DELAY};
+use crate::manifest::StartingPosition;
+use crate::record::Records;
+use crate::source::{Position, SourceInfo, StreamSource};
+use crate::status::ShardHandle;
+use crate::store::{CheckpointKey, SHARD_END, now_ms};
+use tokio_util::sync::CancellationToken;
+
+/// What every shard loop of one mapping shares, prepared once.
+pub struct Shared {
+    pub info: SourceInfo,
+    pub filter: Option<Arc<RecordFilter>>,
+    pub sink: Option<FailureSink>,
+    pub function_arn: String,
+    /// For LATEST: when the mapping first started, so that every shard (and every
+    /// restart) starts from the same moment.
+    pub started_at_ms: u64,
+}
+
+impl Shared {
+    pub async fn new(function: &FunctionVersion, info: SourceInfo, context: &MappingContext) -> anyhow::Result<Shared> {
+        let config = &function.manifest.event_source;
+        let filter = if config.filter_patterns.is_empty() {
+            None
+        } else {
+            Some(Arc::new(RecordFilter::new(&config.filter_patterns)?))
+        };
+        let sink = match &config.on_failure {
+            Some(on_failure) => Some(FailureSink::open(on_failure).await?),
+            None => None,
+        };
+        // LATEST is pinned to the moment the mapping first ran, kept in the store
+        // beside the checkpoints, so a restart does not skip what came meanwhile.
+        let pin = CheckpointKey {
+            function: function.name.to_string(),
+            source: config.source.id(),
+            shard: LATEST_PIN.to_owned(),
+        };
+        let started_at_ms = match context.store.get(&pin).await? {
+            Some(ms) => ms.parse().unwrap_or_else(|_| now_ms()),
+            None => {
+                let now = now_ms();
+                if config.starting_position == StartingPosition::Latest {
+                    context.store.set(&pin, &now.to_string()).await?;
+                }
+                now
+            }
+        };
+        Ok(Shared { function_arn: function.arn(&info.region), info, filter, sink, started_at_ms })
+    }
+}
+
+/// The pseudo-shard under which a LATEST mapping's start time is stored.
+pub const LATEST_PIN: &str = "(latest-started-at)";
+
+/// Why a shard loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardExit {
+    /// The shard is closed and finished: its children may start.
+    Ended,
+    Stopped,
+}
+
+pub struct ShardLoop {
+    pub key: CheckpointKey,
+    pub shard: Arc<str>,
+    /// The shard's parents were finished by this mapping: it starts at its beginning.
+    pub has_parents: bool,
+    pub function: Arc<FunctionVersion>,
+    pub source: Arc<dyn StreamSource>,
+    pub shared: Arc<Shared>,
+    pub context: MappingContext,
+    pub status: ShardHandle,
+    pub cancel: CancellationToken,
+}
+
+impl ShardLoop {
+    /// Runs until the shard ends or the mapping stops; an error starts the shard
+    /// over from its checkpoint.
+    pub async fn run(self) -> ShardExit {
+        while !self.cancel.is_cancelled() {
+            match self.process().await {
+                Ok(exit) => return exit,
+                Err(error) => {
+                    tracing::error!(function = %self.function.name, shard = %self.shard,
+                        "shard loop failed, restarting from the checkpoint: {error:#}");
+                    self.update(|s| s.last_error = Some(format!("{error:#}")));
+                    tokio::select! {
+                        () = self.cancel.cancelled() => break,
+                        () = tokio::time::sleep(RESTART_DELAY) => {}
+                    }
+                }
+            }
+        }
+        ShardExit::Stopped
+    }
+
+    fn start_position(&self) -> Position {
+        match self.function.manifest.event_source.starting_position {
+            _ if self.has_parents && !self.source.supports_timestamps() => Position::TrimHorizon,
+            StartingPosition::TrimHorizon => Position::TrimHorizon,
+            // A child shard made after the pin starts at its beginning this way too.
+            StartingPosition::Latest if self.source.supports_timestamps() => Position::AtTimestamp(self.shared.started_at_ms),
+            StartingPosition::Latest => Position::Latest,
+            StartingPosition::AtTimestamp(ms) => Position::AtTimestamp(ms),
+        }
+    }
+
+    async fn process(&self) -> anyhow::Result<ShardExit> {
+        let store = &self.context.store;
+        let checkpoint = store.get(&self.key).await?;
+        if checkpoint.as_deref() == Some(SHARD_END) {
+            return Ok(ShardExit::Ended);
+        }
+        let position = match &checkpoint {
+            Some(sequence) => Position::AfterSequence(sequence.clone()),
+            None => self.start_position(),
+        };
+        self.update(|s| s.checkpoint = checkpoint.clone());
+        let reader = self.source.open(&self.shard, position).await?;
+
+        let config = &self.function.manifest.event_source;
+        let info = &self.shared.info;
+        let repeated_fields = crate::record::repeated_fields_len(&info.arn, &self.function.identity_arn, &info.region);
+        let mut batcher = Batcher::new(
+            reader,
+            config.batch_size,
+            config.batching_window,
+            info.clone(),
+            repeated_fields,
+            self.shared.filter.clone(),
+        );
+        let delivery = Delivery {
+            function: &self.function,
+            shard: &self.shard,
+            shared: &self.shared,
+            key: &self.key,
+            store: store.as_ref(),
+            status: &self.status,
+            cancel: &self.cancel,
+        };
+        loop {
+            let next = batcher.next_batch(&self.cancel).await?;
+            let counts = batcher.take_counts();
+            self.update(|s| {
+                s.polled_events += counts.polled;
+                s.filtered_out_events += counts.filtered_out;
+            });
+            match next {
+                Next::Batch(records) => {
+                    delivery.deliver(records).await?;
+                    if let Some(sequence) = batcher.take_filtered_through() {
+                        delivery.checkpoint_at(&sequence).await?;
+                    }
+                }
+                Next::FilteredThrough(sequence) => delivery.checkpoint_at(&sequence).await?,
+                Next::ShardEnd => {
+                    store.set(&self.key, SHARD_END).await?;
+                    self.update(|s| {
+                        s.checkpoint = Some(SHARD_END.to_owned());
+                        s.finished = true;
+                    });
+                    return Ok(ShardExit::Ended);
+                }
+                Next::Stopped => return Ok(ShardExit::Stopped),
+            }
+            if self.cancel.is_cancelled() {
+                return Ok(ShardExit::Stopped);
+            }
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut crate::status::ShardStatus)) {
+        if let Ok(mut status) = self.status.lock() {
+            f(&mut status);
+        }
+    }
+}
+
+/// The arrival time of the newest record of a batch.
+pub fn last_arrival_ms(records: &Records) -> Option<u64> {
+    match records {
+        Records::Kinesis(r) => r.last().map(|r| r.approximate_arrival_timestamp_ms),
+        Records::Dynamodb(r) => r.last().map(|r| r.approximate_creation_date_time_ms),
+    }
+}

@@ -1,0 +1,245 @@
+//! The mapping loop against a local stream and a scripted handler: the rules of
+//! retries, partial failures, bisection, record age and destinations.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::record::{Batch, BatchResponse};
+use crate::runtime::{HandlerResponse, InvokeError, InvokeRequest};
+use crate::source::local::{self, LocalSource, PutRecord};
+use crate::status::{FunctionState, FunctionStatus, ShardStatus};
+use crate::store::CheckpointKey;
+use crate::store::embedded::EmbeddedStore;
+
+type Answer = Result<Vec<&'static str>, InvokeError>;
+
+/// Answers from a script, one per invocation (success once it runs out), fails
+/// every batch holding the poison record, and remembers the sequence numbers of
+/// every batch it was given.
+struct Scripted {
+    script: Mutex<VecDeque<Answer>>,
+    poison: Option<&'static str>,
+    seen: Mutex<Vec<Vec<String>>>,
+}
+
+#[async_trait]
+impl Handler for Scripted {
+    async fn invoke(&self, batch: &Batch, _: InvokeRequest<'_>) -> Result<HandlerResponse, InvokeError> {
+        let seqs: Vec<String> =
+            (0..batch.records.len()).filter_map(|i| batch.records.sequence_number(i).map(str::to_owned)).collect();
+        let poisoned = self.poison.is_some_and(|p| seqs.iter().any(|s| s == p));
+        self.seen.lock().unwrap().push(seqs);
+        if poisoned {
+            return Err(InvokeError::Handler("poison record".into()));
+        }
+        match self.script.lock().unwrap().pop_front() {
+            Some(Ok(failures)) => Ok(HandlerResponse::Typed(BatchResponse {
+                batch_item_failures: failures.into_iter().map(str::to_owned).collect(),
+                state: None,
+            })),
+            Some(Err(error)) => Err(error),
+            None => Ok(HandlerResponse::Typed(BatchResponse { batch_item_failures: Vec::new(), state: None })),
+        }
+    }
+}
+
+struct Run {
+    dir: tempfile::TempDir,
+    store: Arc<EmbeddedStore>,
+    status: Arc<StatusBoard>,
+    handler: Arc<Scripted>,
+}
+
+struct Setup<'a> {
+    manifest: &'a str,
+    script: Vec<Answer>,
+    poison: Option<&'static str>,
+    /// Records 1..=n whose arrival is moved this far into the past.
+    aged: Option<(i64, Duration)>,
+}
+
+impl Default for Setup<'_> {
+    fn default() -> Self {
+        Setup { manifest: "", script: Vec::new(), poison: None, aged: None }
+    }
+}
+
+/// Runs a mapping over five records on a one-shard stream until `done` holds.
+/// `{dir}` in the manifest is replaced by the run's temporary directory.
+async fn run(setup: Setup<'_>, done: impl Fn(&ShardStatus) -> bool) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    let mut conn = store.connect().unwrap();
+    local::create(&conn, "s", 1, 24).unwrap();
+    let records: Vec<PutRecord> = (1..=5).map(|i| PutRecord { partition_key: "k".into(), data: vec![i] }).collect();
+    local::put(&mut conn, "s", &records).unwrap();
+    if let Some((through, age)) = setup.aged {
+        conn.execute("UPDATE records SET arrival_ms = arrival_ms - ?1 WHERE seq <= ?2", (age.as_millis() as i64, through))
+            .unwrap();
+    }
+    let handler = Arc::new(Scripted { script: Mutex::new(setup.script.into()), poison: setup.poison, seen: Mutex::new(Vec::new()) });
+    let text = format!("[EventSource]\nType = \"Local\"\nStream = \"s\"\n{}\n", setup.manifest)
+        .replace("{dir}", &dir.path().display().to_string());
+    let manifest = Manifest::parse(&text).unwrap();
+    let status = Arc::new(StatusBoard::default());
+    status.set_function(
+        FunctionStatus { name: "f".into(), state: FunctionState::Running, world: None, digest: None, source: None, error: None, shards: Vec::new() },
+        true,
+    );
+    let version = Arc::new(FunctionVersion {
+        name: Arc::from("f"),
+        manifest,
+        handler: handler.clone(),
+        environment: Arc::from(Vec::new()),
+        identity_arn: "arn:aws:iam::000000000000:role/f".into(),
+    });
+    let source = Arc::new(LocalSource::new(Arc::clone(&store), "s", Duration::from_millis(5)));
+    let store_dyn: Arc<dyn CheckpointStore> = store.clone();
+    let mapping = start(version, source, MappingContext { store: store_dyn, status: Arc::clone(&status) });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shard = status.snapshot().first().and_then(|f| f.shards.first().cloned());
+        if shard.as_ref().is_some_and(&done) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the mapping did not finish: {shard:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    mapping.stop().await;
+    Run { dir, store, status, handler }
+}
+
+fn seen(run: &Run) -> Vec<Vec<String>> {
+    run.handler.seen.lock().unwrap().clone()
+}
+
+fn shard(run: &Run) -> ShardStatus {
+    run.status.snapshot()[0].shards[0].clone()
+}
+
+async fn checkpoint(run: &Run) -> Option<String> {
+    let key = CheckpointKey { function: "f".into(), source: "local:s".into(), shard: "shardId-000000000000".into() };
+    run.store.get(&key).await.unwrap()
+}
+
+fn error() -> Answer {
+    Err(InvokeError::Handler("boom".into()))
+}
+
+#[tokio::test]
+async fn a_partial_failure_checkpoints_before_the_lowest_failure_and_retries_from_it() {
+    let setup = Setup {
+        manifest: "FunctionResponseTypes = [\"ReportBatchItemFailures\"]",
+        script: vec![Ok(vec!["4", "3"]), Ok(vec!["4"])],
+        ..Setup::default()
+    };
+    let run = run(setup, |s| s.records_processed == 5).await;
+    assert_eq!(seen(&run), [vec!["1", "2", "3", "4", "5"], vec!["3", "4", "5"], vec!["4", "5"]]);
+    assert_eq!(checkpoint(&run).await.as_deref(), Some("5"));
+    let s = shard(&run);
+    assert_eq!((s.invoked_events, s.failed_invoke_events), (10, 5), "{s:?}");
+}
+
+#[tokio::test]
+async fn retries_run_out_after_maximum_retry_attempts() {
+    let setup = Setup { manifest: "MaximumRetryAttempts = 2", script: vec![error(), error(), error(), error()], ..Setup::default() };
+    let run = run(setup, |s| s.records_discarded == 5).await;
+    assert_eq!(seen(&run).len(), 3, "one attempt and two retries");
+    assert_eq!(checkpoint(&run).await.as_deref(), Some("5"), "the shard moves past the batch");
+    assert_eq!(shard(&run).errors_by_kind.get("handler_error"), Some(&3));
+}
+
+#[tokio::test]
+async fn throttles_do_not_count_as_attempts() {
+    let throttle = || Err(InvokeError::Throttled("pool full".into()));
+    let setup = Setup { manifest: "MaximumRetryAttempts = 0", script: vec![throttle(), throttle(), Ok(vec![])], ..Setup::default() };
+    let run = run(setup, |s| s.records_processed == 5).await;
+    assert_eq!(seen(&run).len(), 3);
+    assert_eq!(shard(&run).records_discarded, 0);
+}
+
+#[tokio::test]
+async fn without_report_batch_item_failures_the_response_is_ignored() {
+    let setup = Setup { script: vec![Ok(vec!["3"])], ..Setup::default() };
+    let run = run(setup, |s| s.records_processed == 5).await;
+    assert_eq!(seen(&run).len(), 1);
+    assert_eq!(checkpoint(&run).await.as_deref(), Some("5"));
+}
+
+#[tokio::test]
+async fn bisection_isolates_a_poison_record_without_counting_splits_as_retries() {
+    let setup = Setup {
+        manifest: "BisectBatchOnFunctionError = true\nMaximumRetryAttempts = 0\n\
+                   [EventSource.DestinationConfig.OnFailure]\nDestination = \"{dir}/failures\"",
+        poison: Some("3"),
+        ..Setup::default()
+    };
+    let run = run(setup, |s| s.records_processed == 4 && s.records_discarded == 1).await;
+    assert_eq!(
+        seen(&run),
+        [vec!["1", "2", "3", "4", "5"], vec!["1", "2"], vec!["3", "4", "5"], vec!["3"], vec!["4", "5"]],
+        "halves in order; the lone poison record is tried once (no retries) and discarded"
+    );
+    assert_eq!(checkpoint(&run).await.as_deref(), Some("5"));
+    let failures: Vec<_> = std::fs::read_dir(run.dir.path().join("failures")).unwrap().collect();
+    assert_eq!(failures.len(), 1);
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(failures[0].as_ref().unwrap().path()).unwrap()).unwrap();
+    assert_eq!(record["requestContext"]["condition"], "RetryAttemptsExhausted");
+    assert_eq!(record["requestContext"]["approximateInvokeCount"], 3, "the whole batch, its half, then itself");
+    assert_eq!(record["requestContext"]["functionArn"], "arn:aws:lambda:local:000000000000:function:f");
+    assert_eq!(record["KinesisBatchInfo"]["startSequenceNumber"], "3");
+    assert_eq!(record["KinesisBatchInfo"]["endSequenceNumber"], "3");
+    assert_eq!(record["KinesisBatchInfo"]["batchSize"], 1);
+    assert_eq!(shard(&run).destination_delivered_events, 1);
+}
+
+#[tokio::test]
+async fn with_bisect_a_partial_failure_splits_at_the_returned_sequence_number() {
+    let setup = Setup {
+        manifest: "BisectBatchOnFunctionError = true\nMaximumRetryAttempts = 0\n\
+                   FunctionResponseTypes = [\"ReportBatchItemFailures\"]",
+        script: vec![Ok(vec!["3"]), Ok(vec![])],
+        ..Setup::default()
+    };
+    let run = run(setup, |s| s.records_processed == 5).await;
+    assert_eq!(seen(&run), [vec!["1", "2", "3", "4", "5"], vec!["3", "4", "5"]], "the split is not a retry, so 0 retries allow it");
+    assert_eq!(shard(&run).records_discarded, 0);
+}
+
+#[tokio::test]
+async fn records_older_than_the_maximum_age_are_discarded_before_invoking() {
+    let setup = Setup {
+        manifest: "MaximumRecordAgeInSeconds = 60\n\
+                   [EventSource.DestinationConfig.OnFailure]\nDestination = \"{dir}/failures.jsonl\"\nIncludePayload = true",
+        aged: Some((2, Duration::from_secs(120))),
+        ..Setup::default()
+    };
+    let run = run(setup, |s| s.records_processed == 3 && s.records_discarded == 2).await;
+    assert_eq!(seen(&run), [vec!["3", "4", "5"]]);
+    let text = std::fs::read_to_string(run.dir.path().join("failures.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["requestContext"]["condition"], "RecordAgeExceeded");
+    assert_eq!(lines[0]["requestContext"]["approximateInvokeCount"], 0);
+    assert!(lines[0].get("responseContext").is_none());
+    assert_eq!(lines[0]["KinesisBatchInfo"]["endSequenceNumber"], "2");
+    let payload: serde_json::Value = serde_json::from_str(lines[0]["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["Records"][1]["kinesis"]["sequenceNumber"], "2");
+}
+
+#[tokio::test]
+async fn filtered_records_advance_the_checkpoint_and_are_counted() {
+    // Record data is one byte, 1..=5: only "5" is JSON that matches (the number 5).
+    let setup = Setup {
+        manifest: "[EventSource.FilterCriteria]\nFilters = [{ Pattern = '{\"data\":[{\"numeric\":[\">\",100]}]}' }]",
+        ..Setup::default()
+    };
+    let run = run(setup, |s| s.filtered_out_events == 5 && s.checkpoint.as_deref() == Some("5")).await;
+    assert!(seen(&run).is_empty(), "nothing matched, so nothing was invoked");
+    assert_eq!(shard(&run).polled_events, 5);
+}

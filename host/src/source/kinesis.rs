@@ -1,0 +1,259 @@
+//! Kinesis Data Streams as a source, through `aws-sdk-kinesis`: ListShards to
+//! find the shards and their parents, GetShardIterator and GetRecords to read.
+//!
+//! A reader polls its shard once per polling interval (Lambda's 1 s by default)
+//! while it is caught up, and again at once while records remain. It fetches up to
+//! 10,000 records a call and hands them out as the batcher asks, so a small
+//! `BatchSize` does not cost one GetRecords call per batch. Throttles and network
+//! errors back off with jitter and retry the same call; an expired iterator is
+//! renewed after the last record read, so neither loses nor skips a record.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::primitives::DateTime;
+use aws_sdk_kinesis::types::{EncryptionType, ShardFilter, ShardFilterType, ShardIteratorType};
+
+use super::backoff::Backoff;
+use super::{CallFailure, Position, Shard, ShardReader, SourceInfo, StreamSource, classify_call_failure, describe_call_failure};
+use crate::record::{EventSource, KinesisRecord, Records};
+
+/// The most records one GetRecords call returns.
+const GET_RECORDS_LIMIT: i32 = 10_000;
+/// Kinesis serves 5 GetRecords calls a second per shard: the shortest wait
+/// between calls while a reader is behind.
+const MIN_CALL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// A stream, by the name or the ARN the manifest gave.
+#[derive(Debug, Clone)]
+pub enum StreamRef {
+    Name(String),
+    Arn(String),
+}
+
+impl StreamRef {
+    pub fn parse(name_or_arn: &str) -> StreamRef {
+        if name_or_arn.starts_with("arn:") {
+            StreamRef::Arn(name_or_arn.to_owned())
+        } else {
+            StreamRef::Name(name_or_arn.to_owned())
+        }
+    }
+}
+
+/// Sets the stream of a request builder, by name or by ARN.
+macro_rules! with_stream {
+    ($builder:expr, $stream:expr) => {
+        match $stream {
+            StreamRef::Name(name) => $builder.stream_name(name),
+            StreamRef::Arn(arn) => $builder.stream_arn(arn),
+        }
+    };
+}
+
+pub struct KinesisSource {
+    client: Client,
+    stream: StreamRef,
+    poll_interval: Duration,
+}
+
+impl KinesisSource {
+    pub fn new(config: &aws_config::SdkConfig, stream: StreamRef, poll_interval: Duration) -> KinesisSource {
+        KinesisSource { client: Client::new(config), stream, poll_interval }
+    }
+}
+
+#[async_trait]
+impl StreamSource for KinesisSource {
+    async fn describe(&self) -> anyhow::Result<SourceInfo> {
+        let output = with_stream!(self.client.describe_stream_summary(), &self.stream)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("DescribeStreamSummary failed: {}", describe_call_failure(&e)))?;
+        let summary = output.stream_description_summary().context("DescribeStreamSummary returned no summary")?;
+        let arn = summary.stream_arn().to_owned();
+        let region = super::arn_region(&arn)
+            .map(str::to_owned)
+            .or_else(|| self.client.config().region().map(|r| r.to_string()))
+            .unwrap_or_default();
+        Ok(SourceInfo { event_source: EventSource::Kinesis, arn, region })
+    }
+
+    async fn list_shards(&self) -> anyhow::Result<Vec<Shard>> {
+        let mut shards = Vec::new();
+        let mut next_token: Option<String> = None;
+        loop {
+            // A page after the first names the stream only through its token.
+            let request = match &next_token {
+                Some(token) => self.client.list_shards().next_token(token),
+                None => with_stream!(self.client.list_shards(), &self.stream)
+                    .shard_filter(ShardFilter::builder().r#type(ShardFilterType::FromTrimHorizon).build()?),
+            };
+            let output = request
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("ListShards failed: {}", describe_call_failure(&e)))?;
+            for shard in output.shards() {
+                let parents = [shard.parent_shard_id(), shard.adjacent_parent_shard_id()];
+                shards.push(Shard {
+                    id: shard.shard_id().to_owned(),
+                    parents: parents.into_iter().flatten().map(str::to_owned).collect(),
+                });
+            }
+            match output.next_token() {
+                Some(token) if !output.shards().is_empty() => next_token = Some(token.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(shards)
+    }
+
+    async fn open(&self, shard: &str, from: Position) -> anyhow::Result<Box<dyn ShardReader>> {
+        let mut reader = KinesisShardReader {
+            client: self.client.clone(),
+            stream: self.stream.clone(),
+            shard_id: shard.to_owned(),
+            start: from,
+            last_sequence: None,
+            iterator: None,
+            ended: false,
+            buffer: VecDeque::new(),
+            poll_interval: self.poll_interval,
+            wait: self.poll_interval,
+            backoff: Backoff::default(),
+            last_call: None,
+        };
+        reader.renew_iterator().await?;
+        Ok(Box::new(reader))
+    }
+}
+
+struct KinesisShardReader {
+    client: Client,
+    stream: StreamRef,
+    shard_id: String,
+    /// Where the reader was opened; an iterator renewed before the first record
+    /// was read starts here again.
+    start: Position,
+    /// The last record fetched; an expired iterator is renewed after it.
+    last_sequence: Option<String>,
+    iterator: Option<String>,
+    /// The shard is closed and its last record has been fetched.
+    ended: bool,
+    /// Fetched records the batcher has not asked for yet.
+    buffer: VecDeque<KinesisRecord>,
+    poll_interval: Duration,
+    /// The wait before the next read, after one that came back empty.
+    wait: Duration,
+    backoff: Backoff,
+    last_call: Option<tokio::time::Instant>,
+}
+
+impl KinesisShardReader {
+    async fn renew_iterator(&mut self) -> anyhow::Result<()> {
+        let position = match &self.last_sequence {
+            Some(sequence) => Position::AfterSequence(sequence.clone()),
+            None => self.start.clone(),
+        };
+        let request = with_stream!(self.client.get_shard_iterator(), &self.stream).shard_id(&self.shard_id);
+        let request = match position {
+            Position::AfterSequence(sequence) => request
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(sequence),
+            Position::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+            Position::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
+            Position::AtTimestamp(ms) => request
+                .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                .timestamp(DateTime::from_millis(ms as i64)),
+        };
+        let output = request.send().await.map_err(|e| {
+            anyhow::anyhow!("GetShardIterator on {} failed: {}", self.shard_id, describe_call_failure(&e))
+        })?;
+        self.iterator = output.shard_iterator;
+        self.ended = self.iterator.is_none();
+        Ok(())
+    }
+
+    /// One GetRecords call into the buffer.
+    async fn fetch(&mut self) -> anyhow::Result<()> {
+        let Some(iterator) = self.iterator.clone() else {
+            self.ended = true;
+            return Ok(());
+        };
+        if let Some(last) = self.last_call {
+            tokio::time::sleep_until(last + MIN_CALL_INTERVAL).await;
+        }
+        self.last_call = Some(tokio::time::Instant::now());
+        match self.client.get_records().shard_iterator(iterator).limit(GET_RECORDS_LIMIT).send().await {
+            Ok(output) => {
+                self.backoff.reset();
+                let behind = output.millis_behind_latest.is_some_and(|ms| ms > 0);
+                self.iterator = output.next_shard_iterator;
+                self.ended = self.iterator.is_none();
+                let fetched = !output.records.is_empty();
+                for record in output.records {
+                    self.buffer.push_back(self.convert(record));
+                }
+                if let Some(last) = self.buffer.back() {
+                    self.last_sequence = Some(last.sequence_number.clone());
+                }
+                // Caught up: wait a polling interval. Behind (an empty page of a
+                // shard that still has records further on): read again soon.
+                self.wait = if fetched || behind { Duration::ZERO } else { self.poll_interval };
+                Ok(())
+            }
+            Err(error) => match classify_call_failure(&error) {
+                CallFailure::ExpiredIterator => {
+                    tracing::debug!(shard = %self.shard_id, "shard iterator expired; renewing it");
+                    self.renew_iterator().await
+                }
+                CallFailure::Transient => {
+                    self.wait = self.backoff.next_wait();
+                    tracing::warn!(shard = %self.shard_id, "GetRecords failed ({}); retrying in {} ms",
+                        describe_call_failure(&error), self.wait.as_millis());
+                    Ok(())
+                }
+                CallFailure::Trimmed | CallFailure::Fatal => {
+                    anyhow::bail!("GetRecords on {} failed: {}", self.shard_id, describe_call_failure(&error))
+                }
+            },
+        }
+    }
+
+    fn convert(&self, record: aws_sdk_kinesis::types::Record) -> KinesisRecord {
+        let arrival = record.approximate_arrival_timestamp.and_then(|t| t.to_millis().ok()).unwrap_or(0);
+        KinesisRecord {
+            event_id: format!("{}:{}", self.shard_id, record.sequence_number),
+            partition_key: record.partition_key.unwrap_or_default(),
+            data: record.data.into_inner(),
+            sequence_number: record.sequence_number,
+            approximate_arrival_timestamp_ms: u64::try_from(arrival).unwrap_or(0),
+            encryption_type: match record.encryption_type {
+                None | Some(EncryptionType::None) => None,
+                Some(other) => Some(other.as_str().to_owned()),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl ShardReader for KinesisShardReader {
+    async fn read(&mut self, max: usize) -> anyhow::Result<Records> {
+        if self.buffer.is_empty() && !self.ended {
+            self.fetch().await?;
+        }
+        let take = max.min(self.buffer.len());
+        Ok(Records::Kinesis(self.buffer.drain(..take).collect()))
+    }
+
+    fn at_end(&self) -> bool {
+        self.ended && self.buffer.is_empty()
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.wait
+    }
+}
