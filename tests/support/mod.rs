@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod emulators;
+
 /// How long a test waits for something that should happen in well under a second.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -178,6 +180,7 @@ impl Host {
             .args(extra_args)
             .current_dir(ws.path())
             .env("EDDY_LOG", "info")
+            .envs(emulators::AWS_ENV)
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
@@ -270,7 +273,7 @@ pub fn get_json(url: &str) -> Value {
     ureq::get(url).call().expect("GET").body_mut().read_json().expect("JSON")
 }
 
-fn unique() -> u128 {
+pub fn unique() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
 

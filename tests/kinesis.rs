@@ -1,0 +1,372 @@
+//! Kinesis sources against kinesis-mock, started by the test: order per key and
+//! per shard, batch sizes, starting positions, filters, resharding while records
+//! flow, the on-failure record put to a Kinesis stream, and a host killed with
+//! SIGKILL in the middle of 10,000 records.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use eddy_tests::emulators::{self, Emulator};
+use eddy_tests::{Host, Workspace, wait_for};
+use serde_json::{Value, json};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime")
+}
+
+struct Kinesis {
+    emulator: Emulator,
+    client: Client,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Kinesis {
+    fn start() -> Kinesis {
+        let emulator = emulators::kinesis();
+        let rt = runtime();
+        let client = Client::new(&rt.block_on(emulators::sdk_config(&emulator.endpoint)));
+        Kinesis { emulator, client, rt }
+    }
+
+    fn create_stream(&self, name: &str, shards: i32) {
+        self.rt.block_on(self.client.create_stream().stream_name(name).shard_count(shards).send()).expect("CreateStream");
+        wait_for(&format!("stream {name} to be active"), || {
+            let d = self.rt.block_on(self.client.describe_stream_summary().stream_name(name).send()).ok()?;
+            (d.stream_description_summary()?.stream_status().as_str() == "ACTIVE").then_some(())
+        });
+    }
+
+    /// Puts records in order, 500 a call, and returns each record's shard.
+    fn put(&self, stream: &str, records: &[(String, String)]) -> Vec<String> {
+        let mut shards = Vec::new();
+        for chunk in records.chunks(500) {
+            let entries = chunk
+                .iter()
+                .map(|(key, data)| {
+                    PutRecordsRequestEntry::builder().partition_key(key).data(Blob::new(data.as_bytes())).build().expect("entry")
+                })
+                .collect();
+            let out = self.rt.block_on(self.client.put_records().stream_name(stream).set_records(Some(entries)).send()).expect("PutRecords");
+            assert_eq!(out.failed_record_count(), Some(0), "PutRecords failed some records");
+            shards.extend(out.records().iter().map(|r| r.shard_id().unwrap_or_default().to_owned()));
+        }
+        shards
+    }
+
+    fn shards(&self, stream: &str) -> Vec<aws_sdk_kinesis::types::Shard> {
+        self.rt.block_on(self.client.list_shards().stream_name(stream).send()).expect("ListShards").shards().to_vec()
+    }
+
+    fn manifest(&self, stream: &str, extra: &str) -> String {
+        format!(
+            "[EventSource]\nType = \"Kinesis\"\nStream = \"{stream}\"\nEndpointUrl = \"{}\"\nPollingIntervalInMilliseconds = 100\n{extra}\n",
+            self.emulator.endpoint
+        )
+    }
+}
+
+/// A handled record, from inspect's log line `eventID partitionKey [requestId] text`.
+#[derive(Debug, Clone)]
+struct Handled {
+    shard: String,
+    sequence: String,
+    key: String,
+    request: String,
+    text: String,
+}
+
+fn handled(host: &Host, function: &str) -> Vec<Handled> {
+    host.handler_messages(function)
+        .iter()
+        .filter_map(|line| {
+            let (event_id, rest) = line.split_once(' ')?;
+            let (key, rest) = rest.split_once(" [")?;
+            let (request, text) = rest.split_once("] ")?;
+            let (shard, sequence) = event_id.split_once(':')?;
+            Some(Handled { shard: shard.into(), sequence: sequence.into(), key: key.into(), request: request.into(), text: text.into() })
+        })
+        .collect()
+}
+
+/// Kinesis sequence numbers are decimal strings: compare by length, then text.
+fn sequence_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// Per key, the numbers `i` of records `{"key":..,"i":..}` in the order handled,
+/// first handling only (a replay after a crash repeats, it does not reorder).
+fn first_seen_per_key(records: &[Handled]) -> BTreeMap<String, Vec<u64>> {
+    let mut seen: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for r in records {
+        let Ok(data) = serde_json::from_str::<Value>(&r.text) else { continue };
+        let i = data["i"].as_u64().expect("i");
+        let list = seen.entry(r.key.clone()).or_default();
+        if !list.contains(&i) {
+            list.push(i);
+        }
+    }
+    seen
+}
+
+fn assert_in_order_and_complete(seen: &BTreeMap<String, Vec<u64>>, keys: usize, per_key: u64) {
+    assert_eq!(seen.len(), keys, "every key was handled: {:?}", seen.keys().collect::<Vec<_>>());
+    for (key, list) in seen {
+        let expected: Vec<u64> = (0..per_key).collect();
+        assert_eq!(list, &expected, "key {key}: every record, in the order it was put");
+    }
+}
+
+fn records(keys: usize, range: std::ops::Range<u64>) -> Vec<(String, String)> {
+    range.flat_map(|i| (0..keys).map(move |k| (format!("key-{k}"), json!({"key": format!("key-{k}"), "i": i}).to_string()))).collect()
+}
+
+#[test]
+fn records_arrive_in_order_per_key_and_per_shard_in_batches_of_batch_size_and_filters_apply() {
+    let kinesis = Kinesis::start();
+    kinesis.create_stream("orders", 2);
+    let ws = Workspace::new();
+    ws.deploy("inspect", "inspect", &kinesis.manifest("orders", "BatchSize = 7"));
+    ws.deploy(
+        "filtered",
+        "inspect",
+        &kinesis.manifest("orders", "[EventSource.FilterCriteria]\nFilters = [{ Pattern = '{\"data\":{\"key\":[\"key-1\"],\"i\":[{\"numeric\":[\">=\",10]}]}}' }]"),
+    );
+    let host = Host::start(&ws);
+    host.wait_state("inspect", "running");
+    let put = records(6, 0..20);
+    let shards_of_put = kinesis.put("orders", &put);
+    assert_eq!(shards_of_put.iter().collect::<std::collections::BTreeSet<_>>().len(), 2, "the keys spread over both shards");
+
+    let all = wait_for("120 records handled", || {
+        let h = handled(&host, "inspect");
+        (h.len() >= 120).then_some(h)
+    });
+    assert_eq!(all.len(), 120, "each record once");
+    assert_in_order_and_complete(&first_seen_per_key(&all), 6, 20);
+    // Per shard: sequence numbers only grow.
+    let mut by_shard: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for r in &all {
+        by_shard.entry(&r.shard).or_default().push(&r.sequence);
+    }
+    assert_eq!(by_shard.len(), 2);
+    for (shard, seqs) in &by_shard {
+        assert!(seqs.windows(2).all(|w| sequence_order(w[0], w[1]).is_lt()), "{shard}: {seqs:?}");
+    }
+    // Batches: never more than BatchSize, and each from one shard.
+    let mut batches: BTreeMap<&str, Vec<&Handled>> = BTreeMap::new();
+    for r in &all {
+        batches.entry(&r.request).or_default().push(r);
+    }
+    assert!(batches.values().all(|b| b.len() <= 7), "a batch over BatchSize");
+    assert!(batches.values().any(|b| b.len() == 7), "full batches while records wait");
+    assert!(batches.values().all(|b| b.iter().all(|r| r.shard == b[0].shard)));
+
+    let filtered = wait_for("the filtered function's 10 records", || {
+        let h = handled(&host, "filtered");
+        (h.len() >= 10).then_some(h)
+    });
+    let texts: Vec<Value> = filtered.iter().map(|r| serde_json::from_str(&r.text).expect("json")).collect();
+    assert!(texts.iter().all(|t| t["key"] == "key-1" && t["i"].as_u64() >= Some(10)), "{texts:?}");
+    let f = wait_for("the filter counts", || {
+        host.function("filtered").filter(|f| eddy_tests::shard_total(f, "filtered_out_events") == 110)
+    });
+    assert_eq!(eddy_tests::shard_total(&f, "polled_events"), 120);
+    let metrics = ureq::get(&format!("http://{}/metrics", host.admin)).call().expect("metrics").body_mut().read_to_string().expect("text");
+    assert!(metrics.contains("eddy_filtered_out_events_total{function=\"filtered\""), "{metrics}");
+}
+
+#[test]
+fn trim_horizon_latest_and_at_timestamp_each_start_where_they_should() {
+    let kinesis = Kinesis::start();
+    kinesis.create_stream("events", 1);
+    kinesis.put("events", &[("k".into(), "before-1".into()), ("k".into(), "before-2".into())]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let between = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs_f64();
+    std::thread::sleep(Duration::from_millis(1500));
+    kinesis.put("events", &[("k".into(), "after-1".into())]);
+
+    let ws = Workspace::new();
+    ws.deploy("horizon", "inspect", &kinesis.manifest("events", "StartingPosition = \"TRIM_HORIZON\""));
+    ws.deploy("latest", "inspect", &kinesis.manifest("events", "StartingPosition = \"LATEST\""));
+    ws.deploy(
+        "timestamp",
+        "inspect",
+        &kinesis.manifest("events", &format!("StartingPosition = \"AT_TIMESTAMP\"\nStartingPositionTimestamp = {between}")),
+    );
+    let host = Host::start(&ws);
+    let texts = |f: &str| handled(&host, f).into_iter().map(|r| r.text).collect::<Vec<_>>();
+    wait_for("horizon to read the stream", || (texts("horizon").len() == 3).then_some(()));
+    wait_for("timestamp to read the stream", || (!texts("timestamp").is_empty()).then_some(()));
+    for f in ["horizon", "latest", "timestamp"] {
+        wait_for(&format!("{f}'s shard to be polled"), || {
+            host.function(f).filter(|f| f["shards"].as_array().is_some_and(|s| !s.is_empty()))
+        });
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    kinesis.put("events", &[("k".into(), "later".into())]);
+    wait_for("every function to see the later record", || {
+        ["horizon", "latest", "timestamp"].iter().all(|f| texts(f).last().map(String::as_str) == Some("later")).then_some(())
+    });
+    assert_eq!(texts("horizon"), ["before-1", "before-2", "after-1", "later"]);
+    assert_eq!(texts("timestamp"), ["after-1", "later"]);
+    assert_eq!(texts("latest"), ["later"]);
+}
+
+#[test]
+fn a_split_and_a_merge_while_records_flow_keep_every_record_and_per_key_order() {
+    let kinesis = Kinesis::start();
+    kinesis.create_stream("resharded", 1);
+    let ws = Workspace::new();
+    ws.deploy("inspect", "inspect", &kinesis.manifest("resharded", "BatchSize = 10"));
+    let host = Host::start(&ws);
+    host.wait_state("inspect", "running");
+    kinesis.put("resharded", &records(8, 0..10));
+
+    // Split the only shard in the middle of the hash key range.
+    let parent = kinesis.shards("resharded")[0].shard_id().to_owned();
+    kinesis
+        .rt
+        .block_on(
+            kinesis
+                .client
+                .split_shard()
+                .stream_name("resharded")
+                .shard_to_split(&parent)
+                .new_starting_hash_key("170141183460469231731687303715884105728")
+                .send(),
+        )
+        .expect("SplitShard");
+    let children = wait_for("two open children", || {
+        let open: Vec<String> = kinesis
+            .shards("resharded")
+            .iter()
+            .filter(|s| s.sequence_number_range().is_some_and(|r| r.ending_sequence_number().is_none()))
+            .map(|s| s.shard_id().to_owned())
+            .collect();
+        (open.len() == 2).then_some(open)
+    });
+    kinesis.put("resharded", &records(8, 10..20));
+
+    kinesis
+        .rt
+        .block_on(
+            kinesis.client.merge_shards().stream_name("resharded").shard_to_merge(&children[0]).adjacent_shard_to_merge(&children[1]).send(),
+        )
+        .expect("MergeShards");
+    wait_for("one open shard after the merge", || {
+        let shards = kinesis.shards("resharded");
+        let open = shards.iter().filter(|s| s.sequence_number_range().is_some_and(|r| r.ending_sequence_number().is_none())).count();
+        (shards.len() == 4 && open == 1).then_some(())
+    });
+    kinesis.put("resharded", &records(8, 20..30));
+
+    let all = wait_for("240 records", || {
+        let h = handled(&host, "inspect");
+        (first_seen_per_key(&h).values().map(Vec::len).sum::<usize>() >= 240).then_some(h)
+    });
+    assert_in_order_and_complete(&first_seen_per_key(&all), 8, 30);
+    // Parent before child: on the log, the last record of the parent comes before
+    // the first record of either child.
+    let position = |pred: &dyn Fn(&Handled) -> bool, last: bool| {
+        let it = all.iter().enumerate().filter(|(_, r)| pred(r)).map(|(i, _)| i);
+        if last { it.max() } else { it.min() }
+    };
+    let parent_last = position(&|r| r.shard == parent, true).expect("parent records");
+    for child in &children {
+        let child_first = position(&|r| &r.shard == child, false).expect("child records");
+        assert!(parent_last < child_first, "child {child} started before its parent {parent} finished");
+    }
+    let status = host.function("inspect").expect("status");
+    let finished: Vec<&Value> = status["shards"].as_array().expect("shards").iter().filter(|s| s["finished"] == true).collect();
+    assert_eq!(finished.len(), 3, "the parent and both children are finished: {status}");
+}
+
+#[test]
+fn a_discarded_batch_is_described_on_the_failure_stream() {
+    let kinesis = Kinesis::start();
+    kinesis.create_stream("sales", 1);
+    kinesis.create_stream("failures", 1);
+    let failures_arn = kinesis
+        .rt
+        .block_on(kinesis.client.describe_stream_summary().stream_name("failures").send())
+        .expect("describe")
+        .stream_description_summary()
+        .expect("summary")
+        .stream_arn()
+        .to_owned();
+    let ws = Workspace::new();
+    // totals fails records that are not JSON sales as batch item failures.
+    ws.deploy(
+        "totals",
+        "totals",
+        &kinesis.manifest(
+            "sales",
+            &format!(
+                "FunctionResponseTypes = [\"ReportBatchItemFailures\"]\nMaximumRetryAttempts = 1\n\
+                 [EventSource.DestinationConfig.OnFailure]\nDestination = \"{failures_arn}\""
+            ),
+        ),
+    );
+    let host = Host::start(&ws);
+    host.wait_state("totals", "running");
+    let shard_of = kinesis.put(
+        "sales",
+        &[("alice".into(), r#"{"amount": 2}"#.into()), ("alice".into(), "not a sale".into()), ("bob".into(), r#"{"amount": 3}"#.into())],
+    );
+    let f = wait_for("the bad record to be discarded", || {
+        host.function("totals").filter(|f| eddy_tests::shard_total(f, "destination_delivered_events") == 2)
+    });
+    assert_eq!(eddy_tests::shard_total(&f, "records_processed"), 1, "the record before the failure");
+
+    let shard = kinesis.shards("failures")[0].shard_id().to_owned();
+    let iterator = kinesis
+        .rt
+        .block_on(kinesis.client.get_shard_iterator().stream_name("failures").shard_id(shard).shard_iterator_type("TRIM_HORIZON".into()).send())
+        .expect("iterator")
+        .shard_iterator()
+        .expect("an iterator")
+        .to_owned();
+    let out = kinesis.rt.block_on(kinesis.client.get_records().shard_iterator(iterator).send()).expect("GetRecords");
+    assert_eq!(out.records().len(), 1, "one failure record");
+    let record: Value = serde_json::from_slice(out.records()[0].data().as_ref()).expect("JSON");
+    assert_eq!(record["requestContext"]["condition"], "RetryAttemptsExhausted");
+    assert_eq!(record["requestContext"]["approximateInvokeCount"], 2, "an attempt and one retry");
+    assert_eq!(record["requestContext"]["functionArn"].as_str().map(|a| a.ends_with(":function:totals")), Some(true));
+    assert_eq!(record["responseContext"]["statusCode"], 200);
+    assert_eq!(record["version"], "1.0");
+    let info = &record["KinesisBatchInfo"];
+    assert_eq!(info["shardId"], shard_of[0].as_str());
+    assert_eq!(info["batchSize"], 2, "the failed record and the one after it");
+    assert!(info["streamArn"].as_str().is_some_and(|a| a.ends_with(":stream/sales")), "{info}");
+    assert!(info["approximateArrivalOfFirstRecord"].as_str().is_some_and(|t| t.ends_with('Z')), "{info}");
+    let start = info["startSequenceNumber"].as_str().expect("start");
+    let end = info["endSequenceNumber"].as_str().expect("end");
+    assert!(sequence_order(start, end).is_lt());
+}
+
+#[test]
+fn a_host_killed_mid_stream_resumes_from_its_checkpoints_without_skipping() {
+    let kinesis = Kinesis::start();
+    kinesis.create_stream("big", 2);
+    kinesis.put("big", &records(20, 0..500));
+    let ws = Workspace::new();
+    ws.deploy("inspect", "inspect", &kinesis.manifest("big", "BatchSize = 100"));
+    let first = Host::start(&ws);
+    wait_for("some records handled", || (handled(&first, "inspect").len() >= 1500).then_some(()));
+    let before = handled(&first, "inspect");
+    first.kill();
+
+    let second = Host::start(&ws);
+    let after = wait_for("every record handled", || {
+        let mut all = before.clone();
+        all.extend(handled(&second, "inspect"));
+        (first_seen_per_key(&all).values().map(Vec::len).sum::<usize>() >= 10_000).then_some(all)
+    });
+    assert_in_order_and_complete(&first_seen_per_key(&after), 20, 500);
+    // Redone after the crash: at most the batches in flight, one per shard.
+    let duplicates = after.len() - 10_000;
+    assert!(duplicates <= 2 * 100, "{duplicates} records handled twice");
+}
