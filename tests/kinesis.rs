@@ -124,11 +124,12 @@ fn records(keys: usize, range: std::ops::Range<u64>) -> Vec<(String, String)> {
 }
 
 #[test]
-fn records_arrive_in_order_per_key_and_per_shard_in_batches_of_batch_size_and_filters_apply() {
+fn records_arrive_in_order_per_key_and_per_shard_in_batches_of_batch_size_with_parallelization_and_filters() {
     let kinesis = Kinesis::start();
     kinesis.create_stream("orders", 2);
     let ws = Workspace::new();
     ws.deploy("inspect", "inspect", &kinesis.manifest("orders", "BatchSize = 7"));
+    ws.deploy("parallel", "inspect", &kinesis.manifest("orders", "BatchSize = 3\nParallelizationFactor = 4"));
     ws.deploy(
         "filtered",
         "inspect",
@@ -163,6 +164,15 @@ fn records_arrive_in_order_per_key_and_per_shard_in_batches_of_batch_size_and_fi
     assert!(batches.values().all(|b| b.len() <= 7), "a batch over BatchSize");
     assert!(batches.values().any(|b| b.len() == 7), "full batches while records wait");
     assert!(batches.values().all(|b| b.iter().all(|r| r.shard == b[0].shard)));
+
+    // Four batches per shard at once: still every record, in order per key.
+    let parallel = wait_for("the parallel function's 120 records", || {
+        let h = handled(&host, "parallel");
+        (h.len() >= 120).then_some(h)
+    });
+    assert_in_order_and_complete(&first_seen_per_key(&parallel), 6, 20);
+    let requests: std::collections::BTreeSet<&str> = parallel.iter().map(|r| r.request.as_str()).collect();
+    assert!(requests.len() >= 120 / 3, "batches of at most 3");
 
     let filtered = wait_for("the filtered function's 10 records", || {
         let h = handled(&host, "filtered");

@@ -23,6 +23,7 @@ use super::destination::{Condition, Discarded, failure_record};
 use super::outcome::{self, Outcome};
 use super::shard::{Shared, last_arrival_ms};
 use super::FunctionVersion;
+use super::parallel::SharedWatermark;
 use crate::record::{Batch, Records};
 use crate::runtime::{InvokeError, InvokeRequest};
 use crate::status::{ShardHandle, ShardStatus};
@@ -40,6 +41,9 @@ pub struct Delivery<'a> {
     pub store: &'a dyn CheckpointStore,
     pub status: &'a ShardHandle,
     pub cancel: &'a CancellationToken,
+    /// With ParallelizationFactor > 1: records finish out of order, and the
+    /// checkpoint follows the watermark.
+    pub watermark: Option<&'a SharedWatermark>,
 }
 
 /// Records still to deliver, and what has been spent on them.
@@ -260,6 +264,16 @@ impl Delivery<'_> {
 
     /// Checkpoints the first `done` records of `records` as finished.
     async fn checkpoint(&self, records: &Records, done: usize) -> anyhow::Result<()> {
+        if let Some(watermark) = self.watermark {
+            let moved = match watermark.lock() {
+                Ok(mut w) => w.done((0..done).filter_map(|i| records.sequence_number(i))),
+                Err(_) => anyhow::bail!("the shard's watermark is poisoned"),
+            };
+            return match moved {
+                Some(sequence) => self.checkpoint_at(&sequence).await,
+                None => Ok(()),
+            };
+        }
         match done.checked_sub(1).and_then(|i| records.sequence_number(i)) {
             Some(sequence) => self.checkpoint_at(sequence).await,
             None => Ok(()),
@@ -288,7 +302,7 @@ fn count_older_than(records: &Records, cutoff_ms: u64) -> usize {
 }
 
 /// Splits off the records from `at` on.
-fn split_off(records: &mut Records, at: usize) -> Records {
+pub fn split_off(records: &mut Records, at: usize) -> Records {
     match records {
         Records::Kinesis(r) => Records::Kinesis(r.split_off(at.min(r.len()))),
         Records::Dynamodb(r) => Records::Dynamodb(r.split_off(at.min(r.len()))),

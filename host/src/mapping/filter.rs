@@ -92,6 +92,14 @@ impl RecordFilter {
         before - records.len()
     }
 
+    /// Whether the record at `index` matches.
+    pub fn matches(&self, records: &Records, index: usize, aws_region: &str, event_source_arn: &str) -> bool {
+        match records {
+            Records::Kinesis(r) => r.get(index).is_some_and(|r| self.matches_kinesis(r)),
+            Records::Dynamodb(r) => r.get(index).is_some_and(|r| self.matches_dynamodb(r, aws_region, event_source_arn)),
+        }
+    }
+
     pub fn matches_kinesis(&self, record: &KinesisRecord) -> bool {
         let data_is_json = serde_json::from_slice::<serde::de::IgnoredAny>(&record.data).is_ok();
         let mut text = format!(

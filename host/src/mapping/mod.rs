@@ -12,6 +12,7 @@
 //! - [`delivery`]: invoking with a batch until it is done: retries, bisection,
 //!   record age, partial failures and the on-failure destination;
 //! - [`outcome`]: what a response means, by Lambda's rules;
+//! - [`parallel`]: ParallelizationFactor, several batches of a shard at once;
 //! - [`filter`], [`destination`]: FilterCriteria and DestinationConfig.
 
 mod batcher;
@@ -20,6 +21,7 @@ pub mod destination;
 pub mod filter;
 pub mod handler;
 pub mod outcome;
+mod parallel;
 mod shard;
 
 use std::collections::{HashMap, HashSet};

@@ -11,14 +11,17 @@
 
 use std::sync::Arc;
 
+use tokio::sync::mpsc;
+
 use super::batcher::{Batcher, Next};
+use super::parallel::{LaneReader, SharedWatermark, deal};
 use super::delivery::Delivery;
 use super::destination::FailureSink;
 use super::filter::RecordFilter;
 use super::{FunctionVersion, MappingContext, RESTART_DELAY};
 use crate::manifest::StartingPosition;
 use crate::record::Records;
-use crate::source::{Position, SourceInfo, StreamSource};
+use crate::source::{Position, ShardReader, SourceInfo, StreamSource};
 use crate::status::ShardHandle;
 use crate::store::{CheckpointKey, SHARD_END, now_ms};
 use tokio_util::sync::CancellationToken;
@@ -66,6 +69,9 @@ impl Shared {
         Ok(Shared { function_arn: function.arn(&info.region), info, filter, sink, started_at_ms })
     }
 }
+
+/// Batches of records queued for each lane of a shard (ParallelizationFactor).
+const LANE_QUEUE: usize = 4;
 
 /// The pseudo-shard under which a LATEST mapping's start time is stored.
 pub const LATEST_PIN: &str = "(latest-started-at)";
@@ -136,26 +142,12 @@ impl ShardLoop {
         self.update(|s| s.checkpoint = checkpoint.clone());
         let reader = self.source.open(&self.shard, position).await?;
 
-        let config = &self.function.manifest.event_source;
-        let info = &self.shared.info;
-        let repeated_fields = crate::record::repeated_fields_len(&info.arn, &self.function.identity_arn, &info.region);
-        let mut batcher = Batcher::new(
-            reader,
-            config.batch_size,
-            config.batching_window,
-            info.clone(),
-            repeated_fields,
-            self.shared.filter.clone(),
-        );
-        let delivery = Delivery {
-            function: &self.function,
-            shard: &self.shard,
-            shared: &self.shared,
-            key: &self.key,
-            store: store.as_ref(),
-            status: &self.status,
-            cancel: &self.cancel,
-        };
+        let lanes = self.function.manifest.event_source.parallelization_factor;
+        if lanes > 1 {
+            return self.process_parallel(reader, lanes).await;
+        }
+        let mut batcher = self.batcher(reader, self.shared.filter.clone());
+        let delivery = self.delivery(&self.cancel, None);
         loop {
             let next = batcher.next_batch(&self.cancel).await?;
             let counts = batcher.take_counts();
@@ -171,20 +163,137 @@ impl ShardLoop {
                     }
                 }
                 Next::FilteredThrough(sequence) => delivery.checkpoint_at(&sequence).await?,
-                Next::ShardEnd => {
-                    store.set(&self.key, SHARD_END).await?;
-                    self.update(|s| {
-                        s.checkpoint = Some(SHARD_END.to_owned());
-                        s.finished = true;
-                    });
-                    return Ok(ShardExit::Ended);
-                }
+                Next::ShardEnd => return self.finish().await,
                 Next::Stopped => return Ok(ShardExit::Stopped),
             }
             if self.cancel.is_cancelled() {
                 return Ok(ShardExit::Stopped);
             }
         }
+    }
+
+    fn batcher(&self, reader: Box<dyn ShardReader>, filter: Option<Arc<RecordFilter>>) -> Batcher {
+        let config = &self.function.manifest.event_source;
+        let info = &self.shared.info;
+        let repeated_fields = crate::record::repeated_fields_len(&info.arn, &self.function.identity_arn, &info.region);
+        Batcher::new(reader, config.batch_size, config.batching_window, info.clone(), repeated_fields, filter)
+    }
+
+    fn delivery<'a>(&'a self, cancel: &'a CancellationToken, watermark: Option<&'a SharedWatermark>) -> Delivery<'a> {
+        Delivery {
+            function: &self.function,
+            shard: &self.shard,
+            shared: &self.shared,
+            key: &self.key,
+            store: self.context.store.as_ref(),
+            status: &self.status,
+            cancel,
+            watermark,
+        }
+    }
+
+    /// The shard is closed and every record of it done: say so, so its children start.
+    async fn finish(&self) -> anyhow::Result<ShardExit> {
+        self.context.store.set(&self.key, SHARD_END).await?;
+        self.update(|s| {
+            s.checkpoint = Some(SHARD_END.to_owned());
+            s.finished = true;
+        });
+        Ok(ShardExit::Ended)
+    }
+
+    /// ParallelizationFactor > 1: a distributor deals records to `lanes` lanes by
+    /// key; each lane batches and delivers on its own; the checkpoint follows the
+    /// watermark of records done.
+    async fn process_parallel(&self, mut reader: Box<dyn ShardReader>, lanes: usize) -> anyhow::Result<ShardExit> {
+        let watermark = SharedWatermark::default();
+        let lanes_cancel = self.cancel.child_token();
+        let mut senders = Vec::with_capacity(lanes);
+        let mut lane_loops = Vec::with_capacity(lanes);
+        for _ in 0..lanes {
+            let (sender, receiver) = mpsc::channel(LANE_QUEUE);
+            senders.push(sender);
+            let delivery = self.delivery(&lanes_cancel, Some(&watermark));
+            let mut batcher = self.batcher(Box::new(LaneReader::new(receiver)), None);
+            let cancel = &lanes_cancel;
+            lane_loops.push(async move {
+                loop {
+                    match batcher.next_batch(cancel).await? {
+                        Next::Batch(records) => delivery.deliver(records).await?,
+                        Next::FilteredThrough(_) => {}
+                        Next::ShardEnd => return anyhow::Ok(ShardExit::Ended),
+                        Next::Stopped => return Ok(ShardExit::Stopped),
+                    }
+                    if cancel.is_cancelled() {
+                        return Ok(ShardExit::Stopped);
+                    }
+                }
+            });
+        }
+        let config = &self.function.manifest.event_source;
+        let info = &self.shared.info;
+        let distributor = async {
+            let read_max = config.batch_size.saturating_mul(lanes);
+            loop {
+                let mut records = reader.read(read_max).await?;
+                self.update(|s| s.polled_events += records.len() as u64);
+                if records.is_empty() {
+                    if reader.at_end() {
+                        // Closing the queues ends each lane once it is done.
+                        drop(senders);
+                        return anyhow::Ok(ShardExit::Ended);
+                    }
+                    tokio::select! {
+                        () = self.cancel.cancelled() => return Ok(ShardExit::Stopped),
+                        () = tokio::time::sleep(reader.poll_interval()) => continue,
+                    }
+                }
+                // Every record enters the watermark in shard order; those the
+                // filters drop are done at once.
+                let keep: Vec<bool> = (0..records.len())
+                    .map(|i| self.shared.filter.as_ref().is_none_or(|f| f.matches(&records, i, &info.region, &info.arn)))
+                    .collect();
+                let moved = {
+                    let mut w = watermark.lock().map_err(|_| anyhow::anyhow!("the shard's watermark is poisoned"))?;
+                    for (i, keep) in keep.iter().enumerate() {
+                        w.push(records.sequence_number(i).unwrap_or_default(), !keep);
+                    }
+                    w.done(std::iter::empty())
+                };
+                let dropped = keep.iter().filter(|k| !**k).count();
+                if dropped > 0 {
+                    let mut flags = keep.iter();
+                    match &mut records {
+                        Records::Kinesis(r) => r.retain(|_| *flags.next().unwrap_or(&true)),
+                        Records::Dynamodb(r) => r.retain(|_| *flags.next().unwrap_or(&true)),
+                    }
+                    self.update(|s| s.filtered_out_events += dropped as u64);
+                }
+                if let Some(sequence) = moved {
+                    self.delivery(&self.cancel, None).checkpoint_at(&sequence).await?;
+                }
+                for (lane, records) in deal(records, lanes).into_iter().enumerate() {
+                    if records.is_empty() {
+                        continue;
+                    }
+                    tokio::select! {
+                        () = self.cancel.cancelled() => return Ok(ShardExit::Stopped),
+                        sent = senders[lane].send(records) => {
+                            if sent.is_err() {
+                                return Ok(ShardExit::Stopped);
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        // The first error stops the others; the shard then starts over from the
+        // watermark's checkpoint.
+        let (dealt, lanes_done) = tokio::try_join!(distributor, futures_util::future::try_join_all(lane_loops))?;
+        if dealt == ShardExit::Ended && lanes_done.iter().all(|e| *e == ShardExit::Ended) {
+            return self.finish().await;
+        }
+        Ok(ShardExit::Stopped)
     }
 
     fn update(&self, f: impl FnOnce(&mut crate::status::ShardStatus)) {

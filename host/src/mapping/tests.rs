@@ -24,6 +24,10 @@ struct Scripted {
     script: Mutex<VecDeque<Answer>>,
     poison: Option<&'static str>,
     seen: Mutex<Vec<Vec<String>>>,
+    /// How long each invocation takes, and the most that were in flight at once.
+    delay: Duration,
+    in_flight: std::sync::atomic::AtomicUsize,
+    max_in_flight: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait]
@@ -33,6 +37,13 @@ impl Handler for Scripted {
             (0..batch.records.len()).filter_map(|i| batch.records.sequence_number(i).map(str::to_owned)).collect();
         let poisoned = self.poison.is_some_and(|p| seqs.iter().any(|s| s == p));
         self.seen.lock().unwrap().push(seqs);
+        if !self.delay.is_zero() {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, SeqCst);
+            tokio::time::sleep(self.delay).await;
+            self.in_flight.fetch_sub(1, SeqCst);
+        }
         if poisoned {
             return Err(InvokeError::Handler("poison record".into()));
         }
@@ -60,11 +71,14 @@ struct Setup<'a> {
     poison: Option<&'static str>,
     /// Records 1..=n whose arrival is moved this far into the past.
     aged: Option<(i64, Duration)>,
+    /// How many records, with partition keys `k0`..`k7` in turn.
+    records: u8,
+    delay: Duration,
 }
 
 impl Default for Setup<'_> {
     fn default() -> Self {
-        Setup { manifest: "", script: Vec::new(), poison: None, aged: None }
+        Setup { manifest: "", script: Vec::new(), poison: None, aged: None, records: 5, delay: Duration::ZERO }
     }
 }
 
@@ -75,13 +89,22 @@ async fn run(setup: Setup<'_>, done: impl Fn(&ShardStatus) -> bool) -> Run {
     let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
     let mut conn = store.connect().unwrap();
     local::create(&conn, "s", 1, 24).unwrap();
-    let records: Vec<PutRecord> = (1..=5).map(|i| PutRecord { partition_key: "k".into(), data: vec![i] }).collect();
+    let records: Vec<PutRecord> = (1..=setup.records)
+        .map(|i| PutRecord { partition_key: if setup.records == 5 { "k".into() } else { format!("k{}", i % 8) }, data: vec![i] })
+        .collect();
     local::put(&mut conn, "s", &records).unwrap();
     if let Some((through, age)) = setup.aged {
         conn.execute("UPDATE records SET arrival_ms = arrival_ms - ?1 WHERE seq <= ?2", (age.as_millis() as i64, through))
             .unwrap();
     }
-    let handler = Arc::new(Scripted { script: Mutex::new(setup.script.into()), poison: setup.poison, seen: Mutex::new(Vec::new()) });
+    let handler = Arc::new(Scripted {
+        script: Mutex::new(setup.script.into()),
+        poison: setup.poison,
+        seen: Mutex::new(Vec::new()),
+        delay: setup.delay,
+        in_flight: Default::default(),
+        max_in_flight: Default::default(),
+    });
     let text = format!("[EventSource]\nType = \"Local\"\nStream = \"s\"\n{}\n", setup.manifest)
         .replace("{dir}", &dir.path().display().to_string());
     let manifest = Manifest::parse(&text).unwrap();
@@ -242,4 +265,25 @@ async fn filtered_records_advance_the_checkpoint_and_are_counted() {
     let run = run(setup, |s| s.filtered_out_events == 5 && s.checkpoint.as_deref() == Some("5")).await;
     assert!(seen(&run).is_empty(), "nothing matched, so nothing was invoked");
     assert_eq!(shard(&run).polled_events, 5);
+}
+
+#[tokio::test]
+async fn parallelization_runs_batches_of_a_shard_at_once_and_keeps_each_keys_order() {
+    let setup = Setup {
+        manifest: "ParallelizationFactor = 4\nBatchSize = 2",
+        records: 48,
+        delay: Duration::from_millis(30),
+        ..Setup::default()
+    };
+    let run = run(setup, |s| s.records_processed == 48 && s.checkpoint.as_deref() == Some("48")).await;
+    let max = run.handler.max_in_flight.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(max > 1 && max <= 4, "{max} batches of one shard were in flight at once");
+    // Per key (sequence number i has key k{i % 8}): handled in sequence order.
+    let order: Vec<u64> = seen(&run).concat().iter().map(|s| s.parse().unwrap()).collect();
+    assert_eq!(order.len(), 48);
+    for key in 0..8 {
+        let of_key: Vec<u64> = order.iter().copied().filter(|i| i % 8 == key).collect();
+        assert!(of_key.windows(2).all(|w| w[0] < w[1]), "key k{key}: {of_key:?}");
+    }
+    assert!(seen(&run).iter().all(|b| b.len() <= 2));
 }
