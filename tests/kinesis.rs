@@ -79,7 +79,15 @@ struct Handled {
 }
 
 fn handled(host: &Host, function: &str) -> Vec<Handled> {
-    host.handler_messages(function)
+    parse_handled(&host.handler_messages(function))
+}
+
+fn handled_in(log: &std::path::Path, function: &str) -> Vec<Handled> {
+    parse_handled(&eddy_tests::handler_messages_in(log, function))
+}
+
+fn parse_handled(messages: &[String]) -> Vec<Handled> {
+    messages
         .iter()
         .filter_map(|line| {
             let (event_id, rest) = line.split_once(' ')?;
@@ -366,15 +374,27 @@ fn a_host_killed_mid_stream_resumes_from_its_checkpoints_without_skipping() {
     ws.deploy("inspect", "inspect", &kinesis.manifest("big", "BatchSize = 100"));
     let first = Host::start(&ws);
     wait_for("some records handled", || (handled(&first, "inspect").len() >= 1500).then_some(()));
-    let before = handled(&first, "inspect");
+    // Read what the first host did only once it is dead: it goes on handling
+    // (and checkpointing) records until then.
+    let first_log = first.log_path();
     first.kill();
+    let before = handled_in(&first_log, "inspect");
 
     let second = Host::start(&ws);
-    let after = wait_for("every record handled", || {
+    let deadline = std::time::Instant::now() + eddy_tests::PATIENCE;
+    let after = loop {
         let mut all = before.clone();
         all.extend(handled(&second, "inspect"));
-        (first_seen_per_key(&all).values().map(Vec::len).sum::<usize>() >= 10_000).then_some(all)
-    });
+        let seen = first_seen_per_key(&all);
+        if seen.values().map(Vec::len).sum::<usize>() >= 10_000 {
+            break all;
+        }
+        if std::time::Instant::now() > deadline {
+            let counts: Vec<(String, usize)> = seen.iter().map(|(k, v)| (k.clone(), v.len())).collect();
+            panic!("not every record was handled: {} before the kill, {} after; per key {counts:?}", before.len(), all.len() - before.len());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert_in_order_and_complete(&first_seen_per_key(&after), 20, 500);
     // Redone after the crash: at most the batches in flight, one per shard.
     let duplicates = after.len() - 10_000;

@@ -169,8 +169,9 @@ fn latest_skips_what_was_there_before_and_is_pinned_across_restarts() {
     ws.deploy("inspect", "inspect", &manifest("feed", "StartingPosition = \"LATEST\""));
     let host = Host::start(&ws);
     host.wait_state("inspect", "running");
-    wait_for("the mapping to pin its position", || {
-        host.function("inspect").filter(|f| f["shards"][0]["checkpoint"] == "1")
+    // The mapping pins LATEST to the moment it first starts, before its shards start.
+    wait_for("the mapping to start its shard", || {
+        host.function("inspect").filter(|f| f["shards"].as_array().is_some_and(|s| !s.is_empty()))
     });
     host.stop();
     // Put while stopped: LATEST was pinned when the mapping began, so this is read.
@@ -204,4 +205,42 @@ fn megabyte_records_are_ingested_and_batched_under_the_payload_cap() {
     assert!(seen.len() >= 2, "{seen:?}");
     assert!(seen.iter().all(|b| b.2 <= 4 && b.3 == 0), "{seen:?}");
     assert_eq!(seen.iter().map(|b| b.2).sum::<u64>(), 6, "{seen:?}");
+}
+
+#[test]
+fn a_tumbling_window_carries_its_totals_across_invocations_and_a_restart_and_ends_with_a_final_invoke() {
+    const WIDTH_S: u64 = 10;
+    let ws = Workspace::with_function("sales", 1, "totals", "totals", &format!("BatchSize = 2\nTumblingWindowInSeconds = {WIDTH_S}"));
+    let first = Host::start(&ws);
+    first.wait_state("totals", "running");
+    // Start near the beginning of a window, so that the test's records all fall in it.
+    wait_for("the start of a window", || {
+        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
+        (ms % (WIDTH_S * 1000) < 1000).then_some(())
+    });
+    let sale = |amount: u32| vec![format!(r#"{{"amount": {amount}}}"#)];
+    for amount in [1, 2, 4] {
+        first.put("sales", "alice", &sale(amount));
+    }
+    first.put("sales", "bob", &sale(10));
+    wait_for("the first records to be handled", || {
+        first.function("totals").filter(|f| shard_total(f, "records_processed") == 4)
+    });
+    let first_invocations = first.handler_messages("totals").len();
+    assert_eq!(first.stop().code(), Some(0));
+
+    // The window's state was stored with the checkpoint: the next host goes on with it.
+    let second = Host::start(&ws);
+    second.wait_state("totals", "running");
+    for amount in [8, 16] {
+        second.put("sales", "alice", &sale(amount));
+    }
+    let finals = wait_for("the window's final invocation", || {
+        let finals: Vec<String> = second.handler_messages("totals").into_iter().filter(|m| m.contains("final totals")).collect();
+        (!finals.is_empty()).then_some(finals)
+    });
+    assert_eq!(finals.len(), 1, "{finals:?}");
+    assert!(finals[0].ends_with("final totals alice=31 bob=10"), "{}", finals[0]);
+    let invocations = first_invocations + second.handler_messages("totals").len() - 1;
+    assert!(invocations >= 3, "BatchSize = 2 takes several invocations per window: {invocations}");
 }

@@ -78,7 +78,7 @@ pub mod json_world {
 
 pub use bindings::eddy::handler::types::{
     Batch, BatchResponse, Context, DynamodbEventName, DynamodbRecord, EventSource, KinesisRecord,
-    Records,
+    Records, TumblingWindow,
 };
 pub use batch::{process_dynamodb, process_kinesis};
 pub use record::{DynamodbRecordExt, KinesisRecordExt};
@@ -172,7 +172,7 @@ pub mod prelude {
     pub use crate::record::{DynamodbRecordExt, KinesisRecordExt};
     pub use crate::{
         Batch, BatchResponse, Context, DynamodbRecord, JsonHandler, KinesisRecord, Records,
-        TypedHandler,
+        TumblingWindow, TypedHandler,
     };
     pub use crate::{debug, error, info, trace, warn};
 }

@@ -87,8 +87,22 @@ impl Serialize for EventOut<'_> {
                 seq.end()
             }
         }
-        let mut map = s.serialize_map(Some(1))?;
-        map.serialize_entry("Records", &RecordsOut(self.batch))?;
+        let batch = self.batch;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("Records", &RecordsOut(batch))?;
+        // A tumbling window's fields, as Lambda adds them to the event.
+        if let Some(window) = &batch.window {
+            let iso = crate::mapping::destination::iso8601;
+            let mut bounds = serde_json::Map::new();
+            bounds.insert("start".into(), iso(window.start_ms).into());
+            bounds.insert("end".into(), iso(window.end_ms).into());
+            map.serialize_entry("window", &bounds)?;
+            map.serialize_entry("state", &Json(&window.state))?;
+            map.serialize_entry("shardId", &batch.shard_id)?;
+            map.serialize_entry("eventSourceARN", &batch.event_source_arn)?;
+            map.serialize_entry("isFinalInvokeForWindow", &window.is_final_invoke_for_window)?;
+            map.serialize_entry("isWindowTerminatedEarly", &window.is_window_terminated_early)?;
+        }
         map.end()
     }
 }
@@ -396,6 +410,7 @@ fn compact(json: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::TumblingWindow;
 
     const SEED: &str = include_str!("../../tests/fixtures/kinesis-event.json");
     const DYNAMODB: &str = include_str!("../../tests/fixtures/dynamodb-event.json");
@@ -411,6 +426,26 @@ mod tests {
         assert_eq!(records[0].approximate_arrival_timestamp_ms, 1_545_084_650_987);
         assert_eq!(batch.shard_id, "shardId-000000000006");
         assert_eq!(encode(&batch), compact(SEED));
+    }
+
+    #[test]
+    fn a_tumbling_window_adds_lambdas_window_fields() {
+        let mut batch = decode(SEED).expect("decodes");
+        batch.window = Some(TumblingWindow {
+            start_ms: 1_596_128_400_000,
+            end_ms: 1_596_128_700_000,
+            state: r#"{"1":282,"2":715}"#.into(),
+            is_final_invoke_for_window: false,
+            is_window_terminated_early: false,
+        });
+        let event: serde_json::Value = serde_json::from_str(&encode(&batch)).expect("JSON");
+        assert_eq!(event["window"], serde_json::json!({"start": "2020-07-30T17:00:00.000Z", "end": "2020-07-30T17:05:00.000Z"}));
+        assert_eq!(event["state"], serde_json::json!({"1": 282, "2": 715}));
+        assert_eq!(event["shardId"], "shardId-000000000006");
+        assert_eq!(event["eventSourceARN"], event["Records"][0]["eventSourceARN"]);
+        assert_eq!(event["isFinalInvokeForWindow"], false);
+        assert_eq!(event["isWindowTerminatedEarly"], false);
+        assert_eq!(event["Records"].as_array().map(Vec::len), Some(2));
     }
 
     #[test]

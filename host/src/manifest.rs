@@ -431,6 +431,12 @@ fn validate_event_source(raw: RawEventSource) -> Result<EventSourceConfig, Manif
         });
     }
     let tumbling = in_range("EventSource.TumblingWindowInSeconds", raw.tumbling_window_in_seconds.unwrap_or(0), 0, 900, "0 to 900 seconds")?;
+    if parallelization > 1 && tumbling > 0 {
+        return Err(invalid(
+            "EventSource.ParallelizationFactor",
+            "must be 1 with TumblingWindowInSeconds: a window's state belongs to one shard and is handed on in order",
+        ));
+    }
     let polling = raw
         .polling_interval_in_milliseconds
         .map(|ms| in_range("EventSource.PollingIntervalInMilliseconds", ms, 10, 60_000, "10 to 60000 milliseconds"))

@@ -6,7 +6,7 @@
 
 pub use crate::runtime::bindings::types::{
     Batch, BatchResponse, Context, DynamodbEventName, DynamodbRecord, EventSource, KinesisRecord,
-    Records,
+    Records, TumblingWindow,
 };
 
 impl Records {

@@ -202,11 +202,12 @@ impl Host {
 
     /// The messages a function's handler logged, in order.
     pub fn handler_messages(&self, function: &str) -> Vec<String> {
-        self.lines()
-            .iter()
-            .filter(|l| l["target"] == "handler" && l["fields"]["function"] == function)
-            .filter_map(|l| l["fields"]["message"].as_str().map(str::to_owned))
-            .collect()
+        handler_messages_in(&self.log, function)
+    }
+
+    /// The host's log file, to read after the host is gone.
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
     }
 
     pub fn log_text(&self) -> String {
@@ -264,9 +265,29 @@ impl Drop for Host {
         }
         if std::thread::panicking() {
             let mut stderr = std::io::stderr();
-            let _ = writeln!(stderr, "---- host log ({}) ----\n{}", self.log.display(), self.log_text());
+            // The host's own lines, and the last of the handlers' (which can be many).
+            let text = self.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail_from = lines.len().saturating_sub(40);
+            let shown: Vec<&str> = lines
+                .iter()
+                .enumerate()
+                .filter(|(i, l)| *i >= tail_from || !l.contains(r#""target":"handler""#))
+                .map(|(_, l)| *l)
+                .collect();
+            let _ = writeln!(stderr, "---- host log ({}), host lines and the last 40 ----\n{}", self.log.display(), shown.join("\n"));
         }
     }
+}
+
+/// The messages a function's handler logged in a host's log file, in order.
+pub fn handler_messages_in(log: &Path, function: &str) -> Vec<String> {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["target"] == "handler" && l["fields"]["function"] == function)
+        .filter_map(|l| l["fields"]["message"].as_str().map(str::to_owned))
+        .collect()
 }
 
 pub fn get_json(url: &str) -> Value {

@@ -3,6 +3,10 @@
 //! the totals of the batch. A record whose data is not such JSON is reported as a
 //! batch item failure, so the host retries from it (and, once retries run out,
 //! moves past it).
+//!
+//! With `TumblingWindowInSeconds` in its manifest, the totals run over the whole
+//! window instead: they are the window's state, handed back and forth with the
+//! host, and the final invocation of each window logs them.
 
 use std::collections::BTreeMap;
 
@@ -18,14 +22,27 @@ pub struct Totals;
 
 impl TypedHandler for Totals {
     fn handle(batch: Batch, context: Context) -> Result<BatchResponse, String> {
-        let mut totals: BTreeMap<&str, f64> = BTreeMap::new();
-        let response = process_kinesis(&batch, |record| {
+        // In a tumbling window the running totals are the window's state.
+        let mut totals: BTreeMap<String, f64> = match &batch.window {
+            Some(window) => serde_json::from_str(&window.state).map_err(|e| format!("bad window state: {e}"))?,
+            None => BTreeMap::new(),
+        };
+        if let Some(window) = batch.window.as_ref().filter(|w| w.is_final_invoke_for_window) {
+            info!(
+                "window {}..{} on {}{}: final totals {}",
+                window.start_ms,
+                window.end_ms,
+                batch.shard_id,
+                if window.is_window_terminated_early { " (ended early)" } else { "" },
+                summary(&totals)
+            );
+            return Ok(BatchResponse { batch_item_failures: Vec::new(), state: None });
+        }
+        let mut response = process_kinesis(&batch, |record| {
             let sale: Sale = record.data_as_json()?;
-            *totals.entry(record.partition_key.as_str()).or_default() += sale.amount;
+            *totals.entry(record.partition_key.clone()).or_default() += sale.amount;
             Ok::<_, serde_json::Error>(())
         });
-        // Keys borrow from the batch, so the totals are logged before it is dropped.
-        let summary: Vec<String> = totals.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let (first, last) = batch.records.sequence_range().unwrap_or_default();
         info!(
             "{}: {} records ({first}..{last}) on {}, {} failed; totals {}",
@@ -33,10 +50,17 @@ impl TypedHandler for Totals {
             batch.records.len(),
             batch.shard_id,
             response.batch_item_failures.len(),
-            summary.join(" ")
+            summary(&totals)
         );
+        if batch.window.is_some() {
+            response.state = Some(serde_json::to_string(&totals).map_err(|e| e.to_string())?);
+        }
         Ok(response)
     }
+}
+
+fn summary(totals: &BTreeMap<String, f64>) -> String {
+    totals.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
 }
 
 eddy_guest::export_typed_handler!(Totals);

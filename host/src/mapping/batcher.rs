@@ -51,6 +51,8 @@ pub enum Next {
     ShardEnd,
     /// The mapping is stopping.
     Stopped,
+    /// Nothing came before the deadline the caller gave.
+    Deadline,
 }
 
 impl Batcher {
@@ -91,6 +93,12 @@ impl Batcher {
 
     /// The next batch, the end of the shard, or `Stopped` once `cancel` fires.
     pub async fn next_batch(&mut self, cancel: &CancellationToken) -> anyhow::Result<Next> {
+        self.next_batch_until(cancel, None).await
+    }
+
+    /// As [`Batcher::next_batch`], but returns `Deadline` if `until` passes while
+    /// no record is waiting.
+    pub async fn next_batch_until(&mut self, cancel: &CancellationToken, until: Option<Instant>) -> anyhow::Result<Next> {
         let window_end = Instant::now() + self.window;
         let mut batch = self.carry.take();
         loop {
@@ -133,11 +141,15 @@ impl Batcher {
                 return Ok(Next::FilteredThrough(sequence));
             } else if self.reader.at_end() {
                 return Ok(Next::ShardEnd);
+            } else if until.is_some_and(|until| Instant::now() >= until) {
+                return Ok(Next::Deadline);
             }
             // Nothing more for now: wait for the next poll, or the window's end.
             let mut wait = self.reader.poll_interval();
             if batch.is_some() {
                 wait = wait.min(window_end.saturating_duration_since(Instant::now()));
+            } else if let Some(until) = until {
+                wait = wait.min(until.saturating_duration_since(Instant::now()));
             }
             tokio::select! {
                 () = cancel.cancelled() => return Ok(Next::Stopped),

@@ -24,6 +24,8 @@ use super::outcome::{self, Outcome};
 use super::shard::{Shared, last_arrival_ms};
 use super::FunctionVersion;
 use super::parallel::SharedWatermark;
+use super::window::{OpenWindow, returned_state};
+use std::sync::Mutex;
 use crate::record::{Batch, Records};
 use crate::runtime::{InvokeError, InvokeRequest};
 use crate::status::{ShardHandle, ShardStatus};
@@ -44,6 +46,8 @@ pub struct Delivery<'a> {
     /// With ParallelizationFactor > 1: records finish out of order, and the
     /// checkpoint follows the watermark.
     pub watermark: Option<&'a SharedWatermark>,
+    /// With TumblingWindowInSeconds: the shard's open window, if any.
+    pub window: Option<&'a Mutex<Option<OpenWindow>>>,
 }
 
 /// Records still to deliver, and what has been spent on them.
@@ -118,7 +122,16 @@ impl Delivery<'_> {
             let elapsed = started.elapsed();
             part.records = batch.records;
             let throttled = matches!(result, Err(InvokeError::Throttled(_)));
-            let outcome = outcome::classify(&result, &part.records, config.report_batch_item_failures);
+            let mut outcome = outcome::classify(&result, &part.records, config.report_batch_item_failures);
+            let mut new_state = None;
+            if self.window.is_some()
+                && let (Ok(response), Outcome::Success | Outcome::PartialFailure { .. }) = (&result, &outcome)
+            {
+                match returned_state(response) {
+                    Ok(state) => new_state = state,
+                    Err(message) => outcome = Outcome::Failure(message),
+                }
+            }
             tracing::debug!(function = %self.function.name, shard = %self.shard, records = count,
                 elapsed_ms = elapsed.as_millis() as u64, ?outcome, "invoked");
             if !throttled {
@@ -134,6 +147,9 @@ impl Delivery<'_> {
                 }
             });
 
+            if new_state.is_some() {
+                self.with_window(|w| w.update(new_state));
+            }
             match outcome {
                 Outcome::Success => {
                     self.checkpoint(&part.records, count).await?;
@@ -212,8 +228,77 @@ impl Delivery<'_> {
             invoke_identity_arn: self.function.identity_arn.clone(),
             shard_id: self.shard.to_string(),
             records,
-            window: None,
+            window: self.window.and_then(|w| w.lock().ok()?.as_ref().map(|w| w.for_invocation(false, false))),
         }
+    }
+
+    fn with_window<T>(&self, f: impl FnOnce(&mut OpenWindow) -> T) -> Option<T> {
+        let mut guard = self.window?.lock().ok()?;
+        guard.as_mut().map(f)
+    }
+
+    /// Ends the open window: invokes the function once more, with no records and
+    /// `isFinalInvokeForWindow` (and `isWindowTerminatedEarly` when its state grew
+    /// past 1 MB), retrying as a batch would; then forgets the window.
+    pub async fn close_window(&self, terminated_early: bool) -> anyhow::Result<()> {
+        let Some(window) = self.with_window(|w| w.for_invocation(true, terminated_early)) else { return Ok(()) };
+        let config = &self.function.manifest.event_source;
+        let mut batch = self.batch(match self.shared.info.event_source {
+            crate::record::EventSource::Kinesis => Records::Kinesis(Vec::new()),
+            crate::record::EventSource::Dynamodb => Records::Dynamodb(Vec::new()),
+        });
+        batch.window = Some(window);
+        let mut retries = 0;
+        let mut backoff = INITIAL_BACKOFF;
+        loop {
+            let result = self
+                .function
+                .handler
+                .invoke(
+                    &batch,
+                    InvokeRequest {
+                        function: &self.function.name,
+                        shard: self.shard,
+                        request_id: uuid::Uuid::new_v4().to_string(),
+                        timeout: self.function.manifest.timeout,
+                        memory_mb: self.function.manifest.memory_mb,
+                        environment: &self.function.environment,
+                    },
+                )
+                .await;
+            self.update(|s| s.invocations += 1);
+            let throttled = matches!(result, Err(InvokeError::Throttled(_)));
+            match result {
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::error!(function = %self.function.name, shard = %self.shard,
+                        "the final invocation of the window failed: {error}");
+                    self.update(|s| {
+                        s.failed_invocations += 1;
+                        s.last_error = Some(format!("final invocation of the window: {error}"));
+                    });
+                }
+            }
+            if !throttled {
+                retries += 1;
+            }
+            if config.maximum_retry_attempts.is_some_and(|max| retries > max) {
+                tracing::error!(function = %self.function.name, shard = %self.shard,
+                    "retries exhausted; the window's final state is dropped");
+                break;
+            }
+            tokio::select! {
+                () = self.cancel.cancelled() => return Ok(()),
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+        if let Some(window) = self.window
+            && let Ok(mut open) = window.lock()
+        {
+            *open = None;
+        }
+        self.store.set(&crate::store::window_key(self.key), "").await
     }
 
     /// Gives up on `records`: sends their failure record to the destination (until
@@ -281,7 +366,14 @@ impl Delivery<'_> {
     }
 
     pub async fn checkpoint_at(&self, sequence: &str) -> anyhow::Result<()> {
-        self.store.set(self.key, sequence).await?;
+        match self.with_window(|w| serde_json::to_string(w)) {
+            // The window's state goes with the checkpoint, in one write.
+            Some(state) => {
+                let state = state?;
+                self.store.set_many(&[(self.key, sequence), (&crate::store::window_key(self.key), &state)]).await?;
+            }
+            None => self.store.set(self.key, sequence).await?,
+        }
         self.update(|s| s.checkpoint = Some(sequence.to_owned()));
         Ok(())
     }

@@ -12,6 +12,7 @@
 //! - [`delivery`]: invoking with a batch until it is done: retries, bisection,
 //!   record age, partial failures and the on-failure destination;
 //! - [`outcome`]: what a response means, by Lambda's rules;
+//! - [`window`]: TumblingWindowInSeconds, state carried across invocations;
 //! - [`parallel`]: ParallelizationFactor, several batches of a shard at once;
 //! - [`filter`], [`destination`]: FilterCriteria and DestinationConfig.
 
@@ -23,6 +24,7 @@ pub mod handler;
 pub mod outcome;
 mod parallel;
 mod shard;
+mod window;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

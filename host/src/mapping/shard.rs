@@ -11,10 +11,14 @@
 
 use std::sync::Arc;
 
+use std::sync::Mutex;
+use std::time::Duration;
+
 use tokio::sync::mpsc;
 
 use super::batcher::{Batcher, Next};
 use super::parallel::{LaneReader, SharedWatermark, deal};
+use super::window::{CLOSE_GRACE, OpenWindow, split_first_window};
 use super::delivery::Delivery;
 use super::destination::FailureSink;
 use super::filter::RecordFilter;
@@ -23,7 +27,7 @@ use crate::manifest::StartingPosition;
 use crate::record::Records;
 use crate::source::{Position, ShardReader, SourceInfo, StreamSource};
 use crate::status::ShardHandle;
-use crate::store::{CheckpointKey, SHARD_END, now_ms};
+use crate::store::{CheckpointKey, SHARD_END, now_ms, window_key};
 use tokio_util::sync::CancellationToken;
 
 /// What every shard loop of one mapping shares, prepared once.
@@ -142,12 +146,15 @@ impl ShardLoop {
         self.update(|s| s.checkpoint = checkpoint.clone());
         let reader = self.source.open(&self.shard, position).await?;
 
-        let lanes = self.function.manifest.event_source.parallelization_factor;
-        if lanes > 1 {
-            return self.process_parallel(reader, lanes).await;
+        let config = &self.function.manifest.event_source;
+        if config.parallelization_factor > 1 {
+            return self.process_parallel(reader, config.parallelization_factor).await;
+        }
+        if let Some(width) = config.tumbling_window {
+            return self.process_windowed(reader, width).await;
         }
         let mut batcher = self.batcher(reader, self.shared.filter.clone());
-        let delivery = self.delivery(&self.cancel, None);
+        let delivery = self.delivery(&self.cancel, None, None);
         loop {
             let next = batcher.next_batch(&self.cancel).await?;
             let counts = batcher.take_counts();
@@ -164,6 +171,78 @@ impl ShardLoop {
                 }
                 Next::FilteredThrough(sequence) => delivery.checkpoint_at(&sequence).await?,
                 Next::ShardEnd => return self.finish().await,
+                Next::Stopped | Next::Deadline => return Ok(ShardExit::Stopped),
+            }
+            if self.cancel.is_cancelled() {
+                return Ok(ShardExit::Stopped);
+            }
+        }
+    }
+
+    /// TumblingWindowInSeconds: batches never span two windows; a window ends
+    /// when a record of a later one comes, when its time is over (plus a grace for
+    /// records still being read), or with its shard.
+    async fn process_windowed(&self, reader: Box<dyn ShardReader>, width: Duration) -> anyhow::Result<ShardExit> {
+        let stored = self.context.store.get(&window_key(&self.key)).await?;
+        let open = stored.filter(|s| !s.is_empty()).and_then(|s| serde_json::from_str::<OpenWindow>(&s).ok());
+        let window = Mutex::new(open);
+        let end_of = || window.lock().ok().and_then(|w| w.as_ref().map(|w| w.end_ms));
+        let start_of = || window.lock().ok().and_then(|w| w.as_ref().map(|w| w.start_ms));
+        let mut batcher = self.batcher(reader, self.shared.filter.clone());
+        let delivery = self.delivery(&self.cancel, None, Some(&window));
+        loop {
+            let deadline = end_of().map(|end| {
+                let close_at = end + CLOSE_GRACE.as_millis() as u64;
+                tokio::time::Instant::now() + Duration::from_millis(close_at.saturating_sub(now_ms()))
+            });
+            let next = batcher.next_batch_until(&self.cancel, deadline).await?;
+            let counts = batcher.take_counts();
+            self.update(|s| {
+                s.polled_events += counts.polled;
+                s.filtered_out_events += counts.filtered_out;
+            });
+            match next {
+                Next::Batch(mut records) => {
+                    while !records.is_empty() {
+                        let (start, rest) = split_first_window(&mut records, width);
+                        if start_of().is_some_and(|open| open != start) {
+                            delivery.close_window(false).await?;
+                        }
+                        if let Ok(mut w) = window.lock()
+                            && w.is_none()
+                        {
+                            *w = Some(OpenWindow::new(start, width));
+                        }
+                        delivery.deliver(records).await?;
+                        if self.cancel.is_cancelled() {
+                            return Ok(ShardExit::Stopped);
+                        }
+                        let over_cap = window.lock().ok().and_then(|w| w.as_ref().map(|w| w.over_cap)).unwrap_or(false);
+                        if over_cap {
+                            tracing::warn!(function = %self.function.name, shard = %self.shard,
+                                "the window's state passed 1 MB; ending the window early");
+                            delivery.close_window(true).await?;
+                            if let Ok(mut w) = window.lock() {
+                                *w = Some(OpenWindow::new(start, width));
+                            }
+                        }
+                        records = rest;
+                    }
+                    if let Some(sequence) = batcher.take_filtered_through() {
+                        delivery.checkpoint_at(&sequence).await?;
+                    }
+                }
+                Next::FilteredThrough(sequence) => delivery.checkpoint_at(&sequence).await?,
+                Next::Deadline => {
+                    if end_of().is_some_and(|end| now_ms() >= end + CLOSE_GRACE.as_millis() as u64) {
+                        delivery.close_window(false).await?;
+                    }
+                }
+                Next::ShardEnd => {
+                    // Windows do not cross a reshard.
+                    delivery.close_window(false).await?;
+                    return self.finish().await;
+                }
                 Next::Stopped => return Ok(ShardExit::Stopped),
             }
             if self.cancel.is_cancelled() {
@@ -179,7 +258,12 @@ impl ShardLoop {
         Batcher::new(reader, config.batch_size, config.batching_window, info.clone(), repeated_fields, filter)
     }
 
-    fn delivery<'a>(&'a self, cancel: &'a CancellationToken, watermark: Option<&'a SharedWatermark>) -> Delivery<'a> {
+    fn delivery<'a>(
+        &'a self,
+        cancel: &'a CancellationToken,
+        watermark: Option<&'a SharedWatermark>,
+        window: Option<&'a Mutex<Option<OpenWindow>>>,
+    ) -> Delivery<'a> {
         Delivery {
             function: &self.function,
             shard: &self.shard,
@@ -189,6 +273,7 @@ impl ShardLoop {
             status: &self.status,
             cancel,
             watermark,
+            window,
         }
     }
 
@@ -213,7 +298,7 @@ impl ShardLoop {
         for _ in 0..lanes {
             let (sender, receiver) = mpsc::channel(LANE_QUEUE);
             senders.push(sender);
-            let delivery = self.delivery(&lanes_cancel, Some(&watermark));
+            let delivery = self.delivery(&lanes_cancel, Some(&watermark), None);
             let mut batcher = self.batcher(Box::new(LaneReader::new(receiver)), None);
             let cancel = &lanes_cancel;
             lane_loops.push(async move {
@@ -222,7 +307,7 @@ impl ShardLoop {
                         Next::Batch(records) => delivery.deliver(records).await?,
                         Next::FilteredThrough(_) => {}
                         Next::ShardEnd => return anyhow::Ok(ShardExit::Ended),
-                        Next::Stopped => return Ok(ShardExit::Stopped),
+                        Next::Stopped | Next::Deadline => return Ok(ShardExit::Stopped),
                     }
                     if cancel.is_cancelled() {
                         return Ok(ShardExit::Stopped);
@@ -270,7 +355,7 @@ impl ShardLoop {
                     self.update(|s| s.filtered_out_events += dropped as u64);
                 }
                 if let Some(sequence) = moved {
-                    self.delivery(&self.cancel, None).checkpoint_at(&sequence).await?;
+                    self.delivery(&self.cancel, None, None).checkpoint_at(&sequence).await?;
                 }
                 for (lane, records) in deal(records, lanes).into_iter().enumerate() {
                     if records.is_empty() {

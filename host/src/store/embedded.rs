@@ -105,15 +105,16 @@ impl CheckpointStore for EmbeddedStore {
     }
 
     async fn set(&self, key: &CheckpointKey, sequence_number: &str) -> anyhow::Result<()> {
+        self.with_writer(|c| upsert(c, key, sequence_number))
+    }
+
+    async fn set_many(&self, entries: &[(&CheckpointKey, &str)]) -> anyhow::Result<()> {
         self.with_writer(|c| {
-            c.prepare_cached(
-                "INSERT INTO checkpoints (function, source, shard, sequence_number, updated_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (function, source, shard)
-                 DO UPDATE SET sequence_number = excluded.sequence_number, updated_ms = excluded.updated_ms",
-            )?
-            .execute(params![key.function, key.source, key.shard, sequence_number, now_ms() as i64])
-            .map(drop)
+            let tx = c.unchecked_transaction()?;
+            for (key, value) in entries {
+                upsert(&tx, key, value)?;
+            }
+            tx.commit()
         })
     }
 
@@ -121,7 +122,7 @@ impl CheckpointStore for EmbeddedStore {
         self.with_writer(|c| {
             let mut stmt = c.prepare(
                 "SELECT function, source, shard, sequence_number, updated_ms FROM checkpoints
-                 ORDER BY function, source, shard",
+                 WHERE shard NOT LIKE '(%' ORDER BY function, source, shard",
             )?;
             let rows = stmt.query_map([], |row| {
                 Ok(Checkpoint {
@@ -133,6 +134,17 @@ impl CheckpointStore for EmbeddedStore {
             rows.collect()
         })
     }
+}
+
+fn upsert(c: &Connection, key: &CheckpointKey, value: &str) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO checkpoints (function, source, shard, sequence_number, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (function, source, shard)
+         DO UPDATE SET sequence_number = excluded.sequence_number, updated_ms = excluded.updated_ms",
+    )?
+    .execute(params![key.function, key.source, key.shard, value, now_ms() as i64])
+    .map(drop)
 }
 
 #[cfg(test)]

@@ -17,6 +17,11 @@ pub struct CheckpointKey {
     pub shard: String,
 }
 
+/// The pseudo-shard under which a shard's tumbling window state is kept.
+pub fn window_key(key: &CheckpointKey) -> CheckpointKey {
+    CheckpointKey { function: key.function.clone(), source: key.source.clone(), shard: format!("(window){}", key.shard) }
+}
+
 /// A checkpoint: the sequence number of the last record a function finished with
 /// on a shard. Reading resumes after it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -36,7 +41,16 @@ pub trait CheckpointStore: Send + Sync {
     async fn get(&self, key: &CheckpointKey) -> anyhow::Result<Option<String>>;
     /// Moves a shard's checkpoint to `sequence_number`.
     async fn set(&self, key: &CheckpointKey, sequence_number: &str) -> anyhow::Result<()>;
-    /// Every checkpoint, for status reports.
+    /// Writes several entries at once: all or none. The mapping writes a shard's
+    /// checkpoint and its tumbling window's state together this way.
+    async fn set_many(&self, entries: &[(&CheckpointKey, &str)]) -> anyhow::Result<()> {
+        for (key, value) in entries {
+            self.set(key, value).await?;
+        }
+        Ok(())
+    }
+    /// Every checkpoint, for status reports (not the entries kept under
+    /// pseudo-shards whose names start with `(`).
     async fn list(&self) -> anyhow::Result<Vec<Checkpoint>>;
 }
 
