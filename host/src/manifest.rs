@@ -544,4 +544,87 @@ mod tests {
         assert!(err.contains("not a valid name"), "{err}");
         assert!(Manifest::parse("Timeout = 3\n").is_err(), "EventSource is required");
     }
+
+    #[test]
+    fn aws_sources_by_name_arn_or_table() {
+        let m = Manifest::parse("[EventSource]\nType = \"Kinesis\"\nStream = \"orders\"\nEndpointUrl = \"http://127.0.0.1:4567\"\n").expect("valid");
+        assert_eq!(
+            m.event_source.source,
+            SourceRef::Kinesis {
+                stream: "orders".into(),
+                endpoint: AwsEndpoint { endpoint_url: Some("http://127.0.0.1:4567".into()), region: None }
+            }
+        );
+        let arn = "arn:aws:kinesis:us-east-1:123456789012:stream/orders";
+        let m = Manifest::parse(&format!("[EventSource]\nType = \"Kinesis\"\nStream = \"{arn}\"\n")).expect("valid");
+        assert_eq!(m.event_source.source.id(), format!("kinesis:{arn}"));
+        let m = Manifest::parse("[EventSource]\nType = \"DynamoDB\"\nTable = \"T\"\nRegion = \"eu-west-1\"\n").expect("valid");
+        assert!(matches!(m.event_source.source, SourceRef::Dynamodb { table: Some(ref t), .. } if t == "T"));
+        for (text, key) in [
+            ("Type = \"Kinesis\"\nStream = \"bad name!\"", "EventSource.Stream"),
+            ("Type = \"Kinesis\"\nStream = \"s\"\nTable = \"t\"", "EventSource.Table"),
+            ("Type = \"DynamoDB\"\nStream = \"orders\"", "EventSource.Stream"),
+            ("Type = \"DynamoDB\"", "EventSource.Table"),
+            ("Type = \"DynamoDB\"\nTable = \"t\"\nStartingPosition = \"AT_TIMESTAMP\"\nStartingPositionTimestamp = 1", "AT_TIMESTAMP"),
+            ("Type = \"Local\"\nStream = \"s\"\nEndpointUrl = \"http://x\"", "EventSource.EndpointUrl"),
+        ] {
+            let err = Manifest::parse(&format!("[EventSource]\n{text}\n")).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn mapping_parameters_take_lambdas_ranges() {
+        let m = Manifest::parse(&format!(
+            "{MINIMAL}ParallelizationFactor = 10\nBisectBatchOnFunctionError = true\nMaximumRecordAgeInSeconds = 60\n\
+             TumblingWindowInSeconds = 0\nPollingIntervalInMilliseconds = 500\n"
+        ))
+        .expect("valid");
+        let e = &m.event_source;
+        assert_eq!(e.parallelization_factor, 10);
+        assert!(e.bisect_batch_on_function_error);
+        assert_eq!(e.maximum_record_age, Some(Duration::from_secs(60)));
+        assert_eq!(e.tumbling_window, None);
+        assert_eq!(e.polling_interval, Some(Duration::from_millis(500)));
+        assert_eq!(Manifest::parse(MINIMAL).expect("valid").event_source.maximum_record_age, None);
+        for (line, key, range) in [
+            ("ParallelizationFactor = 0", "EventSource.ParallelizationFactor", "1 to 10"),
+            ("ParallelizationFactor = 11", "EventSource.ParallelizationFactor", "1 to 10"),
+            ("MaximumRecordAgeInSeconds = 59", "EventSource.MaximumRecordAgeInSeconds", "60 to 604800"),
+            ("MaximumRecordAgeInSeconds = 604801", "EventSource.MaximumRecordAgeInSeconds", "-1 (no limit)"),
+            ("TumblingWindowInSeconds = 901", "EventSource.TumblingWindowInSeconds", "0 to 900"),
+            ("PollingIntervalInMilliseconds = 1", "EventSource.PollingIntervalInMilliseconds", "10 to 60000"),
+        ] {
+            let err = Manifest::parse(&format!("{MINIMAL}{line}\n")).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains(range), "{line}: {err}");
+        }
+        let err = Manifest::parse(&format!("{MINIMAL}ParallelizationFactor = 2\nTumblingWindowInSeconds = 60\n")).unwrap_err().to_string();
+        assert!(err.contains("TumblingWindowInSeconds"), "{err}");
+    }
+
+    #[test]
+    fn filters_and_destinations_are_checked_when_the_manifest_loads() {
+        let m = Manifest::parse(&format!(
+            "{MINIMAL}[EventSource.FilterCriteria]\nFilters = [{{ Pattern = '{{\"data\":{{\"t\":[\"x\"]}}}}' }}]\n\
+             [EventSource.DestinationConfig.OnFailure]\nDestination = \"failed.jsonl\"\nIncludePayload = true\n"
+        ))
+        .expect("valid");
+        assert_eq!(m.event_source.filter_patterns.len(), 1);
+        assert_eq!(
+            m.event_source.on_failure,
+            Some(OnFailure { destination: Destination::JsonLines("failed.jsonl".into()), include_payload: true })
+        );
+        let err = Manifest::parse(&format!("{MINIMAL}[EventSource.FilterCriteria]\nFilters = [{{ Pattern = '{{\"t\":\"x\"}}' }}]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("EventSource.FilterCriteria") && err.contains("filter 0"), "{err}");
+        let err = Manifest::parse(&format!(
+            "{MINIMAL}[EventSource.DestinationConfig.OnFailure]\nDestination = \"arn:aws:sqs:us-east-1:1:q\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("Kinesis streams"), "{err}");
+        let err = Manifest::parse(&format!("{MINIMAL}[EventSource.DestinationConfig.OnFailure]\nDestinaton = \"x\"\n")).unwrap_err().to_string();
+        assert!(err.contains("Destinaton"), "{err}");
+    }
 }
