@@ -478,15 +478,22 @@ fn print_status(report: &serde_json::Value) {
             println!("  error: {error}");
         }
         for s in f["shards"].as_array().cloned().unwrap_or_default() {
+            // Lambda's per-mapping metrics, per shard: polled, filtered out, invoked
+            // (retries included), failed, dropped, and accepted by the destination.
             println!(
-                "  {}  checkpoint {}  invocations {}  records {}  failed {}  discarded {}  age {} ms{}",
+                "  {}{}  checkpoint {}  age {} ms\n    records {}  polled {}  filtered {}  invoked {}  failed {}  dropped {}  to destination {}  invocations {}{}",
                 text(&s["shard"]),
+                if s["finished"] == true { " (finished)" } else { "" },
                 text(&s["checkpoint"]),
-                s["invocations"],
-                s["records_processed"],
-                s["failed_invocations"],
-                s["records_discarded"],
                 s["iterator_age_ms"],
+                s["records_processed"],
+                s["polled_events"],
+                s["filtered_out_events"],
+                s["invoked_events"],
+                s["failed_invoke_events"],
+                s["records_discarded"],
+                s["destination_delivered_events"],
+                s["invocations"],
                 s["last_error"].as_str().map(|e| format!("\n    last error: {e}")).unwrap_or_default()
             );
         }
