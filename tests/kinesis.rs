@@ -239,8 +239,11 @@ fn a_split_and_a_merge_while_records_flow_keep_every_record_and_per_key_order() 
     kinesis.create_stream("resharded", 1);
     let ws = Workspace::new();
     ws.deploy("inspect", "inspect", &kinesis.manifest("resharded", "BatchSize = 10"));
+    // The same through enhanced fan-out: a shard's last pushed event names its children.
+    ws.deploy("pushed", "inspect", &kinesis.manifest("resharded", "BatchSize = 10\nConsumerName = \"eddy-pushed\""));
     let host = Host::start(&ws);
     host.wait_state("inspect", "running");
+    host.wait_state("pushed", "running");
     kinesis.put("resharded", &records(8, 0..10));
 
     // Split the only shard in the middle of the hash key range.
@@ -300,6 +303,15 @@ fn a_split_and_a_merge_while_records_flow_keep_every_record_and_per_key_order() 
     let status = host.function("inspect").expect("status");
     let finished: Vec<&Value> = status["shards"].as_array().expect("shards").iter().filter(|s| s["finished"] == true).collect();
     assert_eq!(finished.len(), 3, "the parent and both children are finished: {status}");
+
+    let pushed = wait_for("240 records pushed", || {
+        let h = handled(&host, "pushed");
+        (first_seen_per_key(&h).values().map(Vec::len).sum::<usize>() >= 240).then_some(h)
+    });
+    assert_in_order_and_complete(&first_seen_per_key(&pushed), 8, 30);
+    let pushed_status = host.function("pushed").expect("status");
+    let finished = pushed_status["shards"].as_array().expect("shards").iter().filter(|s| s["finished"] == true).count();
+    assert_eq!(finished, 3, "{pushed_status}");
 }
 
 #[test]
@@ -399,4 +411,46 @@ fn a_host_killed_mid_stream_resumes_from_its_checkpoints_without_skipping() {
     // Redone after the crash: at most the batches in flight, one per shard.
     let duplicates = after.len() - 10_000;
     assert!(duplicates <= 2 * 100, "{duplicates} records handled twice");
+}
+
+#[test]
+fn enhanced_fan_out_registers_a_consumer_and_gets_every_record_pushed_in_order() {
+    let kinesis = Kinesis::start();
+    kinesis.create_stream("pushed", 2);
+    let ws = Workspace::new();
+    ws.deploy("inspect", "inspect", &kinesis.manifest("pushed", "ConsumerName = \"eddy-inspect\"\nBatchSize = 25"));
+    let host = Host::start(&ws);
+    host.wait_state("inspect", "running");
+    kinesis.put("pushed", &records(6, 0..30));
+    let all = wait_for("180 records pushed", || {
+        let h = handled(&host, "inspect");
+        (h.len() >= 180).then_some(h)
+    });
+    assert_eq!(all.len(), 180, "each record once");
+    assert_in_order_and_complete(&first_seen_per_key(&all), 6, 30);
+    let stream_arn = kinesis
+        .rt
+        .block_on(kinesis.client.describe_stream_summary().stream_name("pushed").send())
+        .expect("describe")
+        .stream_description_summary()
+        .expect("summary")
+        .stream_arn()
+        .to_owned();
+    let consumers = kinesis.rt.block_on(kinesis.client.list_stream_consumers().stream_arn(stream_arn).send()).expect("consumers");
+    let names: Vec<&str> = consumers.consumers().iter().map(|c| c.consumer_name()).collect();
+    assert_eq!(names, ["eddy-inspect"]);
+    assert!(!host.log_text().contains("GetRecords"), "fan-out reads without GetRecords");
+
+    // A restart resumes the subscription after the checkpoint.
+    let log = host.log_path();
+    assert_eq!(host.stop().code(), Some(0));
+    let before = handled_in(&log, "inspect").len();
+    kinesis.put("pushed", &records(6, 30..40));
+    let host = Host::start(&ws);
+    let after = wait_for("the next 60 records", || {
+        let h = handled(&host, "inspect");
+        (h.len() >= 60).then_some(h)
+    });
+    assert_eq!(before, 180);
+    assert_eq!(after.len(), 60, "only the new records: {:?}", after.first());
 }

@@ -16,6 +16,7 @@
 //! Type = "Kinesis"            # or "DynamoDB", or "Local" (Eddy's embedded stream)
 //! Stream = "orders"           # a name or an ARN; DynamoDB: Table = "T" or Stream = <stream ARN>
 //! EndpointUrl = "http://127.0.0.1:4567"   # optional: LocalStack, an emulator
+//! ConsumerName = "eddy-orders"            # optional: Kinesis enhanced fan-out
 //! BatchSize = 100
 //! MaximumBatchingWindowInSeconds = 0
 //! StartingPosition = "TRIM_HORIZON"
@@ -89,8 +90,9 @@ pub struct EventSourceConfig {
 pub enum SourceRef {
     /// A stream of the embedded store.
     Local { stream: String },
-    /// A Kinesis data stream, by name or ARN.
-    Kinesis { stream: String, endpoint: AwsEndpoint },
+    /// A Kinesis data stream, by name or ARN; read by enhanced fan-out through
+    /// `consumer` when one is named.
+    Kinesis { stream: String, endpoint: AwsEndpoint, consumer: Option<String> },
     /// A DynamoDB table's stream: the latest stream of a table, or a stream ARN.
     Dynamodb { table: Option<String>, stream_arn: Option<String>, endpoint: AwsEndpoint },
 }
@@ -174,6 +176,7 @@ struct RawEventSource {
     table: Option<String>,
     endpoint_url: Option<String>,
     region: Option<String>,
+    consumer_name: Option<String>,
     batch_size: Option<i64>,
     maximum_batching_window_in_seconds: Option<i64>,
     starting_position: Option<String>,
@@ -275,6 +278,9 @@ fn validate_source(raw: &RawEventSource) -> Result<SourceRef, ManifestError> {
     let aws_only = |key: &'static str| invalid(key, "is only for Type = \"Kinesis\" or \"DynamoDB\"");
     match raw.r#type.as_str() {
         "Local" => {
+            if raw.consumer_name.is_some() {
+                return Err(invalid("EventSource.ConsumerName", "is only for Type = \"Kinesis\""));
+            }
             if raw.endpoint_url.is_some() {
                 return Err(aws_only("EventSource.EndpointUrl"));
             }
@@ -306,8 +312,18 @@ fn validate_source(raw: &RawEventSource) -> Result<SourceRef, ManifestError> {
                     format!("{stream:?} is neither a stream name (1 to 128 of a-z, A-Z, 0-9, _ . -) nor a Kinesis stream ARN"),
                 ));
             }
-            Ok(SourceRef::Kinesis { stream, endpoint })
+            let consumer = raw.consumer_name.clone();
+            if let Some(name) = &consumer
+                && (name.is_empty() || name.len() > 128 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)))
+            {
+                return Err(invalid(
+                    "EventSource.ConsumerName",
+                    format!("{name:?} is not a valid consumer name: 1 to 128 of a-z, A-Z, 0-9, _ . -"),
+                ));
+            }
+            Ok(SourceRef::Kinesis { stream, endpoint, consumer })
         }
+        "DynamoDB" if raw.consumer_name.is_some() => Err(invalid("EventSource.ConsumerName", "is only for Type = \"Kinesis\"")),
         "DynamoDB" => match (&raw.table, &raw.stream) {
             (Some(table), None) if !table.is_empty() && table.len() <= 255 => {
                 Ok(SourceRef::Dynamodb { table: Some(table.clone()), stream_arn: None, endpoint })
@@ -552,7 +568,8 @@ mod tests {
             m.event_source.source,
             SourceRef::Kinesis {
                 stream: "orders".into(),
-                endpoint: AwsEndpoint { endpoint_url: Some("http://127.0.0.1:4567".into()), region: None }
+                endpoint: AwsEndpoint { endpoint_url: Some("http://127.0.0.1:4567".into()), region: None },
+                consumer: None,
             }
         );
         let arn = "arn:aws:kinesis:us-east-1:123456789012:stream/orders";

@@ -137,12 +137,13 @@ impl Supervisor {
 
     async fn source(&self, source: &SourceRef, polling: Option<Duration>) -> anyhow::Result<Arc<dyn StreamSource>> {
         match source {
-            SourceRef::Kinesis { stream, endpoint } => {
+            SourceRef::Kinesis { stream, endpoint, consumer } => {
                 let config = crate::source::aws_config(endpoint.endpoint_url.as_deref(), endpoint.region.as_deref()).await;
                 Ok(Arc::new(KinesisSource::new(
                     &config,
                     StreamRef::parse(stream),
                     polling.unwrap_or(KINESIS_POLL_INTERVAL),
+                    consumer.clone(),
                 )))
             }
             SourceRef::Dynamodb { table, stream_arn, endpoint } => {

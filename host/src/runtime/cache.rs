@@ -38,9 +38,11 @@ pub fn artifact_path(dir: &Path, engine: &Engine, digest: &str) -> PathBuf {
 }
 
 /// Writes an artifact atomically: to a temporary file, then renamed into place, so
-/// a crash mid-write never leaves a truncated artifact under the real name.
+/// a crash mid-write never leaves a truncated artifact under the real name. The
+/// temporary name is unique, since two functions with the same component may
+/// compile it at the same time.
 pub fn store(path: &Path, artifact: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
     std::fs::write(&tmp, artifact)?;
     std::fs::rename(&tmp, path)
 }

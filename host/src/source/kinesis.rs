@@ -7,6 +7,8 @@
 //! `BatchSize` does not cost one GetRecords call per batch. Throttles and network
 //! errors back off with jitter and retry the same call; an expired iterator is
 //! renewed after the last record read, so neither loses nor skips a record.
+//! With a consumer named in the manifest, shards are read by enhanced fan-out
+//! instead ([`super::kinesis_fanout`]).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -18,6 +20,7 @@ use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::{EncryptionType, ShardFilter, ShardFilterType, ShardIteratorType};
 
 use super::backoff::Backoff;
+use super::kinesis_fanout::FanOutReader;
 use super::{CallFailure, Position, Shard, ShardReader, SourceInfo, StreamSource, classify_call_failure, describe_call_failure};
 use crate::record::{EventSource, KinesisRecord, Records};
 
@@ -58,11 +61,15 @@ pub struct KinesisSource {
     client: Client,
     stream: StreamRef,
     poll_interval: Duration,
+    /// Enhanced fan-out: the consumer to read through, by name.
+    consumer: Option<String>,
+    /// The consumer's ARN, once registered and active.
+    consumer_arn: tokio::sync::OnceCell<String>,
 }
 
 impl KinesisSource {
-    pub fn new(config: &aws_config::SdkConfig, stream: StreamRef, poll_interval: Duration) -> KinesisSource {
-        KinesisSource { client: Client::new(config), stream, poll_interval }
+    pub fn new(config: &aws_config::SdkConfig, stream: StreamRef, poll_interval: Duration, consumer: Option<String>) -> KinesisSource {
+        KinesisSource { client: Client::new(config), stream, poll_interval, consumer, consumer_arn: tokio::sync::OnceCell::new() }
     }
 }
 
@@ -75,6 +82,9 @@ impl StreamSource for KinesisSource {
             .map_err(|e| anyhow::anyhow!("DescribeStreamSummary failed: {}", describe_call_failure(&e)))?;
         let summary = output.stream_description_summary().context("DescribeStreamSummary returned no summary")?;
         let arn = summary.stream_arn().to_owned();
+        if let Some(name) = &self.consumer {
+            self.consumer_arn.get_or_try_init(|| super::kinesis_fanout::consumer_arn(&self.client, &arn, name)).await?;
+        }
         let region = super::arn_region(&arn)
             .map(str::to_owned)
             .or_else(|| self.client.config().region().map(|r| r.to_string()))
@@ -112,6 +122,15 @@ impl StreamSource for KinesisSource {
     }
 
     async fn open(&self, shard: &str, from: Position) -> anyhow::Result<Box<dyn ShardReader>> {
+        if let Some(consumer_arn) = self.consumer_arn.get() {
+            return Ok(Box::new(FanOutReader::new(
+                self.client.clone(),
+                self.stream.clone(),
+                consumer_arn.clone(),
+                shard.to_owned(),
+                from,
+            )));
+        }
         let mut reader = KinesisShardReader {
             client: self.client.clone(),
             stream: self.stream.clone(),
@@ -195,7 +214,7 @@ impl KinesisShardReader {
                 self.ended = self.iterator.is_none();
                 let fetched = !output.records.is_empty();
                 for record in output.records {
-                    self.buffer.push_back(self.convert(record));
+                    self.buffer.push_back(convert(&self.shard_id, record));
                 }
                 if let Some(last) = self.buffer.back() {
                     self.last_sequence = Some(last.sequence_number.clone());
@@ -223,19 +242,21 @@ impl KinesisShardReader {
         }
     }
 
-    fn convert(&self, record: aws_sdk_kinesis::types::Record) -> KinesisRecord {
-        let arrival = record.approximate_arrival_timestamp.and_then(|t| t.to_millis().ok()).unwrap_or(0);
-        KinesisRecord {
-            event_id: format!("{}:{}", self.shard_id, record.sequence_number),
-            partition_key: record.partition_key.unwrap_or_default(),
-            data: record.data.into_inner(),
-            sequence_number: record.sequence_number,
-            approximate_arrival_timestamp_ms: u64::try_from(arrival).unwrap_or(0),
-            encryption_type: match record.encryption_type {
-                None | Some(EncryptionType::None) => None,
-                Some(other) => Some(other.as_str().to_owned()),
-            },
-        }
+}
+
+/// A Kinesis record as the WIT record (its data moved, not copied).
+pub(super) fn convert(shard_id: &str, record: aws_sdk_kinesis::types::Record) -> KinesisRecord {
+    let arrival = record.approximate_arrival_timestamp.and_then(|t| t.to_millis().ok()).unwrap_or(0);
+    KinesisRecord {
+        event_id: format!("{shard_id}:{}", record.sequence_number),
+        partition_key: record.partition_key.unwrap_or_default(),
+        data: record.data.into_inner(),
+        sequence_number: record.sequence_number,
+        approximate_arrival_timestamp_ms: u64::try_from(arrival).unwrap_or(0),
+        encryption_type: match record.encryption_type {
+            None | Some(EncryptionType::None) => None,
+            Some(other) => Some(other.as_str().to_owned()),
+        },
     }
 }
 

@@ -13,6 +13,7 @@
 pub mod backoff;
 pub mod dynamodb;
 pub mod kinesis;
+pub mod kinesis_fanout;
 pub mod local;
 
 use std::time::Duration;
