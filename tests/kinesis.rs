@@ -454,3 +454,86 @@ fn enhanced_fan_out_registers_a_consumer_and_gets_every_record_pushed_in_order()
     assert_eq!(before, 180);
     assert_eq!(after.len(), 60, "only the new records: {:?}", after.first());
 }
+
+/// Every response shape of design notes §1, each on its own stream: three records
+/// whose first one says what the responder answers; the rest answer `{}` (success)
+/// when they lead a retried batch.
+#[test]
+fn report_batch_item_failures_follows_lambdas_rules_for_every_response_shape() {
+    struct Case {
+        name: &'static str,
+        response: &'static str,
+        processed: u64,
+        discarded: u64,
+        invoked: u64,
+        retries: u32,
+    }
+    let success = |name, response| Case { name, response, processed: 3, discarded: 0, invoked: 3, retries: 0 };
+    let whole_batch = |name, response| Case { name, response, processed: 0, discarded: 3, invoked: 3, retries: 0 };
+    let cases = [
+        success("empty", ""),
+        success("null", "null"),
+        success("emptylist", "[]"),
+        success("emptyobject", "{}"),
+        success("nofailures", r#"{"batchItemFailures":[]}"#),
+        success("nullfailures", r#"{"batchItemFailures":null}"#),
+        whole_batch("emptyid", r#"{"batchItemFailures":[{"itemIdentifier":""}]}"#),
+        whole_batch("nullid", r#"{"batchItemFailures":[{"itemIdentifier":null}]}"#),
+        whole_batch("missingid", r#"{"batchItemFailures":[{}]}"#),
+        whole_batch("misspelled", r#"{"batchItemFailures":[{"itemIdentifer":"$SEQ1"}]}"#),
+        whole_batch("numberid", r#"{"batchItemFailures":[{"itemIdentifier":1}]}"#),
+        whole_batch("unknownid", r#"{"batchItemFailures":[{"itemIdentifier":"12345"}]}"#),
+        whole_batch("notjson", "ok then"),
+        // The lowest failed sequence number wins: the retry starts at record 1 (two
+        // records invoked again), not at record 2. Going on from it is a retry.
+        Case {
+            name: "lowestwins",
+            response: r#"{"batchItemFailures":[{"itemIdentifier":"$SEQ2"},{"itemIdentifier":"$SEQ1"}]}"#,
+            processed: 3,
+            discarded: 0,
+            invoked: 5,
+            retries: 1,
+        },
+        Case {
+            name: "partialnoretry",
+            response: r#"{"batchItemFailures":[{"itemIdentifier":"$SEQ1"}]}"#,
+            processed: 1,
+            discarded: 2,
+            invoked: 3,
+            retries: 0,
+        },
+    ];
+    let kinesis = Kinesis::start();
+    let ws = Workspace::new();
+    for case in &cases {
+        kinesis.create_stream(case.name, 1);
+        ws.deploy(
+            case.name,
+            "responder",
+            &kinesis.manifest(
+                case.name,
+                &format!("FunctionResponseTypes = [\"ReportBatchItemFailures\"]\nMaximumRetryAttempts = {}", case.retries),
+            ),
+        );
+    }
+    let host = Host::start(&ws);
+    for case in &cases {
+        host.wait_state(case.name, "running");
+    }
+    for case in &cases {
+        kinesis.put(case.name, &[("k".into(), case.response.into()), ("k".into(), "{}".into()), ("k".into(), "{}".into())]);
+    }
+    for case in &cases {
+        let f = wait_for(&format!("case {} to finish", case.name), || {
+            host.function(case.name).filter(|f| {
+                eddy_tests::shard_total(f, "records_processed") + eddy_tests::shard_total(f, "records_discarded") == 3
+            })
+        });
+        let counts = (
+            eddy_tests::shard_total(&f, "records_processed"),
+            eddy_tests::shard_total(&f, "records_discarded"),
+            eddy_tests::shard_total(&f, "invoked_events"),
+        );
+        assert_eq!(counts, (case.processed, case.discarded, case.invoked), "case {} ({}): {f}", case.name, case.response);
+    }
+}
