@@ -27,7 +27,7 @@ use super::parallel::SharedWatermark;
 use super::window::{OpenWindow, returned_state};
 use std::sync::Mutex;
 use crate::record::{Batch, Records};
-use crate::runtime::{InvokeError, InvokeRequest};
+use crate::runtime::{HandlerResponse, InvokeError, InvokeRequest};
 use crate::status::{ShardHandle, ShardStatus};
 use crate::store::{CheckpointKey, CheckpointStore, now_ms};
 
@@ -100,25 +100,10 @@ impl Delivery<'_> {
             }
 
             let count = part.records.len();
-            let request_id = uuid::Uuid::new_v4().to_string();
             let batch = self.batch(std::mem::replace(&mut part.records, Records::Kinesis(Vec::new())));
             let started = Instant::now();
             let iterator_age = last_arrival_ms(&batch.records).map_or(0, |t| now_ms().saturating_sub(t));
-            let result = self
-                .function
-                .handler
-                .invoke(
-                    &batch,
-                    InvokeRequest {
-                        function: &self.function.name,
-                        shard: self.shard,
-                        request_id: request_id.clone(),
-                        timeout: self.function.manifest.timeout,
-                        memory_mb: self.function.manifest.memory_mb,
-                        environment: &self.function.environment,
-                    },
-                )
-                .await;
+            let result = self.invoke(&batch).await;
             let elapsed = started.elapsed();
             part.records = batch.records;
             let throttled = matches!(result, Err(InvokeError::Throttled(_)));
@@ -219,6 +204,19 @@ impl Delivery<'_> {
         }
     }
 
+    /// One invocation, with a fresh request id.
+    async fn invoke(&self, batch: &Batch) -> Result<HandlerResponse, InvokeError> {
+        let request = InvokeRequest {
+            function: &self.function.name,
+            shard: self.shard,
+            request_id: uuid::Uuid::new_v4().to_string(),
+            timeout: self.function.manifest.timeout,
+            memory_mb: self.function.manifest.memory_mb,
+            environment: &self.function.environment,
+        };
+        self.function.handler.invoke(batch, request).await
+    }
+
     fn batch(&self, records: Records) -> Batch {
         let info = &self.shared.info;
         Batch {
@@ -251,21 +249,7 @@ impl Delivery<'_> {
         let mut retries = 0;
         let mut backoff = INITIAL_BACKOFF;
         loop {
-            let result = self
-                .function
-                .handler
-                .invoke(
-                    &batch,
-                    InvokeRequest {
-                        function: &self.function.name,
-                        shard: self.shard,
-                        request_id: uuid::Uuid::new_v4().to_string(),
-                        timeout: self.function.manifest.timeout,
-                        memory_mb: self.function.manifest.memory_mb,
-                        environment: &self.function.environment,
-                    },
-                )
-                .await;
+            let result = self.invoke(&batch).await;
             self.update(|s| s.invocations += 1);
             let throttled = matches!(result, Err(InvokeError::Throttled(_)));
             match result {

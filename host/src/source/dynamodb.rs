@@ -6,7 +6,7 @@
 //! Keys and images become DynamoDB's typed attribute-value JSON, which is what
 //! Lambda puts in the event and what the WIT record carries.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -16,6 +16,7 @@ use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, ShardIterato
 use base64::Engine as _;
 use tokio::sync::OnceCell;
 
+use super::Fetched;
 use super::backoff::Backoff;
 use super::{CallFailure, Position, Shard, ShardReader, SourceInfo, StreamSource, classify_call_failure, describe_call_failure};
 use crate::record::{DynamodbEventName, DynamodbRecord, EventSource, Records};
@@ -130,8 +131,7 @@ impl StreamSource for DynamodbSource {
             start: from,
             last_sequence: None,
             iterator: None,
-            ended: false,
-            buffer: VecDeque::new(),
+            buffer: Fetched::default(),
             poll_interval: self.poll_interval,
             wait: self.poll_interval,
             backoff: Backoff::default(),
@@ -152,8 +152,7 @@ struct DynamodbShardReader {
     start: Position,
     last_sequence: Option<String>,
     iterator: Option<String>,
-    ended: bool,
-    buffer: VecDeque<DynamodbRecord>,
+    buffer: Fetched<DynamodbRecord>,
     poll_interval: Duration,
     wait: Duration,
     backoff: Backoff,
@@ -177,7 +176,7 @@ impl DynamodbShardReader {
         match request.send().await {
             Ok(output) => {
                 self.iterator = output.shard_iterator;
-                self.ended = self.iterator.is_none();
+                self.buffer.ended = self.iterator.is_none();
                 Ok(())
             }
             Err(error) if classify_call_failure(&error) == CallFailure::Trimmed => {
@@ -196,21 +195,21 @@ impl DynamodbShardReader {
 
     async fn fetch(&mut self) -> anyhow::Result<()> {
         let Some(iterator) = self.iterator.clone() else {
-            self.ended = true;
+            self.buffer.ended = true;
             return Ok(());
         };
         match self.client.get_records().shard_iterator(iterator).limit(GET_RECORDS_LIMIT).send().await {
             Ok(output) => {
                 self.backoff.reset();
                 self.iterator = output.next_shard_iterator;
-                self.ended = self.iterator.is_none();
+                self.buffer.ended = self.iterator.is_none();
                 let fetched = output.records.as_ref().is_some_and(|r| !r.is_empty());
                 for record in output.records.unwrap_or_default() {
                     if let Some(record) = convert(record) {
-                        self.buffer.push_back(record);
+                        self.buffer.records.push_back(record);
                     }
                 }
-                if let Some(last) = self.buffer.back() {
+                if let Some(last) = self.buffer.records.back() {
                     self.last_sequence = Some(last.sequence_number.clone());
                 }
                 self.wait = if fetched { Duration::ZERO } else { self.poll_interval };
@@ -235,15 +234,14 @@ impl DynamodbShardReader {
 #[async_trait]
 impl ShardReader for DynamodbShardReader {
     async fn read(&mut self, max: usize) -> anyhow::Result<Records> {
-        if self.buffer.is_empty() && !self.ended {
+        if self.buffer.is_exhausted() {
             self.fetch().await?;
         }
-        let take = max.min(self.buffer.len());
-        Ok(Records::Dynamodb(self.buffer.drain(..take).collect()))
+        Ok(Records::Dynamodb(self.buffer.take(max)))
     }
 
     fn at_end(&self) -> bool {
-        self.ended && self.buffer.is_empty()
+        self.buffer.at_end()
     }
 
     fn poll_interval(&self) -> Duration {

@@ -10,7 +10,6 @@
 //! With a consumer named in the manifest, shards are read by enhanced fan-out
 //! instead ([`super::kinesis_fanout`]).
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -19,6 +18,7 @@ use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::{EncryptionType, ShardFilter, ShardFilterType, ShardIteratorType};
 
+use super::Fetched;
 use super::backoff::Backoff;
 use super::kinesis_fanout::FanOutReader;
 use super::{CallFailure, Position, Shard, ShardReader, SourceInfo, StreamSource, classify_call_failure, describe_call_failure};
@@ -138,8 +138,7 @@ impl StreamSource for KinesisSource {
             start: from,
             last_sequence: None,
             iterator: None,
-            ended: false,
-            buffer: VecDeque::new(),
+            buffer: Fetched::default(),
             poll_interval: self.poll_interval,
             wait: self.poll_interval,
             backoff: Backoff::default(),
@@ -160,10 +159,8 @@ struct KinesisShardReader {
     /// The last record fetched; an expired iterator is renewed after it.
     last_sequence: Option<String>,
     iterator: Option<String>,
-    /// The shard is closed and its last record has been fetched.
-    ended: bool,
     /// Fetched records the batcher has not asked for yet.
-    buffer: VecDeque<KinesisRecord>,
+    buffer: Fetched<KinesisRecord>,
     poll_interval: Duration,
     /// The wait before the next read, after one that came back empty.
     wait: Duration,
@@ -192,14 +189,14 @@ impl KinesisShardReader {
             anyhow::anyhow!("GetShardIterator on {} failed: {}", self.shard_id, describe_call_failure(&e))
         })?;
         self.iterator = output.shard_iterator;
-        self.ended = self.iterator.is_none();
+        self.buffer.ended = self.iterator.is_none();
         Ok(())
     }
 
     /// One GetRecords call into the buffer.
     async fn fetch(&mut self) -> anyhow::Result<()> {
         let Some(iterator) = self.iterator.clone() else {
-            self.ended = true;
+            self.buffer.ended = true;
             return Ok(());
         };
         if let Some(last) = self.last_call {
@@ -211,12 +208,12 @@ impl KinesisShardReader {
                 self.backoff.reset();
                 let behind = output.millis_behind_latest.is_some_and(|ms| ms > 0);
                 self.iterator = output.next_shard_iterator;
-                self.ended = self.iterator.is_none();
+                self.buffer.ended = self.iterator.is_none();
                 let fetched = !output.records.is_empty();
                 for record in output.records {
-                    self.buffer.push_back(convert(&self.shard_id, record));
+                    self.buffer.records.push_back(convert(&self.shard_id, record));
                 }
-                if let Some(last) = self.buffer.back() {
+                if let Some(last) = self.buffer.records.back() {
                     self.last_sequence = Some(last.sequence_number.clone());
                 }
                 // Caught up: wait a polling interval. Behind (an empty page of a
@@ -263,15 +260,14 @@ pub(super) fn convert(shard_id: &str, record: aws_sdk_kinesis::types::Record) ->
 #[async_trait]
 impl ShardReader for KinesisShardReader {
     async fn read(&mut self, max: usize) -> anyhow::Result<Records> {
-        if self.buffer.is_empty() && !self.ended {
+        if self.buffer.is_exhausted() {
             self.fetch().await?;
         }
-        let take = max.min(self.buffer.len());
-        Ok(Records::Kinesis(self.buffer.drain(..take).collect()))
+        Ok(Records::Kinesis(self.buffer.take(max)))
     }
 
     fn at_end(&self) -> bool {
-        self.ended && self.buffer.is_empty()
+        self.buffer.at_end()
     }
 
     fn poll_interval(&self) -> Duration {

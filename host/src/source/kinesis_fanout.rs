@@ -7,7 +7,6 @@
 //! last record it received (the event's continuation sequence number), so nothing
 //! is skipped. A shard's last event carries its children: the shard has ended.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,6 +14,7 @@ use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::{ConsumerStatus, ShardIteratorType, StartingPosition, SubscribeToShardEventStream};
 
+use super::Fetched;
 use super::backoff::Backoff;
 use super::kinesis::StreamRef;
 use super::{Position, ShardReader, describe_call_failure};
@@ -72,8 +72,7 @@ pub struct FanOutReader {
     /// Where a new subscription starts: after this sequence number.
     continuation: Option<String>,
     subscription: Option<Subscription>,
-    buffer: VecDeque<KinesisRecord>,
-    ended: bool,
+    buffer: Fetched<KinesisRecord>,
     wait: Duration,
     backoff: Backoff,
     /// Events in a row that carried no record.
@@ -94,8 +93,7 @@ impl FanOutReader {
             start,
             continuation,
             subscription: None,
-            buffer: VecDeque::new(),
-            ended: false,
+            buffer: Fetched::default(),
             wait: Duration::ZERO,
             backoff: Backoff::default(),
             idle_events: 0,
@@ -169,12 +167,12 @@ impl FanOutReader {
                 self.wait = Duration::ZERO;
                 let recordless = event.records.is_empty();
                 for record in event.records {
-                    self.buffer.push_back(super::kinesis::convert(&self.shard_id, record));
+                    self.buffer.records.push_back(super::kinesis::convert(&self.shard_id, record));
                 }
                 let has_children = event.child_shards.as_ref().is_some_and(|c| !c.is_empty());
                 self.idle_events = if recordless { self.idle_events + 1 } else { 0 };
                 if has_children || event.continuation_sequence_number.is_empty() {
-                    self.ended = true;
+                    self.buffer.ended = true;
                     self.subscription = None;
                 } else {
                     self.continuation = Some(event.continuation_sequence_number);
@@ -184,7 +182,7 @@ impl FanOutReader {
                     if self.idle_events >= RECORDLESS_EVENTS_BEFORE_PROBE {
                         self.idle_events = 0;
                         if self.shard_has_ended().await {
-                            self.ended = true;
+                            self.buffer.ended = true;
                             self.subscription = None;
                         }
                     }
@@ -207,15 +205,14 @@ impl FanOutReader {
 #[async_trait]
 impl ShardReader for FanOutReader {
     async fn read(&mut self, max: usize) -> anyhow::Result<Records> {
-        if self.buffer.is_empty() && !self.ended {
+        if self.buffer.is_exhausted() {
             self.receive().await?;
         }
-        let take = max.min(self.buffer.len());
-        Ok(Records::Kinesis(self.buffer.drain(..take).collect()))
+        Ok(Records::Kinesis(self.buffer.take(max)))
     }
 
     fn at_end(&self) -> bool {
-        self.ended && self.buffer.is_empty()
+        self.buffer.at_end()
     }
 
     fn poll_interval(&self) -> Duration {

@@ -89,6 +89,40 @@ pub trait ShardReader: Send {
     fn poll_interval(&self) -> Duration;
 }
 
+/// Records a reader fetched and has not handed out yet, and whether its shard has
+/// ended: the AWS readers fetch many records a call and hand them out as batches
+/// ask for them.
+#[derive(Debug)]
+pub struct Fetched<T> {
+    pub records: std::collections::VecDeque<T>,
+    /// The shard is closed and its last record has been fetched.
+    pub ended: bool,
+}
+
+impl<T> Default for Fetched<T> {
+    fn default() -> Self {
+        Fetched { records: std::collections::VecDeque::new(), ended: false }
+    }
+}
+
+impl<T> Fetched<T> {
+    /// Nothing is waiting and the shard goes on: a read must fetch first.
+    pub fn is_exhausted(&self) -> bool {
+        self.records.is_empty() && !self.ended
+    }
+
+    /// Up to `max` records, oldest first.
+    pub fn take(&mut self, max: usize) -> Vec<T> {
+        let count = max.min(self.records.len());
+        self.records.drain(..count).collect()
+    }
+
+    /// The shard has ended and every record of it was handed out.
+    pub fn at_end(&self) -> bool {
+        self.ended && self.records.is_empty()
+    }
+}
+
 /// `arn:aws:<service>:<region>:...`: the region part of an ARN.
 pub fn arn_region(arn: &str) -> Option<&str> {
     let mut parts = arn.split(':');
