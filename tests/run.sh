@@ -11,7 +11,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 examples/build.sh
-cargo build --release --locked -p eddy-host
+# The benchmark too, so that a change that breaks it is caught here.
+cargo build --release --locked -p eddy-host --bins --benches
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

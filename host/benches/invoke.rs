@@ -86,6 +86,28 @@ fn main() -> anyhow::Result<()> {
             fmt(native_elapsed)
         );
     }
+
+    println!("\n## FilterCriteria: matching one record (Kinesis JSON data, 63 bytes)\n");
+    println!("| pattern | per record | records/s |");
+    println!("|---|---:|---:|");
+    let batch = host_batch(1000);
+    let eddy::record::Records::Kinesis(records) = &batch.records else { anyhow::bail!("a Kinesis batch") };
+    for pattern in [
+        r#"{"data":{"item":[{"prefix":"widget-"}]}}"#,
+        r#"{"data":{"amount":[{"numeric":[">",10,"<=",1000]}],"customer":[{"anything-but":["c-000000"]}]}}"#,
+        r#"{"$or":[{"data":{"amount":[{"numeric":[">",100]}]}},{"data":{"item":[{"equals-ignore-case":"WIDGET-0042"}]}}]}"#,
+    ] {
+        let filter = eddy::mapping::filter::RecordFilter::new(&[pattern.to_owned()])?;
+        let rounds = 200;
+        let started = std::time::Instant::now();
+        let mut kept = 0usize;
+        for _ in 0..rounds {
+            kept += records.iter().filter(|r| filter.matches_kinesis(r)).count();
+        }
+        let per_record = started.elapsed() / (rounds * records.len()) as u32;
+        anyhow::ensure!(kept > 0, "the pattern matched nothing: {pattern}");
+        println!("| `{pattern}` | {} | {:.0} |", fmt(per_record), 1.0 / per_record.as_secs_f64());
+    }
     Ok(())
 }
 
@@ -187,6 +209,7 @@ fn to_guest(batch: &Batch) -> eddy_guest::Batch {
         invoke_identity_arn: batch.invoke_identity_arn.clone(),
         shard_id: batch.shard_id.clone(),
         records: eddy_guest::Records::Kinesis(records),
+        window: None,
     }
 }
 
@@ -265,6 +288,7 @@ macro_rules! batch {
                     })
                     .collect(),
             ),
+            window: None,
         }
     };
 }
