@@ -132,7 +132,7 @@ impl StreamSource for DynamodbSource {
             last_sequence: None,
             iterator: None,
             buffer: Fetched::default(),
-            poll_interval: self.poll_interval,
+            polling_interval: self.poll_interval,
             wait: self.poll_interval,
             backoff: Backoff::default(),
         };
@@ -153,7 +153,7 @@ struct DynamodbShardReader {
     last_sequence: Option<String>,
     iterator: Option<String>,
     buffer: Fetched<DynamodbRecord>,
-    poll_interval: Duration,
+    polling_interval: Duration,
     wait: Duration,
     backoff: Backoff,
 }
@@ -212,7 +212,7 @@ impl DynamodbShardReader {
                 if let Some(last) = self.buffer.records.back() {
                     self.last_sequence = Some(last.sequence_number.clone());
                 }
-                self.wait = if fetched { Duration::ZERO } else { self.poll_interval };
+                self.wait = if fetched { Duration::ZERO } else { self.polling_interval };
                 Ok(())
             }
             Err(error) => match classify_call_failure(&error) {

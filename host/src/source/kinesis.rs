@@ -139,7 +139,7 @@ impl StreamSource for KinesisSource {
             last_sequence: None,
             iterator: None,
             buffer: Fetched::default(),
-            poll_interval: self.poll_interval,
+            polling_interval: self.poll_interval,
             wait: self.poll_interval,
             backoff: Backoff::default(),
             last_call: None,
@@ -161,7 +161,8 @@ struct KinesisShardReader {
     iterator: Option<String>,
     /// Fetched records the batcher has not asked for yet.
     buffer: Fetched<KinesisRecord>,
-    poll_interval: Duration,
+    /// How long to wait after a read that found the shard caught up.
+    polling_interval: Duration,
     /// The wait before the next read, after one that came back empty.
     wait: Duration,
     backoff: Backoff,
@@ -218,7 +219,7 @@ impl KinesisShardReader {
                 }
                 // Caught up: wait a polling interval. Behind (an empty page of a
                 // shard that still has records further on): read again soon.
-                self.wait = if fetched || behind { Duration::ZERO } else { self.poll_interval };
+                self.wait = if fetched || behind { Duration::ZERO } else { self.polling_interval };
                 Ok(())
             }
             Err(error) => match classify_call_failure(&error) {
