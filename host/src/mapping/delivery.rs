@@ -334,11 +334,10 @@ impl Delivery<'_> {
     /// Checkpoints the first `done` records of `records` as finished.
     async fn checkpoint(&self, records: &Records, done: usize) -> anyhow::Result<()> {
         if let Some(watermark) = self.watermark {
-            let moved = match watermark.lock() {
-                Ok(mut w) => w.done((0..done).filter_map(|i| records.sequence_number(i))),
-                Err(_) => anyhow::bail!("the shard's watermark is poisoned"),
-            };
-            return match moved {
+            // Held across the write, so that lanes finishing together write their
+            // checkpoints in the order the watermark moved.
+            let mut w = watermark.lock().await;
+            return match w.done((0..done).filter_map(|i| records.sequence_number(i))) {
                 Some(sequence) => self.checkpoint_at(&sequence).await,
                 None => Ok(()),
             };

@@ -9,7 +9,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -95,8 +94,9 @@ impl Watermark {
     }
 }
 
-/// The checkpoint of a shard whose records are done out of order.
-pub type SharedWatermark = Mutex<Watermark>;
+/// The checkpoint of a shard whose records are done out of order. An async mutex:
+/// whoever moves the watermark writes the checkpoint before letting go.
+pub type SharedWatermark = tokio::sync::Mutex<Watermark>;
 
 /// A lane's reader: the records the distributor dealt it.
 pub struct LaneReader {

@@ -338,13 +338,15 @@ impl ShardLoop {
                 let keep: Vec<bool> = (0..records.len())
                     .map(|i| self.shared.filter.as_ref().is_none_or(|f| f.matches(&records, i, &info.region, &info.arn)))
                     .collect();
-                let moved = {
-                    let mut w = watermark.lock().map_err(|_| anyhow::anyhow!("the shard's watermark is poisoned"))?;
+                {
+                    let mut w = watermark.lock().await;
                     for (i, keep) in keep.iter().enumerate() {
                         w.push(records.sequence_number(i).unwrap_or_default(), !keep);
                     }
-                    w.done(std::iter::empty())
-                };
+                    if let Some(sequence) = w.done(std::iter::empty()) {
+                        self.delivery(&self.cancel, None, None).checkpoint_at(&sequence).await?;
+                    }
+                }
                 let dropped = keep.iter().filter(|k| !**k).count();
                 if dropped > 0 {
                     let mut flags = keep.iter();
@@ -353,9 +355,6 @@ impl ShardLoop {
                         Records::Dynamodb(r) => r.retain(|_| *flags.next().unwrap_or(&true)),
                     }
                     self.update(|s| s.filtered_out_events += dropped as u64);
-                }
-                if let Some(sequence) = moved {
-                    self.delivery(&self.cancel, None, None).checkpoint_at(&sequence).await?;
                 }
                 for (lane, records) in deal(records, lanes).into_iter().enumerate() {
                     if records.is_empty() {
