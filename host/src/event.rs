@@ -242,12 +242,29 @@ pub enum DecodeError {
     Empty,
     #[error("record {index}: {message}")]
     Record { index: usize, message: String },
+    #[error("{0}")]
+    Window(String),
 }
 
 #[derive(Deserialize)]
 struct EventIn<'a> {
     #[serde(rename = "Records", borrow)]
     records: Vec<&'a RawValue>,
+    /// A tumbling window's fields, when the event has them.
+    #[serde(default)]
+    window: Option<WindowIn>,
+    #[serde(default, borrow)]
+    state: Option<&'a RawValue>,
+    #[serde(rename = "isFinalInvokeForWindow", default)]
+    is_final_invoke_for_window: bool,
+    #[serde(rename = "isWindowTerminatedEarly", default)]
+    is_window_terminated_early: bool,
+}
+
+#[derive(Deserialize)]
+struct WindowIn {
+    start: String,
+    end: String,
 }
 
 #[derive(Deserialize)]
@@ -296,14 +313,33 @@ pub fn decode(json: &str) -> Result<Batch, DecodeError> {
     let first = event.records.first().ok_or(DecodeError::Empty)?;
     let head: RecordHead = serde_json::from_str(first.get())
         .map_err(|e| DecodeError::Record { index: 0, message: e.to_string() })?;
-    match head.event_source.as_ref() {
-        "aws:kinesis" => decode_kinesis(&event.records),
-        "aws:dynamodb" => decode_dynamodb(&event.records),
-        other => Err(DecodeError::Record {
-            index: 0,
-            message: format!("eventSource {other:?} is neither aws:kinesis nor aws:dynamodb"),
-        }),
+    let mut batch = match head.event_source.as_ref() {
+        "aws:kinesis" => decode_kinesis(&event.records)?,
+        "aws:dynamodb" => decode_dynamodb(&event.records)?,
+        other => {
+            return Err(DecodeError::Record {
+                index: 0,
+                message: format!("eventSource {other:?} is neither aws:kinesis nor aws:dynamodb"),
+            })
+        }
+    };
+    if let Some(window) = event.window {
+        let ms = |field: &str, text: &str| {
+            humantime::parse_rfc3339_weak(text)
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as u64)
+                .ok_or_else(|| DecodeError::Window(format!("window.{field} {text:?} is not an ISO 8601 time")))
+        };
+        batch.window = Some(crate::record::TumblingWindow {
+            start_ms: ms("start", &window.start)?,
+            end_ms: ms("end", &window.end)?,
+            state: event.state.map_or_else(|| "{}".to_owned(), |s| s.get().to_owned()),
+            is_final_invoke_for_window: event.is_final_invoke_for_window,
+            is_window_terminated_early: event.is_window_terminated_early,
+        });
     }
+    Ok(batch)
 }
 
 fn empty_batch(event_source: EventSource, records: Records) -> Batch {
@@ -438,8 +474,14 @@ mod tests {
             is_final_invoke_for_window: false,
             is_window_terminated_early: false,
         });
-        let event: serde_json::Value = serde_json::from_str(&encode(&batch)).expect("JSON");
+        let encoded = encode(&batch);
+        let event: serde_json::Value = serde_json::from_str(&encoded).expect("JSON");
         assert_eq!(event["window"], serde_json::json!({"start": "2020-07-30T17:00:00.000Z", "end": "2020-07-30T17:05:00.000Z"}));
+        // `eddy invoke` reads the window back from an event file.
+        let decoded = decode(&encoded).expect("decodes").window.expect("a window");
+        assert_eq!((decoded.start_ms, decoded.end_ms), (1_596_128_400_000, 1_596_128_700_000));
+        assert_eq!(decoded.state, r#"{"1":282,"2":715}"#);
+        assert!(!decoded.is_final_invoke_for_window && !decoded.is_window_terminated_early);
         assert_eq!(event["state"], serde_json::json!({"1": 282, "2": 715}));
         assert_eq!(event["shardId"], "shardId-000000000006");
         assert_eq!(event["eventSourceARN"], event["Records"][0]["eventSourceARN"]);
