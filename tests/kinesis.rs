@@ -538,3 +538,19 @@ fn report_batch_item_failures_follows_lambdas_rules_for_every_response_shape() {
         assert_eq!(counts, (case.processed, case.discarded, case.invoked), "case {} ({}): {f}", case.name, case.response);
     }
 }
+
+#[test]
+fn the_hosts_aws_endpoint_url_serves_sources_that_name_none() {
+    let kinesis = Kinesis::start();
+    kinesis.create_stream("plain", 1);
+    let ws = Workspace::new();
+    ws.deploy("inspect", "inspect", "[EventSource]\nType = \"Kinesis\"\nStream = \"plain\"\nPollingIntervalInMilliseconds = 100\n");
+    let host = Host::start_with_env(&ws, &[], &[("AWS_ENDPOINT_URL", &kinesis.emulator.endpoint)]);
+    host.wait_state("inspect", "running");
+    kinesis.put("plain", &[("k".into(), "through the host's endpoint".into())]);
+    let seen = wait_for("the record", || {
+        let h = handled(&host, "inspect");
+        (!h.is_empty()).then_some(h)
+    });
+    assert_eq!(seen[0].text, "through the host's endpoint");
+}

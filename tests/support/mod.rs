@@ -173,6 +173,11 @@ impl Host {
     }
 
     pub fn start_with(ws: &Workspace, extra_args: &[&str]) -> Host {
+        Host::start_with_env(ws, extra_args, &[])
+    }
+
+    /// As [`Host::start_with`], with more environment variables for the host.
+    pub fn start_with_env(ws: &Workspace, extra_args: &[&str], env: &[(&str, &str)]) -> Host {
         let log = ws.path().join(format!("host-{}.log", unique()));
         let log_file = fs::File::create(&log).expect("log file");
         let child = Command::new(eddy_bin())
@@ -181,6 +186,7 @@ impl Host {
             .current_dir(ws.path())
             .env("EDDY_LOG", "info")
             .envs(emulators::AWS_ENV)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
