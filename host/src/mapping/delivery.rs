@@ -15,17 +15,17 @@
 //!   to the on-failure destination, and only once it is accepted does the
 //!   checkpoint move past them.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::FunctionVersion;
 use super::destination::{Condition, Discarded, failure_record};
 use super::outcome::{self, Outcome};
-use super::shard::{Shared, last_arrival_ms};
-use super::FunctionVersion;
 use super::parallel::SharedWatermark;
+use super::shard::{Shared, last_arrival_ms};
 use super::window::{OpenWindow, returned_state};
-use std::sync::Mutex;
 use crate::record::{Batch, Records};
 use crate::runtime::{HandlerResponse, InvokeError, InvokeRequest};
 use crate::status::{ShardHandle, ShardStatus};

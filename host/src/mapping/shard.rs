@@ -9,26 +9,24 @@
 //! The checkpoint moves only after the function finished with the records, so a
 //! crash repeats at most the batch in flight and never skips one.
 
-use std::sync::Arc;
-
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::batcher::{Batcher, Next};
-use super::parallel::{LaneReader, SharedWatermark, deal};
-use super::window::{CLOSE_GRACE, OpenWindow, split_first_window};
 use super::delivery::Delivery;
 use super::destination::FailureSink;
 use super::filter::RecordFilter;
+use super::parallel::{LaneReader, SharedWatermark, deal};
+use super::window::{CLOSE_GRACE, OpenWindow, split_first_window};
 use super::{FunctionVersion, MappingContext, RESTART_DELAY};
 use crate::manifest::StartingPosition;
 use crate::record::Records;
 use crate::source::{Position, ShardReader, SourceInfo, StreamSource};
 use crate::status::ShardHandle;
 use crate::store::{CheckpointKey, SHARD_END, now_ms, window_key};
-use tokio_util::sync::CancellationToken;
 
 /// What every shard loop of one mapping shares, prepared once.
 pub struct Shared {
