@@ -39,6 +39,11 @@ impl Kinesis {
         });
     }
 
+    fn stream_arn(&self, name: &str) -> String {
+        let out = self.rt.block_on(self.client.describe_stream_summary().stream_name(name).send()).expect("DescribeStreamSummary");
+        out.stream_description_summary().expect("a summary").stream_arn().to_owned()
+    }
+
     /// Puts records in order, 500 a call, and returns each record's shard.
     fn put(&self, stream: &str, records: &[(String, String)]) -> Vec<String> {
         let mut shards = Vec::new();
@@ -319,14 +324,7 @@ fn a_discarded_batch_is_described_on_the_failure_stream() {
     let kinesis = Kinesis::start();
     kinesis.create_stream("sales", 1);
     kinesis.create_stream("failures", 1);
-    let failures_arn = kinesis
-        .rt
-        .block_on(kinesis.client.describe_stream_summary().stream_name("failures").send())
-        .expect("describe")
-        .stream_description_summary()
-        .expect("summary")
-        .stream_arn()
-        .to_owned();
+    let failures_arn = kinesis.stream_arn("failures");
     let ws = Workspace::new();
     // totals fails records that are not JSON sales as batch item failures.
     ws.deploy(
@@ -429,14 +427,7 @@ fn enhanced_fan_out_registers_a_consumer_and_gets_every_record_pushed_in_order()
     });
     assert_eq!(all.len(), 180, "each record once");
     assert_in_order_and_complete(&first_seen_per_key(&all), 6, 30);
-    let stream_arn = kinesis
-        .rt
-        .block_on(kinesis.client.describe_stream_summary().stream_name("pushed").send())
-        .expect("describe")
-        .stream_description_summary()
-        .expect("summary")
-        .stream_arn()
-        .to_owned();
+    let stream_arn = kinesis.stream_arn("pushed");
     let consumers = kinesis.rt.block_on(kinesis.client.list_stream_consumers().stream_arn(stream_arn).send()).expect("consumers");
     let names: Vec<&str> = consumers.consumers().iter().map(|c| c.consumer_name()).collect();
     assert_eq!(names, ["eddy-inspect"]);

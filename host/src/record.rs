@@ -37,6 +37,24 @@ impl Records {
         }
     }
 
+    /// When the record at `index` arrived (Kinesis) or was written (DynamoDB), in
+    /// milliseconds since the epoch: what record age, iterator age and tumbling
+    /// windows go by.
+    pub fn arrival_ms(&self, index: usize) -> Option<u64> {
+        match self {
+            Records::Kinesis(r) => r.get(index).map(|r| r.approximate_arrival_timestamp_ms),
+            Records::Dynamodb(r) => r.get(index).map(|r| r.approximate_creation_date_time_ms),
+        }
+    }
+
+    /// Splits off the records from `at` on (none when `at` is past the end).
+    pub fn split_off(&mut self, at: usize) -> Records {
+        match self {
+            Records::Kinesis(r) => Records::Kinesis(r.split_off(at.min(r.len()))),
+            Records::Dynamodb(r) => Records::Dynamodb(r.split_off(at.min(r.len()))),
+        }
+    }
+
     /// Removes the first `count` records (those that have been handled).
     pub fn drop_front(&mut self, count: usize) {
         match self {

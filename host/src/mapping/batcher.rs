@@ -188,10 +188,7 @@ fn split_at_payload_cap(batch: &mut Records, repeated_fields: usize) -> Option<R
     if cut >= batch.len() {
         return None;
     }
-    Some(match batch {
-        Records::Kinesis(r) => Records::Kinesis(r.split_off(cut)),
-        Records::Dynamodb(r) => Records::Dynamodb(r.split_off(cut)),
-    })
+    Some(batch.split_off(cut))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use super::FunctionVersion;
 use super::destination::{Condition, Discarded, failure_record};
 use super::outcome::{self, Outcome};
 use super::parallel::SharedWatermark;
-use super::shard::{Shared, last_arrival_ms};
+use super::shard::Shared;
 use super::window::{OpenWindow, returned_state};
 use crate::record::{Batch, Records};
 use crate::runtime::{HandlerResponse, InvokeError, InvokeRequest};
@@ -86,7 +86,7 @@ impl Delivery<'_> {
             if let Some(max_age) = config.maximum_record_age {
                 let too_old = count_older_than(&part.records, now_ms().saturating_sub(max_age.as_millis() as u64));
                 if too_old > 0 {
-                    let rest = split_off(&mut part.records, too_old);
+                    let rest = part.records.split_off(too_old);
                     tracing::warn!(function = %self.function.name, shard = %self.shard,
                         "{too_old} records are older than MaximumRecordAgeInSeconds; discarding them");
                     if !self.discard(part.records, Condition::RecordAgeExceeded, part.invocations).await? {
@@ -102,7 +102,8 @@ impl Delivery<'_> {
             let count = part.records.len();
             let batch = self.batch(std::mem::replace(&mut part.records, Records::Kinesis(Vec::new())));
             let started = Instant::now();
-            let iterator_age = last_arrival_ms(&batch.records).map_or(0, |t| now_ms().saturating_sub(t));
+            let newest = batch.records.arrival_ms(count.saturating_sub(1));
+            let iterator_age = newest.map_or(0, |t| now_ms().saturating_sub(t));
             let result = self.invoke(&batch).await;
             let elapsed = started.elapsed();
             part.records = batch.records;
@@ -170,7 +171,7 @@ impl Delivery<'_> {
                         s.last_error = Some(message);
                     });
                     if config.bisect_batch_on_function_error && count > 1 && !throttled {
-                        let second = split_off(&mut part.records, count / 2);
+                        let second = part.records.split_off(count / 2);
                         tracing::info!(function = %self.function.name, shard = %self.shard,
                             "bisecting the batch into {} and {} records", part.records.len(), second.len());
                         let (retries, invocations) = (part.retries, part.invocations);
@@ -370,16 +371,5 @@ impl Delivery<'_> {
 
 /// How many records at the front arrived before `cutoff_ms`.
 fn count_older_than(records: &Records, cutoff_ms: u64) -> usize {
-    match records {
-        Records::Kinesis(r) => r.iter().take_while(|r| r.approximate_arrival_timestamp_ms < cutoff_ms).count(),
-        Records::Dynamodb(r) => r.iter().take_while(|r| r.approximate_creation_date_time_ms < cutoff_ms).count(),
-    }
-}
-
-/// Splits off the records from `at` on.
-pub fn split_off(records: &mut Records, at: usize) -> Records {
-    match records {
-        Records::Kinesis(r) => Records::Kinesis(r.split_off(at.min(r.len()))),
-        Records::Dynamodb(r) => Records::Dynamodb(r.split_off(at.min(r.len()))),
-    }
+    (0..records.len()).take_while(|&i| records.arrival_ms(i).is_some_and(|t| t < cutoff_ms)).count()
 }

@@ -43,7 +43,8 @@ pub struct Discarded<'a> {
 pub fn failure_record(discarded: &Discarded<'_>, include_payload: bool) -> Value {
     let batch = discarded.batch;
     let records = &batch.records;
-    let (first_arrival, last_arrival) = arrival_range(records);
+    let first_arrival = records.arrival_ms(0).unwrap_or(0);
+    let last_arrival = records.arrival_ms(records.len().saturating_sub(1)).unwrap_or(0);
     let batch_info = json!({
         "shardId": batch.shard_id,
         "startSequenceNumber": records.sequence_number(0).unwrap_or_default(),
@@ -80,19 +81,6 @@ pub fn failure_record(discarded: &Discarded<'_>, include_payload: bool) -> Value
         record["payload"] = Value::String(crate::event::encode(batch));
     }
     record
-}
-
-fn arrival_range(records: &Records) -> (u64, u64) {
-    match records {
-        Records::Kinesis(r) => (
-            r.first().map_or(0, |r| r.approximate_arrival_timestamp_ms),
-            r.last().map_or(0, |r| r.approximate_arrival_timestamp_ms),
-        ),
-        Records::Dynamodb(r) => (
-            r.first().map_or(0, |r| r.approximate_creation_date_time_ms),
-            r.last().map_or(0, |r| r.approximate_creation_date_time_ms),
-        ),
-    }
 }
 
 /// `2019-11-14T00:38:06.021Z`.

@@ -34,21 +34,17 @@ pub fn lane_of(records: &Records, index: usize, lanes: usize) -> usize {
 pub fn deal(records: Records, lanes: usize) -> Vec<Records> {
     let targets: Vec<usize> = (0..records.len()).map(|i| lane_of(&records, i, lanes)).collect();
     match records {
-        Records::Kinesis(list) => {
-            let mut out: Vec<Vec<_>> = (0..lanes).map(|_| Vec::new()).collect();
-            for (record, lane) in list.into_iter().zip(targets) {
-                out[lane].push(record);
-            }
-            out.into_iter().map(Records::Kinesis).collect()
-        }
-        Records::Dynamodb(list) => {
-            let mut out: Vec<Vec<_>> = (0..lanes).map(|_| Vec::new()).collect();
-            for (record, lane) in list.into_iter().zip(targets) {
-                out[lane].push(record);
-            }
-            out.into_iter().map(Records::Dynamodb).collect()
-        }
+        Records::Kinesis(list) => deal_list(list, &targets, lanes).into_iter().map(Records::Kinesis).collect(),
+        Records::Dynamodb(list) => deal_list(list, &targets, lanes).into_iter().map(Records::Dynamodb).collect(),
     }
+}
+
+fn deal_list<T>(list: Vec<T>, targets: &[usize], lanes: usize) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = (0..lanes).map(|_| Vec::new()).collect();
+    for (record, &lane) in list.into_iter().zip(targets) {
+        out[lane].push(record);
+    }
+    out
 }
 
 /// The records read from a shard and not yet done, in shard order: the
@@ -123,7 +119,7 @@ impl ShardReader for LaneReader {
         }
         let Some(buffer) = self.buffer.as_mut() else { return Ok(Records::Kinesis(Vec::new())) };
         let take = max.min(buffer.len());
-        let rest = super::delivery::split_off(buffer, take);
+        let rest = buffer.split_off(take);
         Ok(std::mem::replace(buffer, rest))
     }
 

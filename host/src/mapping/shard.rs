@@ -155,11 +155,7 @@ impl ShardLoop {
         let delivery = self.delivery(&self.cancel, None, None);
         loop {
             let next = batcher.next_batch(&self.cancel).await?;
-            let counts = batcher.take_counts();
-            self.update(|s| {
-                s.polled_events += counts.polled;
-                s.filtered_out_events += counts.filtered_out;
-            });
+            self.count_reads(&mut batcher);
             match next {
                 Next::Batch(records) => {
                     delivery.deliver(records).await?;
@@ -194,11 +190,7 @@ impl ShardLoop {
                 tokio::time::Instant::now() + Duration::from_millis(close_at.saturating_sub(now_ms()))
             });
             let next = batcher.next_batch_until(&self.cancel, deadline).await?;
-            let counts = batcher.take_counts();
-            self.update(|s| {
-                s.polled_events += counts.polled;
-                s.filtered_out_events += counts.filtered_out;
-            });
+            self.count_reads(&mut batcher);
             match next {
                 Next::Batch(mut records) => {
                     while !records.is_empty() {
@@ -247,6 +239,15 @@ impl ShardLoop {
                 return Ok(ShardExit::Stopped);
             }
         }
+    }
+
+    /// Adds what the batcher read and filtered out to the shard's counts.
+    fn count_reads(&self, batcher: &mut Batcher) {
+        let counts = batcher.take_counts();
+        self.update(|s| {
+            s.polled_events += counts.polled;
+            s.filtered_out_events += counts.filtered_out;
+        });
     }
 
     fn batcher(&self, reader: Box<dyn ShardReader>, filter: Option<Arc<RecordFilter>>) -> Batcher {
@@ -382,13 +383,5 @@ impl ShardLoop {
         if let Ok(mut status) = self.status.lock() {
             f(&mut status);
         }
-    }
-}
-
-/// The arrival time of the newest record of a batch.
-pub fn last_arrival_ms(records: &Records) -> Option<u64> {
-    match records {
-        Records::Kinesis(r) => r.last().map(|r| r.approximate_arrival_timestamp_ms),
-        Records::Dynamodb(r) => r.last().map(|r| r.approximate_creation_date_time_ms),
     }
 }

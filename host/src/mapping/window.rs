@@ -70,16 +70,14 @@ pub fn window_start(arrival_ms: u64, width: Duration) -> u64 {
 /// Cuts `records` after the run of records in the first record's window; returns
 /// the rest, and the window start of the run.
 pub fn split_first_window(records: &mut Records, width: Duration) -> (u64, Records) {
-    let arrivals: Vec<u64> = match &*records {
-        Records::Kinesis(r) => r.iter().map(|r| r.approximate_arrival_timestamp_ms).collect(),
-        Records::Dynamodb(r) => r.iter().map(|r| r.approximate_creation_date_time_ms).collect(),
-    };
-    let Some(&first) = arrivals.first() else {
+    let Some(first) = records.arrival_ms(0) else {
         return (0, Records::Kinesis(Vec::new()));
     };
     let start = window_start(first, width);
-    let cut = arrivals.iter().position(|&t| window_start(t, width) != start).unwrap_or(arrivals.len());
-    (start, super::delivery::split_off(records, cut))
+    let cut = (1..records.len())
+        .find(|&i| records.arrival_ms(i).is_some_and(|t| window_start(t, width) != start))
+        .unwrap_or(records.len());
+    (start, records.split_off(cut))
 }
 
 /// The state a response returned: `Ok(None)` when it returned none, an error

@@ -89,11 +89,8 @@ impl DynamodbSource {
 impl StreamSource for DynamodbSource {
     async fn describe(&self) -> anyhow::Result<SourceInfo> {
         let arn = self.stream_arn().await?.to_owned();
-        let region = super::arn_region(&arn)
-            .map(str::to_owned)
-            .or_else(|| self.client.config().region().map(|r| r.to_string()))
-            .unwrap_or_default();
-        Ok(SourceInfo { event_source: EventSource::Dynamodb, arn, region })
+        let configured_region = self.client.config().region().map(|r| r.to_string());
+        Ok(SourceInfo::from_arn(EventSource::Dynamodb, arn, configured_region))
     }
 
     async fn list_shards(&self) -> anyhow::Result<Vec<Shard>> {

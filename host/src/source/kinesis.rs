@@ -85,11 +85,8 @@ impl StreamSource for KinesisSource {
         if let Some(name) = &self.consumer {
             self.consumer_arn.get_or_try_init(|| super::kinesis_fanout::consumer_arn(&self.client, &arn, name)).await?;
         }
-        let region = super::arn_region(&arn)
-            .map(str::to_owned)
-            .or_else(|| self.client.config().region().map(|r| r.to_string()))
-            .unwrap_or_default();
-        Ok(SourceInfo { event_source: EventSource::Kinesis, arn, region })
+        let configured_region = self.client.config().region().map(|r| r.to_string());
+        Ok(SourceInfo::from_arn(EventSource::Kinesis, arn, configured_region))
     }
 
     async fn list_shards(&self) -> anyhow::Result<Vec<Shard>> {

@@ -32,6 +32,14 @@ pub struct SourceInfo {
     pub region: String,
 }
 
+impl SourceInfo {
+    /// An AWS source's info: the region is the ARN's, else the client's.
+    pub fn from_arn(event_source: EventSource, arn: String, configured_region: Option<String>) -> SourceInfo {
+        let region = arn_region(&arn).map(str::to_owned).or(configured_region).unwrap_or_default();
+        SourceInfo { event_source, arn, region }
+    }
+}
+
 /// A shard and the shards it was split or merged from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shard {
