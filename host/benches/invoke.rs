@@ -233,6 +233,8 @@ async fn time_loop(handler: Arc<dyn Handler>, name: &str, records: usize) -> any
         handler,
         environment: Arc::from(Vec::new()),
         identity_arn: String::new(),
+        grants: eddy::role::Grants::source_only(name),
+        services: Arc::new(eddy::capability::Services::new(None)),
     });
     let status = Arc::new(StatusBoard::default());
     status.set_function(
@@ -242,6 +244,8 @@ async fn time_loop(handler: Arc<dyn Handler>, name: &str, records: usize) -> any
             world: None,
             digest: None,
             source: None,
+            role: None,
+            access_denied: Default::default(),
             error: None,
             shards: Vec::new(),
         },

@@ -81,6 +81,7 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
             local_poll_interval: config.local_poll_interval,
             embedded: Arc::clone(&embedded),
             runtime,
+            services: Arc::new(crate::capability::Services::new(Some(Arc::clone(&embedded)))),
         },
         MappingContext { store: checkpoints, status },
         shutdown.clone(),

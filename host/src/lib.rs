@@ -6,8 +6,11 @@
 //! checkpoint in the [`store`]. The [`registry`] watches the functions folder and
 //! starts, swaps and stops mappings; [`admin`] serves health, status, metrics and
 //! ingest over HTTP.
+//! Each function runs under an execution [`role`], which every [`capability`]
+//! call is checked against.
 
 pub mod admin;
+pub mod capability;
 pub mod event;
 pub mod host;
 pub mod ingest;
@@ -15,6 +18,7 @@ pub mod manifest;
 pub mod mapping;
 pub mod record;
 pub mod registry;
+pub mod role;
 pub mod runtime;
 pub mod source;
 pub mod status;

@@ -105,6 +105,17 @@ struct InvokeArgs {
     /// An environment variable for the handler, NAME=VALUE (repeatable).
     #[arg(long = "env", value_parser = parse_env)]
     environment: Vec<(String, String)>,
+    /// The execution role's policy file (IAM JSON); without one, every
+    /// capability call is denied.
+    #[arg(long)]
+    role: Option<PathBuf>,
+    /// The data directory whose local streams and tables capability calls
+    /// reach (none by default).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Bytes of log output the invocation may write.
+    #[arg(long, default_value_t = eddy::manifest::DEFAULT_LOG_LIMIT_BYTES)]
+    log_limit: usize,
 }
 
 #[derive(clap::Args)]
@@ -285,6 +296,21 @@ async fn invoke(args: InvokeArgs) -> anyhow::Result<std::process::ExitCode> {
     let function: Arc<str> = Arc::from(name.as_str());
     let shard: Arc<str> = Arc::from("invoke");
     let environment: Arc<[(String, String)]> = args.environment.into();
+    let role = match &args.role {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let policy = eddy::role::policy::Policy::parse(&text).with_context(|| format!("{}", path.display()))?;
+            let reference = path.file_stem().and_then(|s| s.to_str()).unwrap_or("invoke");
+            eddy::role::Role::from_policy(reference, policy)
+        }
+        None => eddy::role::Role::from_policy(&name, eddy::role::policy::Policy::default()),
+    };
+    let grants = Arc::new(eddy::role::Grants { function: Arc::clone(&function), role: Arc::new(role), status: None });
+    let embedded = match &args.data_dir {
+        Some(dir) => Some(Arc::new(eddy::store::embedded::EmbeddedStore::open(dir)?)),
+        None => None,
+    };
+    let services = Arc::new(eddy::capability::Services::new(embedded));
     let result = runtime
         .invoke_event(
             &component,
@@ -296,6 +322,9 @@ async fn invoke(args: InvokeArgs) -> anyhow::Result<std::process::ExitCode> {
                 timeout: Duration::from_secs(args.timeout),
                 memory_mb: args.memory,
                 environment: &environment,
+                log_limit_bytes: args.log_limit,
+                grants: &grants,
+                services: &services,
             },
         )
         .await

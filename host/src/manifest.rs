@@ -8,6 +8,9 @@
 //! ```toml
 //! Timeout = 3                 # seconds, 1-900
 //! MemorySize = 128            # MB, 128-10240
+//! Role = "reader"             # roles/reader.json; none: read the source, nothing else
+//! ReservedConcurrentExecutions = 10      # optional: invocations at once, all shards
+//! LogLimitBytes = 262144      # log output per invocation, 1024-10485760
 //!
 //! [Environment.Variables]
 //! GREETING = "hello"
@@ -57,6 +60,12 @@ pub struct Manifest {
     pub timeout: Duration,
     pub memory_mb: u32,
     pub environment: Vec<(String, String)>,
+    /// The execution role, as the manifest names it (a name or an IAM role ARN).
+    pub role: Option<String>,
+    /// Invocations of the function that may run at once, over all its shards.
+    pub reserved_concurrency: Option<u32>,
+    /// Bytes of log output an invocation may write.
+    pub log_limit_bytes: usize,
     pub event_source: EventSourceConfig,
 }
 
@@ -145,6 +154,7 @@ pub enum StartingPosition {
 
 pub const DEFAULT_TIMEOUT_SECONDS: u64 = 3;
 pub const DEFAULT_MEMORY_MB: u32 = 128;
+pub const DEFAULT_LOG_LIMIT_BYTES: usize = 256 * 1024;
 /// Lambda's cap on the total size of a function's environment variables.
 pub const ENVIRONMENT_LIMIT_BYTES: usize = 4096;
 
@@ -157,6 +167,12 @@ struct RawManifest {
     memory_size: Option<i64>,
     #[serde(rename = "Environment")]
     environment: Option<RawEnvironment>,
+    #[serde(rename = "Role")]
+    role: Option<String>,
+    #[serde(rename = "ReservedConcurrentExecutions")]
+    reserved_concurrent_executions: Option<i64>,
+    #[serde(rename = "LogLimitBytes")]
+    log_limit_bytes: Option<i64>,
     #[serde(rename = "EventSource")]
     event_source: RawEventSource,
 }
@@ -230,16 +246,47 @@ fn in_range(key: &'static str, value: i64, min: i64, max: i64, range: &'static s
 }
 
 impl Manifest {
+    /// The `Role` a manifest's text names, read without validating the rest
+    /// (the registry watches that role's file).
+    pub fn role_reference(text: &str) -> Option<String> {
+        let table: toml::Table = toml::from_str(text).ok()?;
+        table.get("Role")?.as_str().map(str::to_owned)
+    }
+
     /// Parses and validates a manifest's text.
     pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
         let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
         let timeout = in_range("Timeout", raw.timeout.unwrap_or(DEFAULT_TIMEOUT_SECONDS as i64), 1, 900, "1 to 900 seconds")?;
         let memory = in_range("MemorySize", raw.memory_size.unwrap_or(DEFAULT_MEMORY_MB as i64), 128, 10_240, "128 to 10240 MB")?;
         let environment = validate_environment(raw.environment.map(|e| e.variables).unwrap_or_default())?;
+        let reserved_concurrency = match raw.reserved_concurrent_executions {
+            Some(n) => Some(in_range("ReservedConcurrentExecutions", n, 1, 1000, "1 to 1000")? as u32),
+            None => None,
+        };
+        let log_limit = in_range(
+            "LogLimitBytes",
+            raw.log_limit_bytes.unwrap_or(DEFAULT_LOG_LIMIT_BYTES as i64),
+            1024,
+            10 << 20,
+            "1024 to 10485760 bytes",
+        )?;
+        if let Some(role) = &raw.role {
+            let name = crate::role::role_name(role);
+            let valid = (1..=64).contains(&name.len())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+            if !valid {
+                return Err(invalid("Role", format!(
+                    "{role:?} is not a role name (1 to 64 of letters, digits and +=,.@_-) or an IAM role ARN"
+                )));
+            }
+        }
         Ok(Manifest {
             timeout: Duration::from_secs(timeout as u64),
             memory_mb: memory as u32,
             environment,
+            role: raw.role,
+            reserved_concurrency,
+            log_limit_bytes: log_limit as usize,
             event_source: validate_event_source(raw.event_source)?,
         })
     }
@@ -500,6 +547,27 @@ mod tests {
         assert!(!m.event_source.report_batch_item_failures);
         assert_eq!(m.event_source.maximum_retry_attempts, None);
         assert!(m.event_source.enabled);
+        assert_eq!((m.role, m.reserved_concurrency, m.log_limit_bytes), (None, None, DEFAULT_LOG_LIMIT_BYTES));
+    }
+
+    #[test]
+    fn role_and_limits() {
+        let m = Manifest::parse(&format!(
+            "Role = \"arn:aws:iam::123456789012:role/service-role/reader\"\nReservedConcurrentExecutions = 2\n\
+             LogLimitBytes = 2048\n{MINIMAL}"
+        ))
+        .expect("valid");
+        assert_eq!(m.role.as_deref(), Some("arn:aws:iam::123456789012:role/service-role/reader"));
+        assert_eq!((m.reserved_concurrency, m.log_limit_bytes), (Some(2), 2048));
+        for (line, expected) in [
+            ("Role = \"no spaces allowed\"", "Role"),
+            ("Role = \"\"", "Role"),
+            ("ReservedConcurrentExecutions = 0", "1 to 1000"),
+            ("LogLimitBytes = 10", "1024 to 10485760"),
+        ] {
+            let err = Manifest::parse(&format!("{line}\n{MINIMAL}")).unwrap_err().to_string();
+            assert!(err.contains(expected), "{line}: {err}");
+        }
     }
 
     #[test]

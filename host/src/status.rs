@@ -33,6 +33,10 @@ pub struct FunctionStatus {
     /// SHA-256 of the running version's component.
     pub digest: Option<String>,
     pub source: Option<String>,
+    /// The execution role's name.
+    pub role: Option<String>,
+    /// Capability calls the role denied, by action.
+    pub access_denied: BTreeMap<String, u64>,
     /// Why the last load failed, or what the function waits for.
     pub error: Option<String>,
     pub shards: Vec<ShardStatus>,
@@ -93,7 +97,10 @@ impl StatusBoard {
             let entry = functions
                 .entry(status.name.clone())
                 .or_insert_with(|| FunctionEntry { status: status.clone(), shards: Vec::new() });
+            // Counters outlive versions, as Prometheus expects of a counter.
+            let denied = std::mem::take(&mut entry.status.access_denied);
             entry.status = status;
+            entry.status.access_denied = denied;
             if clear_shards {
                 entry.shards.clear();
             }
@@ -110,6 +117,8 @@ impl StatusBoard {
                     world: None,
                     digest: None,
                     source: None,
+                    role: None,
+                    access_denied: BTreeMap::new(),
                     error: None,
                     shards: Vec::new(),
                 },
@@ -122,11 +131,30 @@ impl StatusBoard {
         }
     }
 
+    /// Marks a loaded function as not running, with the reason.
+    pub fn set_failed(&self, name: &str, error: String) {
+        if let Ok(mut functions) = self.functions.lock()
+            && let Some(entry) = functions.get_mut(name)
+        {
+            entry.status.state = FunctionState::Failed;
+            entry.status.error = Some(error);
+        }
+    }
+
     pub fn clear_error(&self, name: &str) {
         if let Ok(mut functions) = self.functions.lock()
             && let Some(entry) = functions.get_mut(name)
         {
             entry.status.error = None;
+        }
+    }
+
+    /// Counts a capability call that the function's role denied.
+    pub fn count_denied(&self, function: &str, action: &str) {
+        if let Ok(mut functions) = self.functions.lock()
+            && let Some(entry) = functions.get_mut(function)
+        {
+            *entry.status.access_denied.entry(action.to_owned()).or_default() += 1;
         }
     }
 
@@ -204,6 +232,12 @@ pub fn prometheus(functions: &[FunctionStatus]) -> String {
             for (kind, n) in &s.errors_by_kind {
                 let _ = writeln!(out, "eddy_function_errors_total{{function=\"{}\",shard=\"{}\",kind=\"{kind}\"}} {n}", f.name, s.shard);
             }
+        }
+    }
+    let _ = writeln!(out, "# HELP eddy_access_denied_total Capability calls the execution role denied, by action.\n# TYPE eddy_access_denied_total counter");
+    for f in functions {
+        for (action, n) in &f.access_denied {
+            let _ = writeln!(out, "eddy_access_denied_total{{function=\"{}\",action=\"{action}\"}} {n}", f.name);
         }
     }
     let _ = writeln!(out, "# HELP eddy_function_up Whether the function is running (1) or not (0).\n# TYPE eddy_function_up gauge");

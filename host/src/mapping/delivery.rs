@@ -214,6 +214,9 @@ impl Delivery<'_> {
             timeout: self.function.manifest.timeout,
             memory_mb: self.function.manifest.memory_mb,
             environment: &self.function.environment,
+            log_limit_bytes: self.function.manifest.log_limit_bytes,
+            grants: &self.function.grants,
+            services: &self.function.services,
         };
         self.function.handler.invoke(batch, request).await
     }

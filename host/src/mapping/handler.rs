@@ -19,11 +19,17 @@ pub trait Handler: Send + Sync {
 pub struct WasmHandler {
     pub runtime: Arc<Runtime>,
     pub component: LoadedComponent,
+    /// `ReservedConcurrentExecutions`: invocations beyond it wait their turn.
+    pub concurrency: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 #[async_trait]
 impl Handler for WasmHandler {
     async fn invoke(&self, batch: &Batch, request: InvokeRequest<'_>) -> Result<HandlerResponse, InvokeError> {
+        let _permit = match &self.concurrency {
+            Some(limit) => Some(limit.acquire().await.map_err(|_| InvokeError::Throttled("the function is stopping".into()))?),
+            None => None,
+        };
         self.runtime.invoke(&self.component, batch, request).await
     }
 }

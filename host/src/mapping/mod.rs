@@ -53,6 +53,9 @@ pub struct FunctionVersion {
     pub environment: Arc<[(String, String)]>,
     /// `invokeIdentityArn` in the events: the function's execution role.
     pub identity_arn: String,
+    /// The role every capability call of the function is checked against.
+    pub grants: Arc<crate::role::Grants>,
+    pub services: Arc<crate::capability::Services>,
 }
 
 impl FunctionVersion {
@@ -60,6 +63,17 @@ impl FunctionVersion {
     pub fn arn(&self, region: &str) -> String {
         let account = self.identity_arn.split(':').nth(4).filter(|a| !a.is_empty()).unwrap_or("000000000000");
         format!("arn:aws:lambda:{region}:{account}:function:{}", self.name)
+    }
+}
+
+/// Which of Lambda's permission sets reading a source takes.
+fn source_kind(source: &crate::manifest::SourceRef) -> crate::role::SourceKind {
+    use crate::manifest::SourceRef;
+    use crate::role::SourceKind;
+    match source {
+        SourceRef::Kinesis { consumer: Some(_), .. } => SourceKind::KinesisFanOut,
+        SourceRef::Kinesis { .. } | SourceRef::Local { .. } => SourceKind::Kinesis,
+        SourceRef::Dynamodb { .. } => SourceKind::Dynamodb,
     }
 }
 
@@ -130,6 +144,14 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
     let Some(info) = retry_source_call(&function, &context, &cancel, "find the source", || source.describe()).await else {
         return;
     };
+    // As Lambda's CreateEventSourceMapping: a role that cannot read the source
+    // never reads a record of it.
+    if let Err(denied) = function.grants.check_source(source_kind(&function.manifest.event_source.source), &info.arn) {
+        let message = format!("the execution role cannot read the event source: {denied}");
+        tracing::error!(function = %function.name, "{message}; the mapping is not started");
+        context.status.set_failed(&function.name, message);
+        return;
+    }
     let shared = match shard::Shared::new(&function, info, &context).await {
         Ok(shared) => Arc::new(shared),
         Err(error) => {

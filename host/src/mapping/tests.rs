@@ -110,7 +110,7 @@ async fn run(setup: Setup<'_>, done: impl Fn(&ShardStatus) -> bool) -> Run {
     let manifest = Manifest::parse(&text).unwrap();
     let status = Arc::new(StatusBoard::default());
     status.set_function(
-        FunctionStatus { name: "f".into(), state: FunctionState::Running, world: None, digest: None, source: None, error: None, shards: Vec::new() },
+        FunctionStatus { name: "f".into(), state: FunctionState::Running, world: None, digest: None, source: None, role: None, access_denied: Default::default(), error: None, shards: Vec::new() },
         true,
     );
     let version = Arc::new(FunctionVersion {
@@ -119,6 +119,8 @@ async fn run(setup: Setup<'_>, done: impl Fn(&ShardStatus) -> bool) -> Run {
         handler: handler.clone(),
         environment: Arc::from(Vec::new()),
         identity_arn: "arn:aws:iam::000000000000:role/f".into(),
+        grants: crate::role::Grants::source_only("f"),
+        services: Arc::new(crate::capability::Services::new(Some(Arc::clone(&store)))),
     });
     let source = Arc::new(LocalSource::new(Arc::clone(&store), "s", Duration::from_millis(5)));
     let store_dyn: Arc<dyn CheckpointStore> = store.clone();

@@ -1,4 +1,5 @@
-//! The watched folder: `functions/<name>.wasm` beside `functions/<name>.toml`.
+//! The watched folder: `functions/<name>.wasm` beside `functions/<name>.toml`,
+//! and the execution roles in `functions/roles/<role>.json`.
 //!
 //! A scan every `poll_interval` notices files that appear, change or go. A file is
 //! read only once it has settled: the same size and modification time as at the
@@ -6,7 +7,9 @@
 //! loaded half-written. (Writing to a temporary name and renaming it into place
 //! is instant and always safe.) Each function has a supervisor task that loads
 //! its versions and runs its mapping; the scan only tells it what changed, so a
-//! slow load or a long invocation of one function never delays another.
+//! slow load or a long invocation of one function never delays another. A
+//! changed role file redeploys every function whose manifest names it, as a
+//! changed manifest would.
 
 mod supervisor;
 
@@ -38,6 +41,8 @@ pub struct RegistryConfig {
     pub embedded: Arc<EmbeddedStore>,
     /// The runtime functions are loaded into.
     pub runtime: Arc<crate::runtime::Runtime>,
+    /// What capability calls reach.
+    pub services: Arc<crate::capability::Services>,
 }
 
 /// A file as the last scan saw it.
@@ -50,15 +55,18 @@ struct Seen {
 struct Deployed {
     commands: mpsc::UnboundedSender<Option<FunctionFiles>>,
     supervisor: JoinHandle<()>,
-    /// The files last read and handed to the supervisor: as the scan saw them, and
-    /// by content digest.
-    seen: (Seen, Seen),
-    sent: (String, String),
+    /// The files last read and handed to the supervisor: as the scan saw them
+    /// (component, manifest, role), and by content digest.
+    seen: (Seen, Seen, Option<Seen>),
+    sent: (String, String, String),
+    /// The role the manifest named.
+    role: Option<String>,
 }
 
 /// Watches the functions folder until `cancel` fires, then stops every function.
 pub async fn watch(config: RegistryConfig, context: MappingContext, cancel: CancellationToken) {
     let mut previous: HashMap<PathBuf, Seen> = HashMap::new();
+    let roles_dir = config.functions_dir.join("roles");
     let mut deployed: BTreeMap<String, Deployed> = BTreeMap::new();
     // Supervisors told to stop that may still be finishing a batch, by name: a
     // function put back before its old supervisor is done waits for it, so two
@@ -66,9 +74,11 @@ pub async fn watch(config: RegistryConfig, context: MappingContext, cancel: Canc
     let mut retiring: HashMap<String, JoinHandle<()>> = HashMap::new();
     let mut warned_missing_dir = false;
     loop {
-        match scan(&config.functions_dir) {
-            Ok(current) => {
+        match scan(&config.functions_dir, "wasm", "toml") {
+            Ok(mut current) => {
                 warned_missing_dir = false;
+                // Role files join the same map under their own paths.
+                current.extend(scan(&roles_dir, "json", "json").unwrap_or_default());
                 retiring.retain(|_, task| !task.is_finished());
                 reconcile(&config, &context, &previous, &current, &mut deployed, &mut retiring);
                 previous = current;
@@ -93,13 +103,14 @@ pub async fn watch(config: RegistryConfig, context: MappingContext, cancel: Canc
     }
 }
 
-fn scan(dir: &Path) -> std::io::Result<HashMap<PathBuf, Seen>> {
+/// The files of `dir` with either extension, as they are now.
+fn scan(dir: &Path, ext_a: &str, ext_b: &str) -> std::io::Result<HashMap<PathBuf, Seen>> {
     let mut files = HashMap::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
         let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
-        let relevant = matches!(path.extension().and_then(|e| e.to_str()), Some("wasm" | "toml"));
+        let relevant = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e == ext_a || e == ext_b);
         if hidden || !relevant {
             continue;
         }
@@ -121,8 +132,10 @@ fn reconcile(
     retiring: &mut HashMap<String, JoinHandle<()>>,
 ) {
     // Function names are the stems of the files present.
+    let roles_dir = config.functions_dir.join("roles");
+    let role_path = |role: &str| roles_dir.join(format!("{role}.json"));
     let mut names: BTreeMap<String, (Option<&PathBuf>, Option<&PathBuf>)> = BTreeMap::new();
-    for path in current.keys() {
+    for path in current.keys().filter(|p| p.parent() != Some(roles_dir.as_path())) {
         let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
         let slot = names.entry(stem.to_owned()).or_default();
         match path.extension().and_then(|e| e.to_str()) {
@@ -175,24 +188,33 @@ fn reconcile(
             continue;
         }
         let (Some(wasm_seen), Some(manifest_seen)) = (current.get(wasm), current.get(manifest)) else { continue };
-        let seen = (wasm_seen.clone(), manifest_seen.clone());
-        if deployed.get(&name).is_some_and(|d| d.seen == seen) {
+        let role_seen = |role: &Option<String>| role.as_deref().and_then(|r| current.get(&role_path(r))).cloned();
+        if deployed.get(&name).is_some_and(|d| d.seen == (wasm_seen.clone(), manifest_seen.clone(), role_seen(&d.role))) {
             continue;
         }
         if !settled(wasm) || !settled(manifest) {
             continue;
         }
-        let files = match FunctionFiles::read(wasm, manifest) {
+        let files = match FunctionFiles::read(wasm, manifest, &roles_dir) {
             Ok(files) => files,
             Err(error) => {
                 tracing::warn!(function = %name, "cannot read the function's files: {error}");
                 continue;
             }
         };
-        let digests = (files.wasm_digest.clone(), files.manifest_digest.clone());
+        let role = files.role.as_ref().map(|(role, _)| role.clone());
+        if let Some(role) = &role
+            && current.contains_key(&role_path(role))
+            && !settled(&role_path(role))
+        {
+            continue;
+        }
+        let seen = (wasm_seen.clone(), manifest_seen.clone(), role_seen(&role));
+        let digests = (files.wasm_digest.clone(), files.manifest_digest.clone(), files.role_digest.clone());
         match deployed.get_mut(&name) {
             Some(entry) => {
                 entry.seen = seen;
+                entry.role = role;
                 // A touched file with the same content changes nothing.
                 if entry.sent != digests {
                     entry.sent = digests;
@@ -205,7 +227,7 @@ fn reconcile(
                 let predecessor = retiring.remove(&name);
                 let supervisor = tokio::spawn(supervisor.run(rx, predecessor));
                 let _ = commands.send(Some(files));
-                deployed.insert(name.clone(), Deployed { commands, supervisor, seen, sent: digests });
+                deployed.insert(name.clone(), Deployed { commands, supervisor, seen, sent: digests, role });
             }
         }
     }

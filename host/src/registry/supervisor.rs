@@ -15,6 +15,8 @@ use tokio::sync::mpsc;
 use super::RegistryConfig;
 use crate::manifest::{Manifest, SourceRef};
 use crate::mapping::{self, FunctionVersion, MappingContext, MappingHandle, WasmHandler};
+use crate::role::policy::Policy;
+use crate::role::{Grants, Role};
 use crate::source::StreamSource;
 use crate::source::dynamodb::{DynamodbSource, TableStreamRef};
 use crate::source::kinesis::{KinesisSource, StreamRef};
@@ -26,23 +28,40 @@ const KINESIS_POLL_INTERVAL: Duration = Duration::from_secs(1);
 const DYNAMODB_POLL_INTERVAL: Duration = Duration::from_millis(250);
 use crate::status::{FunctionState, FunctionStatus};
 
-/// A function's two files, read whole.
+/// A function's files, read whole: its component, its manifest, and the policy
+/// of the role the manifest names.
 pub struct FunctionFiles {
     pub wasm: Vec<u8>,
     pub manifest: String,
     pub wasm_digest: String,
     pub manifest_digest: String,
+    /// The role's name and its policy file (`None`: the file is missing).
+    pub role: Option<(String, Option<String>)>,
+    pub role_digest: String,
 }
 
 impl FunctionFiles {
-    pub fn read(wasm: &Path, manifest: &Path) -> std::io::Result<FunctionFiles> {
+    pub fn read(wasm: &Path, manifest: &Path, roles_dir: &Path) -> std::io::Result<FunctionFiles> {
         let wasm = std::fs::read(wasm)?;
         let manifest_bytes = std::fs::read(manifest)?;
+        let manifest = String::from_utf8_lossy(&manifest_bytes).into_owned();
+        let role = Manifest::role_reference(&manifest).map(|reference| {
+            let name = crate::role::role_name(&reference).to_owned();
+            let policy = std::fs::read_to_string(roles_dir.join(format!("{name}.json"))).ok();
+            (name, policy)
+        });
+        let role_digest = match &role {
+            Some((name, Some(policy))) => hex::encode(Sha256::digest(format!("{name}\n{policy}"))),
+            Some((name, None)) => format!("{name} (missing)"),
+            None => String::new(),
+        };
         Ok(FunctionFiles {
             wasm_digest: hex::encode(Sha256::digest(&wasm)),
             manifest_digest: hex::encode(Sha256::digest(&manifest_bytes)),
-            manifest: String::from_utf8_lossy(&manifest_bytes).into_owned(),
+            manifest,
             wasm,
+            role,
+            role_digest,
         })
     }
 }
@@ -97,6 +116,7 @@ impl Supervisor {
     async fn deploy(&mut self, files: FunctionFiles) -> anyhow::Result<()> {
         let name = &self.name;
         let manifest = Manifest::parse(&files.manifest).with_context(|| format!("{name}.toml"))?;
+        let role = Arc::new(self.role(&manifest, files.role)?);
         let runtime = Arc::clone(&self.config.runtime);
         let wasm = files.wasm;
         let component = tokio::task::spawn_blocking(move || runtime.load(&wasm))
@@ -113,16 +133,21 @@ impl Supervisor {
             world: Some(component.world.name()),
             digest: Some(component.digest.clone()),
             source: Some(manifest.event_source.source.id()),
+            role: Some(role.name.clone()),
+            access_denied: Default::default(),
             error: None,
             shards: Vec::new(),
         };
         let enabled = manifest.event_source.enabled;
+        let concurrency = manifest.reserved_concurrency.map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize)));
         let version = Arc::new(FunctionVersion {
-            identity_arn: format!("arn:aws:iam::{}:role/{name}", local::LOCAL_ACCOUNT),
+            identity_arn: role.arn.clone(),
+            grants: Arc::new(Grants { function: Arc::clone(name), role, status: Some(Arc::clone(&self.context.status)) }),
+            services: Arc::clone(&self.config.services),
             environment: manifest.environment.clone().into(),
             name: Arc::clone(name),
             manifest,
-            handler: Arc::new(WasmHandler { runtime: Arc::clone(&self.config.runtime), component }),
+            handler: Arc::new(WasmHandler { runtime: Arc::clone(&self.config.runtime), component, concurrency }),
         });
 
         // The swap: the old mapping finishes its in-flight batches and checkpoints
@@ -133,6 +158,28 @@ impl Supervisor {
             self.running = Some(mapping::start(version, source, self.context.clone()));
         }
         Ok(())
+    }
+
+    /// The function's role: the policy file the manifest names, or, when it
+    /// names none, leave to read its source and nothing else.
+    fn role(&self, manifest: &Manifest, file: Option<(String, Option<String>)>) -> anyhow::Result<Role> {
+        let Some(reference) = &manifest.role else { return Ok(Role::source_only(&self.name)) };
+        let roles_dir = self.config.functions_dir.join("roles");
+        let Some((name, Some(text))) = file else {
+            anyhow::bail!(
+                "the manifest names the role {reference:?}, but there is no {}",
+                roles_dir.join(format!("{}.json", crate::role::role_name(reference))).display()
+            );
+        };
+        let policy = Policy::parse(&text).with_context(|| format!("roles/{name}.json"))?;
+        let role = Role::from_policy(reference, policy);
+        for grant in role.file_grants() {
+            if !Path::new(&grant.dir).is_dir() {
+                tracing::warn!(function = %self.name, role = %role.name,
+                    "the role grants the directory {}, which does not exist", grant.dir);
+            }
+        }
+        Ok(role)
     }
 
     async fn source(&self, source: &SourceRef, polling: Option<Duration>) -> anyhow::Result<Arc<dyn StreamSource>> {

@@ -11,14 +11,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::{Store, UpdateDeadline};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{invocation, log, types};
+use super::bindings::{errors, invocation, log, types};
 use super::component::{HandlerPre, LoadedComponent, World};
-use super::limits::{MemoryLimitExceeded, MemoryLimiter, TimedOut};
+use super::limits::{LogLimitExceeded, MemoryLimitExceeded, MemoryLimiter, RESPONSE_LIMIT_BYTES, TimedOut};
 use super::Runtime;
+use crate::capability::http::HttpState;
+use crate::capability::{CapabilityState, Services};
 use crate::record::{Batch, BatchResponse, Context};
+use crate::role::Grants;
 
 /// Bytes of stdout and stderr kept per invocation (for WASI guests that print).
 const OUTPUT_CAPTURE_BYTES: usize = 64 * 1024;
@@ -31,6 +33,11 @@ pub struct InvokeRequest<'a> {
     pub timeout: Duration,
     pub memory_mb: u32,
     pub environment: &'a Arc<[(String, String)]>,
+    /// Bytes of log output the invocation may write.
+    pub log_limit_bytes: usize,
+    /// The function's role, which every capability call is checked against.
+    pub grants: &'a Arc<Grants>,
+    pub services: &'a Arc<Services>,
 }
 
 /// A handler's answer, by world.
@@ -50,6 +57,11 @@ pub enum InvokeError {
     Timeout(Duration),
     #[error("{0}")]
     OutOfMemory(String),
+    /// The response passed Lambda's 6 MB limit.
+    #[error("the response is {0} bytes, over the limit of 6 MB (6291456 bytes) for a function's response")]
+    ResponseTooLarge(usize),
+    #[error("{0}")]
+    LogLimit(String),
     #[error("the handler trapped: {0}")]
     Trap(String),
     #[error("the handler could not be instantiated: {0}")]
@@ -66,6 +78,8 @@ impl InvokeError {
             InvokeError::Handler(_) => "handler_error",
             InvokeError::Timeout(_) => "timeout",
             InvokeError::OutOfMemory(_) => "out_of_memory",
+            InvokeError::ResponseTooLarge(_) => "response_too_large",
+            InvokeError::LogLimit(_) => "log_limit",
             InvokeError::Trap(_) => "trap",
             InvokeError::Instantiate(_) => "instantiate",
             InvokeError::Throttled(_) => "throttled",
@@ -82,59 +96,73 @@ pub struct HostState {
     deadline: Instant,
     timeout: Duration,
     environment: Arc<[(String, String)]>,
+    /// Log bytes written so far, and the limit.
+    log_bytes: usize,
+    log_limit: usize,
+    capabilities: CapabilityState,
     /// Built on first use, so only for components that call WASI.
     wasi: Option<WasiCtx>,
-    output: Option<(MemoryOutputPipe, MemoryOutputPipe)>,
+    output: Option<crate::capability::wasi::Output>,
+    http: HttpState,
     table: ResourceTable,
 }
 
-/// The WASI context of an invocation: no preopened directories, no network, no
-/// host environment; only the manifest's variables, and stdout/stderr captured so
-/// they can go to the log.
-fn build_wasi(
-    environment: &[(String, String)],
-    output: &mut Option<(MemoryOutputPipe, MemoryOutputPipe)>,
-) -> WasiCtx {
-    let stdout = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
-    let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
-    let mut builder = WasiCtxBuilder::new();
-    builder
-        .envs(environment)
-        .stdout(stdout.clone())
-        .stderr(stderr.clone())
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false);
-    *output = Some((stdout, stderr));
-    builder.build()
-}
-
 impl HostState {
-    /// Writes what a WASI guest printed to the log, a line at a time.
+    /// Writes what a WASI guest printed to the log, a line at a time, within
+    /// what is left of the log limit.
     fn flush_output(&mut self) {
         let Some((stdout, stderr)) = self.output.take() else { return };
         for (stream, pipe) in [("stdout", stdout), ("stderr", stderr)] {
             let bytes = pipe.contents();
             for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.is_empty()) {
+                if self.log_bytes + line.len() > self.log_limit {
+                    tracing::warn!(target: "handler", function = %self.function, shard = %self.shard,
+                        request_id = %self.request_id, stream, "output past the log limit left out");
+                    return;
+                }
+                self.log_bytes += line.len();
                 tracing::info!(target: "handler", function = %self.function, shard = %self.shard,
                     request_id = %self.request_id, stream, "{line}");
             }
         }
     }
+
+    /// The role and services, for the capability interfaces.
+    pub(crate) fn capabilities(&self) -> &CapabilityState {
+        &self.capabilities
+    }
+
+    /// wasi:http's state and the resource table it shares with WASI.
+    pub(crate) fn http_parts(&mut self) -> (&mut HttpState, &mut ResourceTable) {
+        (&mut self.http, &mut self.table)
+    }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        let HostState { wasi, table, environment, output, .. } = self;
-        let ctx = wasi.get_or_insert_with(|| build_wasi(environment, output));
+        let HostState { wasi, table, environment, output, capabilities, log_limit, .. } = self;
+        let ctx = wasi.get_or_insert_with(|| {
+            let (ctx, pipes) =
+                crate::capability::wasi::build(environment, &capabilities.grants, (*log_limit).min(OUTPUT_CAPTURE_BYTES));
+            *output = Some(pipes);
+            ctx
+        });
         WasiCtxView { ctx, table }
     }
 }
 
+impl errors::Host for HostState {}
+
 impl types::Host for HostState {}
 
 impl log::Host for HostState {
-    fn log(&mut self, level: log::Level, message: String, fields: Vec<(String, String)>) {
+    fn log(&mut self, level: log::Level, message: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {
+        // The limit counts what the handler wrote, so a flood is cut off after
+        // a bounded amount of work for the host.
+        self.log_bytes += message.len() + fields.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>();
+        if self.log_bytes > self.log_limit {
+            return Err(LogLimitExceeded { limit_bytes: self.log_limit }.into());
+        }
         let fields = fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
         macro_rules! emit {
             ($level:expr) => {
@@ -154,6 +182,7 @@ impl log::Host for HostState {
             log::Level::Warn => emit!(tracing::Level::WARN),
             log::Level::Error => emit!(tracing::Level::ERROR),
         }
+        Ok(())
     }
 }
 
@@ -225,8 +254,15 @@ impl Runtime {
                 deadline,
                 timeout: request.timeout,
                 environment: Arc::clone(request.environment),
+                log_bytes: 0,
+                log_limit: request.log_limit_bytes,
+                capabilities: CapabilityState {
+                    grants: Arc::clone(request.grants),
+                    services: Arc::clone(request.services),
+                },
                 wasi: None,
                 output: None,
+                http: HttpState::new(Arc::clone(request.grants)),
                 table: ResourceTable::new(),
             },
         );
@@ -261,9 +297,23 @@ impl Runtime {
         };
         store.data_mut().flush_output();
         match outcome {
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => match response_size(&response) {
+                size if size > RESPONSE_LIMIT_BYTES => Err(InvokeError::ResponseTooLarge(size)),
+                _ => Ok(response),
+            },
             Ok(Err(message)) => Err(InvokeError::Handler(message)),
             Err(error) => Err(classify(error)),
+        }
+    }
+}
+
+/// A response's size as Lambda would count it: the bytes of its JSON, or for
+/// the typed world the text it carries.
+fn response_size(response: &HandlerResponse) -> usize {
+    match response {
+        HandlerResponse::Json(text) => text.len(),
+        HandlerResponse::Typed(r) => {
+            r.batch_item_failures.iter().map(|f| f.len()).sum::<usize>() + r.state.as_ref().map_or(0, |s| s.len())
         }
     }
 }
@@ -287,6 +337,9 @@ fn classify(error: wasmtime::Error) -> InvokeError {
     }
     if let Some(memory) = error.downcast_ref::<MemoryLimitExceeded>() {
         return InvokeError::OutOfMemory(memory.to_string());
+    }
+    if let Some(log) = error.downcast_ref::<LogLimitExceeded>() {
+        return InvokeError::LogLimit(log.to_string());
     }
     if error.downcast_ref::<Instantiating>().is_some() && error.downcast_ref::<wasmtime::Trap>().is_none() {
         return InvokeError::Instantiate(format!("{error:#}"));

@@ -1,6 +1,7 @@
 //! Per-invocation limits: memory through a resource limiter, time through the
-//! epoch deadline. Each has an error type of its own so that the invoker can tell
-//! a timeout or an out-of-memory from any other trap.
+//! epoch deadline, log output and the response's size by counting. Each has an
+//! error type of its own so that the invoker can tell a timeout or an
+//! out-of-memory from any other trap.
 
 use std::time::Duration;
 
@@ -16,6 +17,16 @@ pub struct MemoryLimitExceeded {
     pub limit_mb: usize,
     pub desired_mb: usize,
 }
+
+/// The invocation wrote more log output than its limit.
+#[derive(Debug, thiserror::Error)]
+#[error("the function's log limit of {limit_bytes} bytes per invocation (LogLimitBytes) was exceeded")]
+pub struct LogLimitExceeded {
+    pub limit_bytes: usize,
+}
+
+/// Lambda's limit on a function's response (synchronous invocation): 6 MB.
+pub const RESPONSE_LIMIT_BYTES: usize = 6 * 1024 * 1024;
 
 /// Caps each linear memory of an instance at the function's memory limit.
 pub struct MemoryLimiter {

@@ -1,5 +1,5 @@
 //! The embedded store: one SQLite database file in the data directory, holding
-//! the checkpoints and the local streams.
+//! the checkpoints, the local streams and the functions' key-value tables.
 //!
 //! SQLite rather than redb because more than one process uses the file at once:
 //! `eddy put` appends records while `eddy run` reads them, and `eddy status` reads
@@ -40,6 +40,13 @@ CREATE TABLE IF NOT EXISTS shard_sequences (
     shard    INTEGER NOT NULL,
     last_seq INTEGER NOT NULL,
     PRIMARY KEY (stream, shard)
+) WITHOUT ROWID;
+-- Key-value state of functions (the `eddy:handler/kv` interface), by table.
+CREATE TABLE IF NOT EXISTS kv (
+    tbl   TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (tbl, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (
     function        TEXT NOT NULL,

@@ -1,0 +1,81 @@
+//! Outbound HTTP through wasi:http, only to the URLs the role allows
+//! (`eddy:HttpRequest` on the request's URL). A denied request fails in the guest
+//! with wasi:http's `HTTP-request-denied` error, before any connection is made.
+//!
+//! Headers: the host adds none of its own (no credentials of the host ever leave
+//! with a request), and the guest may not set the hop-by-hop and proxy
+//! credential headers (wasmtime's default forbidden list).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use crate::role::{Grants, actions};
+use crate::runtime::invoke::HostState;
+
+/// The hooks wasi:http calls: the role's check before each request.
+pub struct HttpHooks {
+    grants: Arc<Grants>,
+}
+
+/// The per-invocation state of wasi:http.
+pub struct HttpState {
+    ctx: WasiHttpCtx,
+    hooks: HttpHooks,
+}
+
+impl HttpState {
+    pub fn new(grants: Arc<Grants>) -> HttpState {
+        HttpState { ctx: WasiHttpCtx::new(), hooks: HttpHooks { grants } }
+    }
+}
+
+/// The request's URL as the role sees it: `scheme://authority/path?query`.
+pub fn request_url(uri: &http::Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+    let authority = uri.authority().map(|a| a.as_str().to_ascii_lowercase()).unwrap_or_default();
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    format!("{scheme}://{authority}{path}")
+}
+
+type SendResult = Box<dyn Future<Output = Result<(), Error>> + Send>;
+
+impl WasiHttpHooks for HttpHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: SendResult,
+    ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, SendResult), Error>> + Send> {
+        _ = fut;
+        let url = request_url(request.uri());
+        if self.grants.check(actions::HTTP_REQUEST, &url).is_err() {
+            return Box::new(async { Err(Error::HttpRequestDenied) });
+        }
+        tracing::debug!(function = %self.grants.function, url, "outbound HTTP request");
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as SendResult))
+        })
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        let (http, table) = self.http_parts();
+        WasiHttpCtxView { ctx: &mut http.ctx, table, hooks: &mut http.hooks }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_as_the_role_sees_them() {
+        let uri: http::Uri = "HTTP://API.Example.com:8080/v1/Items?x=1".parse().expect("uri");
+        assert_eq!(super::request_url(&uri), "http://api.example.com:8080/v1/Items?x=1");
+        let uri: http::Uri = "https://example.com".parse().expect("uri");
+        assert_eq!(super::request_url(&uri), "https://example.com/");
+    }
+}

@@ -1,0 +1,170 @@
+//! The capabilities an execution role grants, as host interfaces of `wit/`:
+//! putting records ([`streams`]), key-value state ([`kv`]), outbound HTTP
+//! ([`http`]), and WASI's files and sockets ([`wasi`]).
+//!
+//! Every call is checked against the function's role first
+//! ([`crate::role::Grants::check`]); a denial is returned to the guest as
+//! `access-denied` and never reaches a service. The services themselves are
+//! shared by every function of the host ([`Services`]): the embedded store for
+//! local streams and tables, and AWS clients built on first use.
+
+pub mod http;
+pub mod kv;
+pub mod streams;
+pub mod wasi;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::role::{AccessDenied, Grants};
+use crate::runtime::bindings::errors::Error as GuestError;
+use crate::store::embedded::EmbeddedStore;
+
+/// What a capability call reaches: the host's embedded store and its AWS clients.
+pub struct Services {
+    embedded: Option<Arc<EmbeddedStore>>,
+    /// AWS clients by region, built on first use with the host's AWS
+    /// configuration (credentials chain, `AWS_ENDPOINT_URL`).
+    kinesis: tokio::sync::Mutex<HashMap<String, aws_sdk_kinesis::Client>>,
+    dynamodb: tokio::sync::Mutex<HashMap<String, aws_sdk_dynamodb::Client>>,
+    /// The partition key's attribute name of each DynamoDB table used, by ARN.
+    table_keys: tokio::sync::Mutex<HashMap<String, String>>,
+}
+
+impl Services {
+    pub fn new(embedded: Option<Arc<EmbeddedStore>>) -> Services {
+        Services {
+            embedded,
+            kinesis: Default::default(),
+            dynamodb: Default::default(),
+            table_keys: Default::default(),
+        }
+    }
+
+    fn embedded(&self) -> Result<&Arc<EmbeddedStore>, GuestError> {
+        self.embedded
+            .as_ref()
+            .ok_or_else(|| GuestError::Unavailable("this host has no embedded store (eddy invoke runs without one)".into()))
+    }
+
+    async fn kinesis(&self, region: &str) -> aws_sdk_kinesis::Client {
+        let mut clients = self.kinesis.lock().await;
+        if let Some(client) = clients.get(region) {
+            return client.clone();
+        }
+        let config = crate::source::aws_config(None, Some(region)).await;
+        let client = aws_sdk_kinesis::Client::new(&config);
+        clients.insert(region.to_owned(), client.clone());
+        client
+    }
+
+    async fn dynamodb(&self, region: &str) -> aws_sdk_dynamodb::Client {
+        let mut clients = self.dynamodb.lock().await;
+        if let Some(client) = clients.get(region) {
+            return client.clone();
+        }
+        let config = crate::source::aws_config(None, Some(region)).await;
+        let client = aws_sdk_dynamodb::Client::new(&config);
+        clients.insert(region.to_owned(), client.clone());
+        client
+    }
+}
+
+/// What each invocation's store carries for capability calls.
+pub struct CapabilityState {
+    pub grants: Arc<Grants>,
+    pub services: Arc<Services>,
+}
+
+impl CapabilityState {
+    /// Checks a call against the role, turning a denial into the guest's error.
+    fn check(&self, action: &str, resource: &str) -> Result<(), GuestError> {
+        self.grants.check(action, resource).map_err(denied)
+    }
+}
+
+fn denied(error: AccessDenied) -> GuestError {
+    GuestError::AccessDenied(error.to_string())
+}
+
+/// A stream or table named by a capability call: one of the host's embedded
+/// ones, or an AWS resource by ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Local { name: String, arn: String },
+    Aws { arn: String, region: String },
+}
+
+impl Target {
+    pub fn arn(&self) -> &str {
+        match self {
+            Target::Local { arn, .. } | Target::Aws { arn, .. } => arn,
+        }
+    }
+
+    /// `name` (embedded) or `arn:aws:SERVICE:REGION:ACCOUNT:KIND/NAME` (AWS; the
+    /// region `local` is the embedded one again).
+    pub fn parse(reference: &str, service: &str, kind: &str) -> Result<Target, GuestError> {
+        let local_arn = |name: &str| {
+            format!("arn:aws:{service}:{}:{}:{kind}/{name}", crate::source::local::LOCAL_REGION, crate::role::LOCAL_ACCOUNT)
+        };
+        let valid_name = |name: &str| {
+            (1..=255).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        };
+        if !reference.starts_with("arn:") {
+            if !valid_name(reference) {
+                return Err(GuestError::Invalid(format!(
+                    "{reference:?} is neither a {kind} name (letters, digits, _ . -) nor an ARN"
+                )));
+            }
+            return Ok(Target::Local { name: reference.to_owned(), arn: local_arn(reference) });
+        }
+        let parts: Vec<&str> = reference.splitn(6, ':').collect();
+        let resource = parts.get(5).and_then(|r| r.strip_prefix(kind)).and_then(|r| r.strip_prefix('/'));
+        match (parts.as_slice(), resource) {
+            ([_, _, s, region, _, _], Some(name)) if *s == service && valid_name(name) && !region.is_empty() => {
+                if *region == crate::source::local::LOCAL_REGION {
+                    Ok(Target::Local { name: name.to_owned(), arn: local_arn(name) })
+                } else {
+                    Ok(Target::Aws { arn: reference.to_owned(), region: (*region).to_owned() })
+                }
+            }
+            _ => Err(GuestError::Invalid(format!(
+                "{reference:?} is not a {service} {kind} ARN (arn:aws:{service}:REGION:ACCOUNT:{kind}/NAME)"
+            ))),
+        }
+    }
+}
+
+/// Runs blocking work (SQLite) off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, GuestError> + Send + 'static,
+) -> Result<T, GuestError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(GuestError::Unavailable(format!("the host's worker failed: {e}"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            Target::parse("orders", "kinesis", "stream").expect("name"),
+            Target::Local { name: "orders".into(), arn: "arn:aws:kinesis:local:000000000000:stream/orders".into() }
+        );
+        assert_eq!(
+            Target::parse("arn:aws:kinesis:local:000000000000:stream/orders", "kinesis", "stream").expect("local arn"),
+            Target::Local { name: "orders".into(), arn: "arn:aws:kinesis:local:000000000000:stream/orders".into() }
+        );
+        assert_eq!(
+            Target::parse("arn:aws:dynamodb:us-east-1:123:table/t", "dynamodb", "table").expect("arn"),
+            Target::Aws { arn: "arn:aws:dynamodb:us-east-1:123:table/t".into(), region: "us-east-1".into() }
+        );
+        for bad in ["", "a b", "arn:aws:kinesis:us-east-1:1:table/t", "arn:aws:dynamodb:us-east-1:1:stream/s", "arn:aws:kinesis::1:stream/s", "arn:x"] {
+            assert!(matches!(Target::parse(bad, "kinesis", "stream"), Err(GuestError::Invalid(_))), "{bad:?}");
+        }
+    }
+}

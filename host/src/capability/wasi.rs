@@ -1,0 +1,61 @@
+//! The WASI 0.2 context of an invocation, locked down to what the role grants:
+//! - environment: only the manifest's variables (Lambda's), none of the host's;
+//! - files: a preopen for each directory the role grants (`eddy:ReadFile`
+//!   read-only, `eddy:WriteFile` read-write), at the same path as on the host;
+//!   none by default. Paths resolve inside a preopen only (`..` cannot leave it);
+//! - sockets: each TCP connection and UDP datagram is checked as `eddy:Connect`
+//!   on `IP:PORT`; binding to a chosen address or listening is never allowed,
+//!   and name lookup only when the role may connect somewhere;
+//! - stdout and stderr: captured into the log.
+//!   Clocks and random are always there.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
+
+use crate::role::{Grants, actions};
+
+/// Captured stdout and stderr.
+pub type Output = (MemoryOutputPipe, MemoryOutputPipe);
+
+pub fn build(environment: &[(String, String)], grants: &Arc<Grants>, capture_bytes: usize) -> (WasiCtx, Output) {
+    let stdout = MemoryOutputPipe::new(capture_bytes);
+    let stderr = MemoryOutputPipe::new(capture_bytes);
+    let mut builder = WasiCtxBuilder::new();
+    builder.envs(environment).stdout(stdout.clone()).stderr(stderr.clone());
+
+    for grant in grants.role.file_grants() {
+        let perms = if grant.write { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+        if let Err(error) = builder.preopened_dir(&grant.dir, &grant.dir, perms) {
+            tracing::warn!(function = %grants.function, dir = %grant.dir,
+                "the role grants {} but it cannot be opened: {error:#}", grant.dir);
+        }
+    }
+
+    let may_connect = grants.role.may_connect();
+    let checker = Arc::clone(grants);
+    builder
+        .allow_tcp(true)
+        .allow_udp(true)
+        .allow_ip_name_lookup(may_connect)
+        .socket_addr_check(move |addr, usage| {
+            let allowed = socket_allowed(&checker, may_connect, addr, usage);
+            Box::pin(async move { allowed })
+        });
+    (builder.build(), (stdout, stderr))
+}
+
+fn socket_allowed(grants: &Grants, may_connect: bool, addr: SocketAddr, usage: SocketAddrUse) -> bool {
+    match usage {
+        SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => {
+            grants.check(actions::CONNECT, &addr.to_string()).is_ok()
+        }
+        // The implicit bind before a connection or a datagram: any local
+        // address, any port. Binding to a chosen one would be for serving.
+        SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => may_connect && addr.ip().is_unspecified() && addr.port() == 0,
+        _ => false,
+    }
+}
