@@ -22,10 +22,14 @@
 //! eddy_guest::export_typed_handler!(Upper);
 //! ```
 //!
+//! What a handler may reach beyond its batch (putting records, key-value state)
+//! is in [`capability`], and only as far as the function's execution role allows.
+//!
 //! Build for `wasm32-unknown-unknown` and turn the module into a component with
 //! `wasm-tools component new` (see the repository's `examples/build.sh`).
 
 pub mod batch;
+pub mod capability;
 pub mod dynamodb;
 pub mod json;
 pub mod log;
@@ -52,6 +56,9 @@ pub mod typed {
             "eddy:handler/types@0.1.0": crate::bindings::eddy::handler::types,
             "eddy:handler/log@0.1.0": crate::bindings::eddy::handler::log,
             "eddy:handler/invocation@0.1.0": crate::bindings::eddy::handler::invocation,
+            "eddy:handler/errors@0.1.0": crate::bindings::eddy::handler::errors,
+            "eddy:handler/streams@0.1.0": crate::bindings::eddy::handler::streams,
+            "eddy:handler/kv@0.1.0": crate::bindings::eddy::handler::kv,
         },
         default_bindings_module: "eddy_guest::typed",
         pub_export_macro: true,
@@ -69,6 +76,9 @@ pub mod json_world {
             "eddy:handler/types@0.1.0": crate::bindings::eddy::handler::types,
             "eddy:handler/log@0.1.0": crate::bindings::eddy::handler::log,
             "eddy:handler/invocation@0.1.0": crate::bindings::eddy::handler::invocation,
+            "eddy:handler/errors@0.1.0": crate::bindings::eddy::handler::errors,
+            "eddy:handler/streams@0.1.0": crate::bindings::eddy::handler::streams,
+            "eddy:handler/kv@0.1.0": crate::bindings::eddy::handler::kv,
         },
         default_bindings_module: "eddy_guest::json_world",
         pub_export_macro: true,

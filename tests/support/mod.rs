@@ -131,6 +131,13 @@ impl Workspace {
         atomic_write(&self.functions().join(format!("{name}.wasm")), &bytes);
     }
 
+    /// Writes `functions/roles/<name>.json`.
+    pub fn write_role(&self, name: &str, policy: &str) {
+        let dir = self.functions().join("roles");
+        fs::create_dir_all(&dir).expect("roles dir");
+        atomic_write(&dir.join(format!("{name}.json")), policy.as_bytes());
+    }
+
     pub fn remove(&self, name: &str) {
         let _ = fs::remove_file(self.functions().join(format!("{name}.wasm")));
         let _ = fs::remove_file(self.functions().join(format!("{name}.toml")));
@@ -302,6 +309,11 @@ pub fn get_json(url: &str) -> Value {
 
 pub fn unique() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}
+
+/// The log lines of one target (`audit`, `handler`, ...), parsed.
+pub fn lines_of(lines: &[Value], target: &str) -> Vec<Value> {
+    lines.iter().filter(|l| l["target"] == target).cloned().collect()
 }
 
 /// Sums a shard counter over every shard of a function.
