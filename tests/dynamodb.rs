@@ -195,3 +195,46 @@ fn the_emulator_stopped_and_restarted_while_the_host_polls_loses_nothing() {
         (0..10).map(|i| format!("before-{i}")).chain((0..10).map(|i| format!("after-{i}"))).collect();
     assert_eq!(ids, expected, "every change once, in order");
 }
+
+#[test]
+fn a_role_lets_a_handler_keep_state_in_the_dynamodb_tables_it_names_and_no_other() {
+    let dynamo = Dynamo::start();
+    dynamo.create_table("state", StreamViewType::KeysOnly);
+    dynamo.create_table("other", StreamViewType::KeysOnly);
+    let arn = |table: &str| {
+        let out = dynamo.rt.block_on(dynamo.client.describe_table().table_name(table).send()).expect("DescribeTable");
+        out.table().and_then(|t| t.table_arn()).expect("an ARN").to_owned()
+    };
+    let (state, other) = (arn("state"), arn("other"));
+    let ws = Workspace::new();
+    ws.create_stream("probes", 1);
+    ws.write_role(
+        "stateful",
+        &format!(
+            r#"{{"Version":"2012-10-17","Statement":[
+                {{"Effect":"Allow","Action":"kinesis:*","Resource":"arn:aws:kinesis:local:000000000000:stream/probes"}},
+                {{"Effect":"Allow","Action":["dynamodb:GetItem","dynamodb:PutItem","dynamodb:DeleteItem"],"Resource":"{state}"}}]}}"#
+        ),
+    );
+    ws.deploy("prober", "hostile", &format!("Role = \"stateful\"\n{}", eddy_tests::manifest("probes", "")));
+    let host = Host::start_with_env(&ws, &[], &[("AWS_ENDPOINT_URL_DYNAMODB", &dynamo.emulator.endpoint)]);
+    host.wait_state("prober", "running");
+    host.put("probes", "k", &[format!("kv {state}"), format!("kv {other}")]);
+    let outcomes = wait_for("both probes", || {
+        let m: Vec<String> = host.handler_messages("prober").into_iter().filter(|m| m.starts_with("probe kv: ")).collect();
+        (m.len() == 2).then_some(m)
+    });
+    assert_eq!(outcomes[0], r#"probe kv: read Some("one"), swapped true, stale swap false, now Some("two")"#);
+    assert!(
+        outcomes[1].contains(&format!("is not authorized to perform: dynamodb:PutItem on resource: {other}")),
+        "{outcomes:?}"
+    );
+    let item = dynamo
+        .rt
+        .block_on(dynamo.client.get_item().table_name("state").key("id", AttributeValue::S("hostile".into())).send())
+        .expect("GetItem");
+    let value = item.item().and_then(|i| i.get("value")).cloned();
+    assert_eq!(value, Some(AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new("two"))));
+    let count = dynamo.rt.block_on(dynamo.client.scan().table_name("other").send()).expect("Scan").count();
+    assert_eq!(count, 0, "the denied write never reached the table");
+}

@@ -545,3 +545,52 @@ fn the_hosts_aws_endpoint_url_serves_sources_that_name_none() {
     });
     assert_eq!(seen[0].text, "through the host's endpoint");
 }
+
+#[test]
+fn a_role_lets_a_handler_put_records_on_the_kinesis_streams_it_names_and_no_other() {
+    let kinesis = Kinesis::start();
+    kinesis.create_stream("enriched", 1);
+    kinesis.create_stream("audit", 1);
+    let enriched = kinesis.stream_arn("enriched");
+    let audit = kinesis.stream_arn("audit");
+    let ws = Workspace::new();
+    ws.create_stream("probes", 1);
+    ws.write_role(
+        "producer",
+        &format!(
+            r#"{{"Version":"2012-10-17","Statement":[
+                {{"Effect":"Allow","Action":"kinesis:*","Resource":"arn:aws:kinesis:local:000000000000:stream/probes"}},
+                {{"Effect":"Allow","Action":"kinesis:PutRecord","Resource":"{enriched}"}}]}}"#
+        ),
+    );
+    ws.deploy("prober", "hostile", &format!("Role = \"producer\"\n{}", eddy_tests::manifest("probes", "")));
+    let host = Host::start_with_env(&ws, &[], &[("AWS_ENDPOINT_URL_KINESIS", &kinesis.emulator.endpoint)]);
+    host.wait_state("prober", "running");
+    host.put("probes", "k", &[format!("put {enriched}"), format!("put {audit}")]);
+    let outcomes = wait_for("both puts", || {
+        let m: Vec<String> = host.handler_messages("prober").into_iter().filter(|m| m.starts_with("probe put: ")).collect();
+        (m.len() == 2).then_some(m)
+    });
+    assert!(outcomes[0].starts_with("probe put: put on shardId-"), "{outcomes:?}");
+    assert!(
+        outcomes[1].contains(&format!("is not authorized to perform: kinesis:PutRecord on resource: {audit}")),
+        "{outcomes:?}"
+    );
+
+    let read = |stream: &str| {
+        let shard = kinesis.shards(stream)[0].shard_id().to_owned();
+        let iterator = kinesis
+            .rt
+            .block_on(kinesis.client.get_shard_iterator().stream_name(stream).shard_id(shard).shard_iterator_type("TRIM_HORIZON".into()).send())
+            .expect("iterator")
+            .shard_iterator()
+            .expect("an iterator")
+            .to_owned();
+        kinesis.rt.block_on(kinesis.client.get_records().shard_iterator(iterator).send()).expect("GetRecords").records().to_vec()
+    };
+    let records = read("enriched");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].data().as_ref(), b"from hostile");
+    assert_eq!(records[0].partition_key(), Some("hostile"));
+    assert!(read("audit").is_empty(), "the denied put never reached the stream");
+}

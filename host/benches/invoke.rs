@@ -115,6 +115,8 @@ async fn time_wasm(runtime: &Runtime, component: &LoadedComponent, batch: &Batch
     let function: Arc<str> = Arc::from("bench");
     let shard: Arc<str> = Arc::from("shardId-000000000000");
     let environment: Arc<[(String, String)]> = Arc::from(Vec::new());
+    let grants = eddy::role::Grants::source_only("bench");
+    let services = Arc::new(eddy::capability::Services::new(None));
     let mut times = Vec::with_capacity(iterations);
     for i in 0..iterations + iterations / 10 {
         let started = Instant::now();
@@ -129,6 +131,9 @@ async fn time_wasm(runtime: &Runtime, component: &LoadedComponent, batch: &Batch
                     timeout: Duration::from_secs(30),
                     memory_mb: 128,
                     environment: &environment,
+                    log_limit_bytes: eddy::manifest::DEFAULT_LOG_LIMIT_BYTES,
+                    grants: &grants,
+                    services: &services,
                 },
             )
             .await;

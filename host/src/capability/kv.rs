@@ -94,7 +94,8 @@ async fn run(caps: &CapabilityState, table: &str, key: String, op: Op) -> Result
             })
             .await
         }
-        Target::Aws { arn, region } => dynamodb(caps, &arn, &region, key, op).await,
+        // By name: DynamoDB Local (and older endpoints) take no ARN as TableName.
+        Target::Aws { arn, region, name } => dynamodb(caps, &arn, &name, &region, key, op).await,
     }
 }
 
@@ -131,15 +132,15 @@ fn embedded(conn: &mut rusqlite::Connection, table: &str, key: &str, op: Op) -> 
     Ok(done)
 }
 
-async fn dynamodb(caps: &CapabilityState, arn: &str, region: &str, key: String, op: Op) -> Result<Done, GuestError> {
+async fn dynamodb(caps: &CapabilityState, arn: &str, table: &str, region: &str, key: String, op: Op) -> Result<Done, GuestError> {
     let client = caps.services.dynamodb(region).await;
-    let key_attribute = table_key(caps, &client, arn).await?;
+    let key_attribute = table_key(caps, &client, arn, table).await?;
     let item_key = HashMap::from([(key_attribute.clone(), AttributeValue::S(key.clone()))]);
     match op {
         Op::Get => {
             let output = client
                 .get_item()
-                .table_name(arn)
+                .table_name(table)
                 .set_key(Some(item_key))
                 .consistent_read(true)
                 .send()
@@ -154,15 +155,15 @@ async fn dynamodb(caps: &CapabilityState, arn: &str, region: &str, key: String, 
         Op::Delete => {
             client
                 .delete_item()
-                .table_name(arn)
+                .table_name(table)
                 .set_key(Some(item_key))
                 .send()
                 .await
                 .map_err(|e| aws_error(&e, "dynamodb", arn))?;
             Ok(Done::Written(true))
         }
-        Op::Set(value) => put_item(&client, arn, (key_attribute, key), value, None).await,
-        Op::CompareAndSet { expected, value } => put_item(&client, arn, (key_attribute, key), value, Some(expected)).await,
+        Op::Set(value) => put_item(&client, (arn, table), (key_attribute, key), value, None).await,
+        Op::CompareAndSet { expected, value } => put_item(&client, (arn, table), (key_attribute, key), value, Some(expected)).await,
     }
 }
 
@@ -170,14 +171,14 @@ async fn dynamodb(caps: &CapabilityState, arn: &str, region: &str, key: String, 
 /// key is absent, `Some(Some(v))` only if the value is `v` now.
 async fn put_item(
     client: &aws_sdk_dynamodb::Client,
-    arn: &str,
+    (arn, table): (&str, &str),
     (key_attribute, key): (String, String),
     value: Vec<u8>,
     expected: Option<Option<Vec<u8>>>,
 ) -> Result<Done, GuestError> {
     let mut request = client
         .put_item()
-        .table_name(arn)
+        .table_name(table)
         .item(key_attribute.clone(), AttributeValue::S(key))
         .item(VALUE_ATTRIBUTE, AttributeValue::B(Blob::new(value)));
     request = match expected {
@@ -198,11 +199,11 @@ async fn put_item(
 }
 
 /// The table's partition key attribute, read once per table with DescribeTable.
-async fn table_key(caps: &CapabilityState, client: &aws_sdk_dynamodb::Client, arn: &str) -> Result<String, GuestError> {
+async fn table_key(caps: &CapabilityState, client: &aws_sdk_dynamodb::Client, arn: &str, table: &str) -> Result<String, GuestError> {
     if let Some(name) = caps.services.table_keys.lock().await.get(arn) {
         return Ok(name.clone());
     }
-    let output = client.describe_table().table_name(arn).send().await.map_err(|e| aws_error(&e, "dynamodb", arn))?;
+    let output = client.describe_table().table_name(table).send().await.map_err(|e| aws_error(&e, "dynamodb", arn))?;
     let schema = output.table().map(|t| t.key_schema()).unwrap_or_default();
     if schema.iter().any(|k| k.key_type() == &KeyType::Range) {
         return Err(GuestError::Invalid(format!(

@@ -92,7 +92,7 @@ fn denied(error: AccessDenied) -> GuestError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     Local { name: String, arn: String },
-    Aws { arn: String, region: String },
+    Aws { arn: String, region: String, name: String },
 }
 
 impl Target {
@@ -126,7 +126,7 @@ impl Target {
                 if *region == crate::source::local::LOCAL_REGION {
                     Ok(Target::Local { name: name.to_owned(), arn: local_arn(name) })
                 } else {
-                    Ok(Target::Aws { arn: reference.to_owned(), region: (*region).to_owned() })
+                    Ok(Target::Aws { arn: reference.to_owned(), region: (*region).to_owned(), name: name.to_owned() })
                 }
             }
             _ => Err(GuestError::Invalid(format!(
@@ -161,7 +161,7 @@ mod tests {
         );
         assert_eq!(
             Target::parse("arn:aws:dynamodb:us-east-1:123:table/t", "dynamodb", "table").expect("arn"),
-            Target::Aws { arn: "arn:aws:dynamodb:us-east-1:123:table/t".into(), region: "us-east-1".into() }
+            Target::Aws { arn: "arn:aws:dynamodb:us-east-1:123:table/t".into(), region: "us-east-1".into(), name: "t".into() }
         );
         for bad in ["", "a b", "arn:aws:kinesis:us-east-1:1:table/t", "arn:aws:dynamodb:us-east-1:1:stream/s", "arn:aws:kinesis::1:stream/s", "arn:x"] {
             assert!(matches!(Target::parse(bad, "kinesis", "stream"), Err(GuestError::Invalid(_))), "{bad:?}");

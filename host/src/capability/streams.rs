@@ -63,7 +63,7 @@ async fn put(
             })
             .await
         }
-        Target::Aws { arn, region } => {
+        Target::Aws { arn, region, .. } => {
             let client = caps.services.kinesis(region).await;
             if !batch {
                 let Some(entry) = entries.into_iter().next() else { return Ok(Vec::new()) };

@@ -19,17 +19,38 @@ pub trait Handler: Send + Sync {
 pub struct WasmHandler {
     pub runtime: Arc<Runtime>,
     pub component: LoadedComponent,
-    /// `ReservedConcurrentExecutions`: invocations beyond it wait their turn.
-    pub concurrency: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 #[async_trait]
 impl Handler for WasmHandler {
     async fn invoke(&self, batch: &Batch, request: InvokeRequest<'_>) -> Result<HandlerResponse, InvokeError> {
-        let _permit = match &self.concurrency {
-            Some(limit) => Some(limit.acquire().await.map_err(|_| InvokeError::Throttled("the function is stopping".into()))?),
-            None => None,
-        };
         self.runtime.invoke(&self.component, batch, request).await
+    }
+}
+
+/// `ReservedConcurrentExecutions`: a handler that runs at most so many
+/// invocations at once, over every shard and lane of the function; the others
+/// wait their turn.
+pub struct ConcurrencyLimited {
+    inner: Arc<dyn Handler>,
+    slots: tokio::sync::Semaphore,
+}
+
+impl ConcurrencyLimited {
+    /// `handler` limited to `limit` invocations at once (as it is without a limit).
+    pub fn wrap(handler: Arc<dyn Handler>, limit: Option<u32>) -> Arc<dyn Handler> {
+        match limit {
+            Some(n) => Arc::new(ConcurrencyLimited { inner: handler, slots: tokio::sync::Semaphore::new(n as usize) }),
+            None => handler,
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for ConcurrencyLimited {
+    async fn invoke(&self, batch: &Batch, request: InvokeRequest<'_>) -> Result<HandlerResponse, InvokeError> {
+        // The semaphore is never closed, so acquiring fails only if it were.
+        let _slot = self.slots.acquire().await.map_err(|_| InvokeError::Throttled("the function is stopping".into()))?;
+        self.inner.invoke(batch, request).await
     }
 }

@@ -37,7 +37,7 @@ use crate::manifest::Manifest;
 use crate::source::StreamSource;
 use crate::status::StatusBoard;
 use crate::store::{CheckpointKey, CheckpointStore, SHARD_END};
-pub use handler::{Handler, WasmHandler};
+pub use handler::{ConcurrencyLimited, Handler, WasmHandler};
 use shard::{ShardExit, ShardLoop};
 
 /// How long a mapping whose source failed (unreachable, no such stream) waits

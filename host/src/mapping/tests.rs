@@ -113,10 +113,11 @@ async fn run(setup: Setup<'_>, done: impl Fn(&ShardStatus) -> bool) -> Run {
         FunctionStatus { name: "f".into(), state: FunctionState::Running, world: None, digest: None, source: None, role: None, access_denied: Default::default(), error: None, shards: Vec::new() },
         true,
     );
+    let limited = ConcurrencyLimited::wrap(handler.clone(), manifest.reserved_concurrency);
     let version = Arc::new(FunctionVersion {
         name: Arc::from("f"),
         manifest,
-        handler: handler.clone(),
+        handler: limited,
         environment: Arc::from(Vec::new()),
         identity_arn: "arn:aws:iam::000000000000:role/f".into(),
         grants: crate::role::Grants::source_only("f"),
@@ -267,6 +268,19 @@ async fn filtered_records_advance_the_checkpoint_and_are_counted() {
     let run = run(setup, |s| s.filtered_out_events == 5 && s.checkpoint.as_deref() == Some("5")).await;
     assert!(seen(&run).is_empty(), "nothing matched, so nothing was invoked");
     assert_eq!(shard(&run).polled_events, 5);
+}
+
+#[tokio::test]
+async fn reserved_concurrency_caps_invocations_in_flight() {
+    let setup = Setup {
+        manifest: "ReservedConcurrentExecutions = 1\nParallelizationFactor = 4\nBatchSize = 2",
+        records: 24,
+        delay: Duration::from_millis(20),
+        ..Setup::default()
+    };
+    let run = run(setup, |s| s.records_processed == 24 && s.checkpoint.as_deref() == Some("24")).await;
+    let max = run.handler.max_in_flight.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(max, 1, "four lanes, but one invocation at a time");
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::RegistryConfig;
 use crate::manifest::{Manifest, SourceRef};
-use crate::mapping::{self, FunctionVersion, MappingContext, MappingHandle, WasmHandler};
+use crate::mapping::{self, ConcurrencyLimited, FunctionVersion, MappingContext, MappingHandle, WasmHandler};
 use crate::role::policy::Policy;
 use crate::role::{Grants, Role};
 use crate::source::StreamSource;
@@ -139,7 +139,8 @@ impl Supervisor {
             shards: Vec::new(),
         };
         let enabled = manifest.event_source.enabled;
-        let concurrency = manifest.reserved_concurrency.map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize)));
+        let wasm = Arc::new(WasmHandler { runtime: Arc::clone(&self.config.runtime), component });
+        let handler = ConcurrencyLimited::wrap(wasm, manifest.reserved_concurrency);
         let version = Arc::new(FunctionVersion {
             identity_arn: role.arn.clone(),
             grants: Arc::new(Grants { function: Arc::clone(name), role, status: Some(Arc::clone(&self.context.status)) }),
@@ -147,7 +148,7 @@ impl Supervisor {
             environment: manifest.environment.clone().into(),
             name: Arc::clone(name),
             manifest,
-            handler: Arc::new(WasmHandler { runtime: Arc::clone(&self.config.runtime), component, concurrency }),
+            handler,
         });
 
         // The swap: the old mapping finishes its in-flight batches and checkpoints
