@@ -66,6 +66,8 @@ struct Run {
 }
 
 struct Setup<'a> {
+    /// Keys of the function (before `[EventSource]`), and of the mapping.
+    function: &'a str,
     manifest: &'a str,
     script: Vec<Answer>,
     poison: Option<&'static str>,
@@ -78,7 +80,7 @@ struct Setup<'a> {
 
 impl Default for Setup<'_> {
     fn default() -> Self {
-        Setup { manifest: "", script: Vec::new(), poison: None, aged: None, records: 5, delay: Duration::ZERO }
+        Setup { function: "", manifest: "", script: Vec::new(), poison: None, aged: None, records: 5, delay: Duration::ZERO }
     }
 }
 
@@ -105,7 +107,7 @@ async fn run(setup: Setup<'_>, done: impl Fn(&ShardStatus) -> bool) -> Run {
         in_flight: Default::default(),
         max_in_flight: Default::default(),
     });
-    let text = format!("[EventSource]\nType = \"Local\"\nStream = \"s\"\n{}\n", setup.manifest)
+    let text = format!("{}\n[EventSource]\nType = \"Local\"\nStream = \"s\"\n{}\n", setup.function, setup.manifest)
         .replace("{dir}", &dir.path().display().to_string());
     let manifest = Manifest::parse(&text).unwrap();
     let status = Arc::new(StatusBoard::default());
@@ -273,7 +275,8 @@ async fn filtered_records_advance_the_checkpoint_and_are_counted() {
 #[tokio::test]
 async fn reserved_concurrency_caps_invocations_in_flight() {
     let setup = Setup {
-        manifest: "ReservedConcurrentExecutions = 1\nParallelizationFactor = 4\nBatchSize = 2",
+        function: "ReservedConcurrentExecutions = 1",
+        manifest: "ParallelizationFactor = 4\nBatchSize = 2",
         records: 24,
         delay: Duration::from_millis(20),
         ..Setup::default()
