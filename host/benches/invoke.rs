@@ -1,6 +1,6 @@
 //! Eddy's benchmark: the cost of an invocation and the throughput of the loop.
 //!
-//!     examples/build.sh noop totals && cargo bench -p eddy-host --bench invoke
+//!     examples/build.sh noop totals hostile && cargo bench -p eddy-host --bench invoke
 //!
 //! Prints, for the `noop` and `totals` (JSON-parsing) example handlers:
 //! 1. instantiate-plus-call time per invocation (p50, p99) at batch sizes 1, 100
@@ -10,6 +10,9 @@
 //!    batch, invoke, checkpoint) on a 4-shard stream of 100,000 records, with the
 //!    Wasm handler and with the native one (the batch copied into the guest SDK's
 //!    types, as lowering copies it into guest memory).
+//!
+//! 3. the cost of capability calls from the `hostile` example's probes: key-value
+//!    calls and record puts on the embedded store, and a call the role denies.
 //!
 //! Set EDDY_BENCH_RECORDS to change the loop's record count.
 
@@ -42,6 +45,7 @@ fn main() -> anyhow::Result<()> {
     println!("| handler | batch | wasm p50 | wasm p99 | native p50 | native p99 | wasm per record |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let mut components = Vec::new();
+    let source_only = (eddy::role::Grants::source_only("bench"), Arc::new(eddy::capability::Services::new(None)));
     for name in ["noop", "totals"] {
         let bytes = std::fs::read(dist.join(format!("{name}.wasm")))
             .map_err(|e| anyhow::anyhow!("{name}.wasm: {e} (run examples/build.sh first)"))?;
@@ -54,7 +58,7 @@ fn main() -> anyhow::Result<()> {
                 100 => 1000,
                 _ => 200,
             };
-            let wasm = rt.block_on(time_wasm(&runtime, &component, &batch, iterations));
+            let wasm = rt.block_on(time_wasm(&runtime, &component, &batch, iterations, &source_only));
             let native = time_native(name, &guest, iterations);
             println!(
                 "| {name} | {size} | {} | {} | {} | {} | {} |",
@@ -87,6 +91,8 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
+    capability_calls(&rt, &runtime, &dist)?;
+
     println!("\n## FilterCriteria: matching one record (Kinesis JSON data, 63 bytes)\n");
     println!("| pattern | per record | records/s |");
     println!("|---|---:|---:|");
@@ -111,12 +117,56 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn time_wasm(runtime: &Runtime, component: &LoadedComponent, batch: &Batch, iterations: usize) -> Vec<Duration> {
+type Capabilities = (Arc<eddy::role::Grants>, Arc<eddy::capability::Services>);
+
+/// Invocations of the `hostile` example whose one record is a probe: what a
+/// capability call costs, allowed and denied.
+fn capability_calls(rt: &tokio::runtime::Runtime, runtime: &Runtime, dist: &std::path::Path) -> anyhow::Result<()> {
+    println!("\n## Capability calls (`hostile` probes, embedded store), per invocation\n");
+    println!("| probe | calls | p50 | p99 | p50 per call, less an empty probe |");
+    println!("|---|---:|---:|---:|---:|");
+    let bytes = std::fs::read(dist.join("hostile.wasm"))
+        .map_err(|e| anyhow::anyhow!("hostile.wasm: {e} (run examples/build.sh first)"))?;
+    let component = runtime.load(&bytes)?;
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(EmbeddedStore::open(dir.path())?);
+    local::create(&store.connect()?, "bench-out", 4, 24)?;
+    let policy = eddy::role::policy::Policy::parse(
+        r#"{"Statement":[{"Effect":"Allow","Action":["kinesis:PutRecord","dynamodb:*Item"],"Resource":"arn:aws:*:local:*:*/bench-*"}]}"#,
+    )?;
+    let grants = Arc::new(eddy::role::Grants {
+        function: Arc::from("bench"),
+        role: Arc::new(eddy::role::Role::from_policy("bench", policy)),
+        status: None,
+    });
+    let capabilities = (grants, Arc::new(eddy::capability::Services::new(Some(store))));
+    let mut baseline = Duration::ZERO;
+    for (probe, calls) in [("nothing", 0u32), ("kv bench-table", 5), ("put bench-out", 1), ("put denied-out", 1)] {
+        let mut batch = host_batch(1);
+        if let eddy::record::Records::Kinesis(records) = &mut batch.records {
+            records[0].data = probe.as_bytes().to_vec();
+        }
+        let times = rt.block_on(time_wasm(runtime, &component, &batch, 1000, &capabilities));
+        let p50 = percentile(&times, 50);
+        if calls == 0 {
+            baseline = p50;
+        }
+        let per_call = if calls == 0 { "".to_owned() } else { fmt(p50.saturating_sub(baseline) / calls) };
+        println!("| `{probe}` | {calls} | {} | {} | {per_call} |", fmt(p50), fmt(percentile(&times, 99)));
+    }
+    Ok(())
+}
+
+async fn time_wasm(
+    runtime: &Runtime,
+    component: &LoadedComponent,
+    batch: &Batch,
+    iterations: usize,
+    (grants, services): &Capabilities,
+) -> Vec<Duration> {
     let function: Arc<str> = Arc::from("bench");
     let shard: Arc<str> = Arc::from("shardId-000000000000");
     let environment: Arc<[(String, String)]> = Arc::from(Vec::new());
-    let grants = eddy::role::Grants::source_only("bench");
-    let services = Arc::new(eddy::capability::Services::new(None));
     let mut times = Vec::with_capacity(iterations);
     for i in 0..iterations + iterations / 10 {
         let started = Instant::now();
@@ -132,8 +182,8 @@ async fn time_wasm(runtime: &Runtime, component: &LoadedComponent, batch: &Batch
                     memory_mb: 128,
                     environment: &environment,
                     log_limit_bytes: eddy::manifest::DEFAULT_LOG_LIMIT_BYTES,
-                    grants: &grants,
-                    services: &services,
+                    grants,
+                    services,
                 },
             )
             .await;

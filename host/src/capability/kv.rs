@@ -6,14 +6,13 @@
 //! is the value. In the embedded store it is a row of the `kv` table.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, KeyType};
 use rusqlite::{OptionalExtension, params};
 
 use super::streams::aws_error;
-use super::{CapabilityState, Target, blocking};
+use super::{CapabilityState, Target};
 use crate::role::actions;
 use crate::runtime::bindings::errors::Error as GuestError;
 use crate::runtime::bindings::kv;
@@ -86,14 +85,7 @@ async fn run(caps: &CapabilityState, table: &str, key: String, op: Op) -> Result
         return Err(GuestError::Invalid(format!("a value has at most {MAX_VALUE_BYTES} bytes, not {}", value.len())));
     }
     match target {
-        Target::Local { name, .. } => {
-            let store = Arc::clone(caps.services.embedded()?);
-            blocking(move || {
-                let mut conn = store.connect().map_err(unavailable)?;
-                embedded(&mut conn, &name, &key, op).map_err(unavailable)
-            })
-            .await
-        }
+        Target::Local { name, .. } => caps.services.with_embedded(move |conn| embedded(conn, &name, &key, op).map_err(unavailable)).await,
         // By name: DynamoDB Local (and older endpoints) take no ARN as TableName.
         Target::Aws { arn, region, name } => dynamodb(caps, &arn, &name, &region, key, op).await,
     }

@@ -23,6 +23,10 @@ use crate::store::embedded::EmbeddedStore;
 /// What a capability call reaches: the host's embedded store and its AWS clients.
 pub struct Services {
     embedded: Option<Arc<EmbeddedStore>>,
+    /// The connection capability calls use, opened on first use. One is enough:
+    /// SQLite runs one writer at a time anyway, and it spares each call opening
+    /// the database.
+    connection: std::sync::Mutex<Option<rusqlite::Connection>>,
     /// AWS clients by region, built on first use with the host's AWS
     /// configuration (credentials chain, `AWS_ENDPOINT_URL`).
     kinesis: tokio::sync::Mutex<HashMap<String, aws_sdk_kinesis::Client>>,
@@ -35,16 +39,31 @@ impl Services {
     pub fn new(embedded: Option<Arc<EmbeddedStore>>) -> Services {
         Services {
             embedded,
+            connection: std::sync::Mutex::new(None),
             kinesis: Default::default(),
             dynamodb: Default::default(),
             table_keys: Default::default(),
         }
     }
 
-    fn embedded(&self) -> Result<&Arc<EmbeddedStore>, GuestError> {
-        self.embedded
-            .as_ref()
-            .ok_or_else(|| GuestError::Unavailable("this host has no embedded store (eddy invoke runs without one)".into()))
+    /// Runs `work` on the embedded store, off the async workers.
+    async fn with_embedded<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&mut rusqlite::Connection) -> Result<T, GuestError> + Send + 'static,
+    ) -> Result<T, GuestError> {
+        let services = Arc::clone(self);
+        blocking(move || {
+            let store = services.embedded.as_ref().ok_or_else(|| {
+                GuestError::Unavailable("this host has no embedded store (eddy invoke runs without one)".into())
+            })?;
+            let mut slot = services.connection.lock().map_err(|_| GuestError::Unavailable("embedded store: a call failed".into()))?;
+            let conn = match &mut *slot {
+                Some(conn) => conn,
+                empty => empty.insert(store.connect().map_err(|e| GuestError::Unavailable(format!("embedded store: {e:#}")))?),
+            };
+            work(conn)
+        })
+        .await
     }
 
     async fn kinesis(&self, region: &str) -> aws_sdk_kinesis::Client {

@@ -4,7 +4,7 @@
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 
-use super::{CapabilityState, Target, blocking};
+use super::{CapabilityState, Target};
 use crate::role::actions;
 use crate::runtime::bindings::errors::Error as GuestError;
 use crate::runtime::bindings::streams::{self, PutEntry, PutResult};
@@ -46,16 +46,14 @@ async fn put(
 ) -> Result<Vec<Result<PutResult, String>>, GuestError> {
     match target {
         Target::Local { name, .. } => {
-            let store = std::sync::Arc::clone(caps.services.embedded()?);
             let name = name.clone();
-            blocking(move || {
-                let mut conn = store.connect().map_err(|e| GuestError::Unavailable(format!("{e:#}")))?;
-                if local::describe(&conn, &name).map_err(|e| GuestError::Unavailable(format!("{e:#}")))?.is_none() {
+            caps.services.with_embedded(move |conn| {
+                if local::describe(conn, &name).map_err(|e| GuestError::Unavailable(format!("{e:#}")))?.is_none() {
                     return Err(GuestError::NotFound(format!("no local stream named {name:?}")));
                 }
                 let records: Vec<local::PutRecord> =
                     entries.into_iter().map(|e| local::PutRecord { partition_key: e.partition_key, data: e.data }).collect();
-                let results = local::put(&mut conn, &name, &records).map_err(|e| GuestError::Invalid(format!("{e:#}")))?;
+                let results = local::put(conn, &name, &records).map_err(|e| GuestError::Invalid(format!("{e:#}")))?;
                 Ok(results
                     .into_iter()
                     .map(|r| Ok(PutResult { shard_id: r.shard_id, sequence_number: r.sequence_number }))
