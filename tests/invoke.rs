@@ -112,3 +112,38 @@ fn a_core_module_built_with_wit_bindgen_is_made_a_component_on_load() {
     assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
     assert!(log.contains("Hello, this is a test."), "{log}");
 }
+
+#[test]
+fn invoke_runs_a_handler_under_the_role_it_is_given_and_none_by_default() {
+    let ws = Workspace::new();
+    ws.create_stream("out", 1);
+    let out = eddy(&["generate-event", "kinesis", "--data", "put out", "--data", "env"], ws.path());
+    let event = ws.path().join("event.json");
+    std::fs::write(&event, &out.stdout).expect("write");
+    let data_dir = ws.path().join(".eddy");
+    let data_dir = data_dir.to_str().expect("utf-8");
+
+    // No role: the put is denied in IAM's words, and the handler goes on.
+    let denied = invoke(&component("hostile"), &event, &["--data-dir", data_dir, "--env", "MODE=test"]);
+    assert!(denied.ok, "{}", denied.log);
+    assert!(
+        denied.log.contains("is not authorized to perform: kinesis:PutRecord on resource: arn:aws:kinesis:local:000000000000:stream/out"),
+        "{}",
+        denied.log
+    );
+    assert!(denied.log.contains("probe env: MODE=test"), "{}", denied.log);
+
+    // A role that grants it: the record lands on the local stream.
+    let role = ws.path().join("writer.json");
+    std::fs::write(&role, r#"{"Statement":[{"Effect":"Allow","Action":"kinesis:PutRecord","Resource":"arn:aws:kinesis:local:*:stream/out"}]}"#)
+        .expect("role");
+    let granted = invoke(&component("hostile"), &event, &["--data-dir", data_dir, "--role", role.to_str().expect("utf-8")]);
+    assert!(granted.ok, "{}", granted.log);
+    assert!(granted.log.contains("probe put: put on shardId-000000000000 at 1"), "{}", granted.log);
+
+    // A broken policy file is refused before anything runs.
+    std::fs::write(&role, r#"{"Statement":[{"Effect":"Allow","Action":"*"}]}"#).expect("role");
+    let refused = invoke(&component("hostile"), &event, &["--role", role.to_str().expect("utf-8")]);
+    assert!(!refused.ok);
+    assert!(refused.log.contains("neither Resource nor NotResource"), "{}", refused.log);
+}
