@@ -134,11 +134,7 @@ fn capability_calls(rt: &tokio::runtime::Runtime, runtime: &Runtime, dist: &std:
     let policy = eddy::role::policy::Policy::parse(
         r#"{"Statement":[{"Effect":"Allow","Action":["kinesis:PutRecord","dynamodb:*Item"],"Resource":"arn:aws:*:local:*:*/bench-*"}]}"#,
     )?;
-    let grants = Arc::new(eddy::role::Grants {
-        function: Arc::from("bench"),
-        role: Arc::new(eddy::role::Role::from_policy("bench", policy)),
-        status: None,
-    });
+    let grants = Arc::new(eddy::role::Grants::new(Arc::from("bench"), Arc::new(eddy::role::Role::from_policy("bench", policy)), None));
     let capabilities = (grants, Arc::new(eddy::capability::Services::new(Some(store))));
     let mut baseline = Duration::ZERO;
     for (probe, calls) in [("nothing", 0u32), ("kv bench-table", 5), ("put bench-out", 1), ("put denied-out", 1)] {

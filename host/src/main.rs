@@ -305,7 +305,7 @@ async fn invoke(args: InvokeArgs) -> anyhow::Result<std::process::ExitCode> {
         }
         None => eddy::role::Role::from_policy(&name, eddy::role::policy::Policy::default()),
     };
-    let grants = Arc::new(eddy::role::Grants { function: Arc::clone(&function), role: Arc::new(role), status: None });
+    let grants = Arc::new(eddy::role::Grants::new(Arc::clone(&function), Arc::new(role), None));
     let embedded = match &args.data_dir {
         Some(dir) => Some(Arc::new(eddy::store::embedded::EmbeddedStore::open(dir)?)),
         None => None,

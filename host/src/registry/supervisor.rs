@@ -143,7 +143,7 @@ impl Supervisor {
         let handler = ConcurrencyLimited::wrap(wasm, manifest.reserved_concurrency);
         let version = Arc::new(FunctionVersion {
             identity_arn: role.arn.clone(),
-            grants: Arc::new(Grants { function: Arc::clone(name), role, status: Some(Arc::clone(&self.context.status)) }),
+            grants: Arc::new(Grants::new(Arc::clone(name), role, Some(Arc::clone(&self.context.status)))),
             services: Arc::clone(&self.config.services),
             environment: manifest.environment.clone().into(),
             name: Arc::clone(name),

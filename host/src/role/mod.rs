@@ -227,13 +227,30 @@ pub struct Grants {
     pub role: Arc<Role>,
     /// Where denials are counted (absent for `eddy invoke`).
     pub status: Option<Arc<StatusBoard>>,
+    audit_budget: std::sync::Mutex<AuditBudget>,
+}
+
+/// Audit lines a function may cause per second: a handler that calls what it is
+/// denied in a loop must not flood the operator's log. Denials past it are still
+/// counted, and summed up in one line when the second is over.
+const AUDIT_LINES_PER_SECOND: u32 = 100;
+
+#[derive(Default)]
+struct AuditBudget {
+    second: u64,
+    written: u32,
+    suppressed: u64,
 }
 
 impl Grants {
+    pub fn new(function: Arc<str>, role: Arc<Role>, status: Option<Arc<StatusBoard>>) -> Grants {
+        Grants { function, role, status, audit_budget: Default::default() }
+    }
+
     /// The grants of a function whose manifest names no role, counted nowhere
     /// (for tests, benchmarks and `eddy invoke`).
     pub fn source_only(function: &str) -> Arc<Grants> {
-        Arc::new(Grants { function: Arc::from(function), role: Arc::new(Role::source_only(function)), status: None })
+        Arc::new(Grants::new(Arc::from(function), Arc::new(Role::source_only(function)), None))
     }
 
     /// Whether the mapping may read its source; a denial is audited and counted
@@ -247,10 +264,34 @@ impl Grants {
     }
 
     fn audit(&self, action: &str, resource: &str) {
-        tracing::warn!(target: "audit", function = %self.function, role = %self.role.name,
-            action, resource, "access denied");
+        if self.within_audit_budget() {
+            tracing::warn!(target: "audit", function = %self.function, role = %self.role.name,
+                action, resource, "access denied");
+        }
         if let Some(status) = &self.status {
             status.count_denied(&self.function, action);
+        }
+    }
+
+    /// Whether this denial gets its own audit line; a new second first reports
+    /// how many the last one left out.
+    fn within_audit_budget(&self) -> bool {
+        let Ok(mut budget) = self.audit_budget.lock() else { return true };
+        let second = crate::store::now_ms() / 1000;
+        if budget.second != second {
+            if budget.suppressed > 0 {
+                tracing::warn!(target: "audit", function = %self.function, role = %self.role.name,
+                    suppressed = budget.suppressed, "access denied {} more times (audit lines are capped at {AUDIT_LINES_PER_SECOND} a second; the metric counts every one)",
+                    budget.suppressed);
+            }
+            *budget = AuditBudget { second, written: 0, suppressed: 0 };
+        }
+        if budget.written < AUDIT_LINES_PER_SECOND {
+            budget.written += 1;
+            true
+        } else {
+            budget.suppressed += 1;
+            false
         }
     }
 
@@ -340,6 +381,38 @@ mod tests {
         assert_eq!(r.file_grants(), vec![FileGrant { dir: "/srv/in".into(), write: true }]);
         assert!(role(r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#).file_grants().is_empty());
         assert!(role(r#"{"Statement":[{"Effect":"Allow","Action":"eddy:ReadFile","Resource":"/a/../etc"}]}"#).file_grants().is_empty());
+    }
+
+    #[test]
+    fn audit_lines_are_capped_but_denials_all_counted() {
+        let status = Arc::new(StatusBoard::default());
+        status.set_function(
+            crate::status::FunctionStatus {
+                name: "f".into(),
+                state: crate::status::FunctionState::Running,
+                world: None,
+                digest: None,
+                source: None,
+                role: None,
+                access_denied: Default::default(),
+                error: None,
+                shards: Vec::new(),
+            },
+            true,
+        );
+        let grants = Grants::new(Arc::from("f"), Arc::new(Role::source_only("f")), Some(Arc::clone(&status)));
+        let started = crate::store::now_ms() / 1000;
+        let mut logged = 0;
+        for _ in 0..1000 {
+            assert!(grants.check("kinesis:PutRecord", "x").is_err());
+            logged += u32::from(grants.audit_budget.lock().map(|b| b.suppressed == 0).unwrap_or(false));
+        }
+        let counted = status.snapshot()[0].access_denied["kinesis:PutRecord"];
+        assert_eq!(counted, 1000, "every denial is counted");
+        if crate::store::now_ms() / 1000 == started {
+            // All in one second: the budget, then none.
+            assert_eq!(logged, AUDIT_LINES_PER_SECOND);
+        }
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl Runtime {
             if matches!(item.ty, ComponentItem::ComponentInstance(_)) && !self.provides(name) {
                 return Err(LoadError::Link(format!(
                     "it imports `{name}`, which this host does not provide \
-                     (it provides eddy:handler/log, eddy:handler/invocation and WASI 0.2)"
+                     (it provides the eddy:handler interfaces of wit/handler.wit, WASI 0.2 and wasi:http)"
                 )));
             }
         }
