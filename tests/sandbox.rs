@@ -257,6 +257,10 @@ fn a_role_grants_exactly_what_it_names() {
     assert_eq!(status["role"], "prober-role");
     assert_eq!(status["access_denied"]["kinesis:PutRecord"], 1, "{status}");
     assert_eq!(shard_total(&status, "failed_invocations"), 0, "denials are errors for the guest, not failures: {status}");
+    let printed = eddy(&["status", "--admin", &host.admin], ws.path());
+    let printed = String::from_utf8_lossy(&printed.stdout);
+    assert!(printed.contains("role prober-role"), "{printed}");
+    assert!(printed.contains("access denied: dynamodb:PutItem 1, eddy:Connect 1, eddy:HttpRequest 1, kinesis:PutRecord 1"), "{printed}");
 
     // The record the granted put wrote is on its stream, for its reader.
     wait_for("the put record", || {

@@ -497,12 +497,17 @@ fn print_status(report: &serde_json::Value) {
     }
     for f in functions {
         println!(
-            "{}  {}  {}  source {}",
+            "{}  {}  {}  source {}  role {}",
             text(&f["name"]),
             text(&f["state"]),
             text(&f["world"]),
-            text(&f["source"])
+            text(&f["source"]),
+            text(&f["role"])
         );
+        if let Some(denied) = f["access_denied"].as_object().filter(|d| !d.is_empty()) {
+            let counts: Vec<String> = denied.iter().map(|(action, n)| format!("{action} {n}")).collect();
+            println!("  access denied: {}", counts.join(", "));
+        }
         if let Some(error) = f["error"].as_str() {
             println!("  error: {error}");
         }
