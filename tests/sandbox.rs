@@ -323,3 +323,39 @@ fn a_manifest_naming_a_missing_or_broken_role_is_refused() {
     host.put("s", "k", &["n-1".to_owned()]);
     wait_for("the record", || host.handler_messages("f").iter().any(|m| m.contains("n-1")).then_some(()));
 }
+
+#[test]
+fn a_handler_waiting_on_the_network_still_times_out() {
+    // A server that accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let ws = Workspace::new();
+    ws.create_stream("s", 1);
+    ws.create_stream("waits", 1);
+    ws.write_role(
+        "caller",
+        &format!(
+            r#"{{"Statement":[{{"Effect":"Allow","Action":"kinesis:*","Resource":"arn:aws:kinesis:local:*:stream/waits"}},
+                {{"Effect":"Allow","Action":"eddy:HttpRequest","Resource":"http://127.0.0.1:{port}/*"}}]}}"#
+        ),
+    );
+    ws.deploy("healthy", "inspect", &manifest("s", ""));
+    ws.deploy("waiter", "hostile", &format!("Role = \"caller\"\nTimeout = 1\n{}", manifest("waits", "MaximumRetryAttempts = 0")));
+    let host = Host::start(&ws);
+    host.wait_state("healthy", "running");
+    host.wait_state("waiter", "running");
+    host.put("waits", "k", &[format!("http http://127.0.0.1:{port}/never")]);
+    let fed = feed_healthy(&host, 10);
+    wait_for("the healthy function's records", || (healthy_count(&host) == fed).then_some(()));
+    let f = wait_for("the waiting handler to time out", || {
+        host.function("waiter").filter(|f| shard_total(f, "records_discarded") == 1)
+    });
+    assert_eq!(f["shards"][0]["errors_by_kind"]["timeout"], 1, "{f}");
+    assert!(f["shards"][0]["last_error"].as_str().unwrap_or_default().contains("timed out after 1s"), "{f}");
+}

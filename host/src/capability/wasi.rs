@@ -30,7 +30,8 @@ pub fn build(environment: &[(String, String)], grants: &Arc<Grants>, capture_byt
     for grant in grants.role.file_grants() {
         let perms = if grant.write { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
         if let Err(error) = builder.preopened_dir(&grant.dir, &grant.dir, perms) {
-            tracing::warn!(function = %grants.function, dir = %grant.dir,
+            // Warned about once when the function loaded; not again per invocation.
+            tracing::debug!(function = %grants.function, dir = %grant.dir,
                 "the role grants {} but it cannot be opened: {error:#}", grant.dir);
         }
     }

@@ -22,6 +22,10 @@ use crate::capability::{CapabilityState, Services};
 use crate::record::{Batch, BatchResponse, Context};
 use crate::role::Grants;
 
+/// How long past its deadline an invocation blocked in a host call (where epoch
+/// interruption cannot reach it) is given before it is abandoned.
+const HOST_WAIT_GRACE: Duration = Duration::from_millis(50);
+
 /// Bytes of stdout and stderr kept per invocation (for WASI guests that print).
 const OUTPUT_CAPTURE_BYTES: usize = 64 * 1024;
 
@@ -276,24 +280,33 @@ impl Runtime {
             Ok(UpdateDeadline::Yield(1))
         });
 
-        let outcome = match (&component.pre, input) {
-            (HandlerPre::Typed(pre), Input::Typed(batch)) => match pre.instantiate_async(&mut store).await {
-                Ok(handler) => handler
-                    .eddy_handler_typed()
-                    .call_handle(&mut store, batch, &context)
-                    .await
-                    .map(|r| r.map(HandlerResponse::Typed)),
-                Err(error) => Err(error.context(Instantiating)),
-            },
-            (HandlerPre::Json(pre), Input::Json(event)) => match pre.instantiate_async(&mut store).await {
-                Ok(handler) => handler
-                    .eddy_handler_json()
-                    .call_handle(&mut store, &event, &context)
-                    .await
-                    .map(|r| r.map(HandlerResponse::Json)),
-                Err(error) => Err(error.context(Instantiating)),
-            },
-            _ => return Err(InvokeError::Instantiate("the input does not match the component's world".into())),
+        // Epoch interruption stops a guest that computes past its deadline; one
+        // that waits in the host (a socket, an HTTP response) is stopped by this
+        // timer, a moment later.
+        let call = async {
+            match (&component.pre, input) {
+                (HandlerPre::Typed(pre), Input::Typed(batch)) => match pre.instantiate_async(&mut store).await {
+                    Ok(handler) => handler
+                        .eddy_handler_typed()
+                        .call_handle(&mut store, batch, &context)
+                        .await
+                        .map(|r| r.map(HandlerResponse::Typed)),
+                    Err(error) => Err(error.context(Instantiating)),
+                },
+                (HandlerPre::Json(pre), Input::Json(event)) => match pre.instantiate_async(&mut store).await {
+                    Ok(handler) => handler
+                        .eddy_handler_json()
+                        .call_handle(&mut store, &event, &context)
+                        .await
+                        .map(|r| r.map(HandlerResponse::Json)),
+                    Err(error) => Err(error.context(Instantiating)),
+                },
+                _ => Err(wasmtime::Error::msg("the input does not match the component's world").context(Instantiating)),
+            }
+        };
+        let outcome = match tokio::time::timeout_at((deadline + HOST_WAIT_GRACE).into(), call).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(TimedOut(request.timeout).into()),
         };
         store.data_mut().flush_output();
         match outcome {
