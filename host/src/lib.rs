@@ -11,6 +11,8 @@
 
 pub mod admin;
 pub mod capability;
+pub mod check;
+pub mod config;
 pub mod event;
 pub mod host;
 pub mod ingest;

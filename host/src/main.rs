@@ -64,6 +64,14 @@ struct DataDirArg {
 
 #[derive(clap::Args)]
 struct RunArgs {
+    /// A config file (TOML) with any of these options under the flags' names
+    /// (`functions`, `data-dir`, `admin`, ...); flags and environment win over it.
+    #[arg(long, env = "EDDY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Validate the config, every function (manifest, component, role) and every
+    /// role file, print what was found, and exit: 0 if all is well, 1 if not.
+    #[arg(long)]
+    check: bool,
     /// The watched folder of `<name>.wasm` + `<name>.toml` pairs.
     #[arg(long, default_value = "functions", env = "EDDY_FUNCTIONS")]
     functions: PathBuf,
@@ -193,8 +201,14 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.log_format, matches!(cli.command, Command::Run(_)));
+    let (cli, log_filter) = match parse_cli() {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            eprintln!("eddy: {error:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    init_logging(cli.log_format, matches!(cli.command, Command::Run(_)), log_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(error) => {
@@ -211,9 +225,48 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat, running_host: bool) {
-    // EDDY_LOG takes tracing's filter syntax, e.g. `debug` or `info,handler=debug`.
-    let default = if running_host { "info" } else { "warn,handler=info" };
+/// The command line, with `eddy run`'s config file applied under it: an option
+/// given as a flag or in its environment variable keeps that value; one left at
+/// its default takes the file's. Also returns the file's log filter, if any.
+fn parse_cli() -> anyhow::Result<(Cli, Option<String>)> {
+    use clap::parser::ValueSource;
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    let (Command::Run(args), Some(run)) = (&mut cli.command, matches.subcommand_matches("run")) else {
+        return Ok((cli, None));
+    };
+    let Some(path) = &args.config else { return Ok((cli, None)) };
+    let file = eddy::config::HostFile::read(path)?;
+    let defaulted = |id: &str| run.value_source(id).is_none_or(|s| s == ValueSource::DefaultValue);
+    macro_rules! from_file {
+        ($field:ident, $id:literal, $target:expr) => {
+            if let Some(value) = file.$field.clone()
+                && defaulted($id)
+            {
+                $target = value;
+            }
+        };
+    }
+    from_file!(functions, "functions", args.functions);
+    from_file!(data_dir, "data_dir", args.data.data_dir);
+    from_file!(admin, "admin", args.admin);
+    from_file!(no_admin, "no_admin", args.no_admin);
+    from_file!(scan_ms, "scan_ms", args.scan_ms);
+    from_file!(local_poll_ms, "local_poll_ms", args.local_poll_ms);
+    from_file!(max_instances, "max_instances", args.max_instances);
+    if let Some(format) = &file.log_format
+        && matches.value_source("log_format").is_none_or(|s| s == ValueSource::DefaultValue)
+    {
+        cli.log_format = if format == "json" { LogFormat::Json } else { LogFormat::Text };
+    }
+    Ok((cli, file.log))
+}
+
+fn init_logging(format: LogFormat, running_host: bool, file_filter: Option<String>) {
+    // EDDY_LOG takes tracing's filter syntax, e.g. `debug` or `info,handler=debug`;
+    // it wins over the config file's `log`.
+    let default = file_filter.unwrap_or_else(|| (if running_host { "info" } else { "warn,handler=info" }).to_owned());
     let filter = tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
@@ -238,6 +291,9 @@ async fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
+    if args.check {
+        return check(&args);
+    }
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
@@ -258,6 +314,30 @@ async fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
     )
     .await?;
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `eddy run --check`.
+fn check(args: &RunArgs) -> anyhow::Result<std::process::ExitCode> {
+    println!("config: functions {}, data {}, admin {}", args.functions.display(), args.data.data_dir.display(),
+        if args.no_admin { "off".to_owned() } else { args.admin.to_string() });
+    let runtime = Runtime::new(&RuntimeConfig {
+        max_instances: 4,
+        cache_dir: Some(args.data.data_dir.join("compiled")),
+        ..RuntimeConfig::default()
+    })?;
+    let findings = eddy::check::check_functions(&args.functions, &runtime)?;
+    let mut problems = 0;
+    for finding in &findings {
+        match &finding.problem {
+            None => println!("ok    {}: {}", finding.subject, finding.summary),
+            Some(problem) => {
+                problems += 1;
+                println!("FAIL  {}: {problem}", finding.subject);
+            }
+        }
+    }
+    println!("{} checked, {problems} with problems", findings.len());
+    Ok(if problems == 0 { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
 }
 
 async fn wait_for_signal() {

@@ -67,7 +67,7 @@ impl FunctionVersion {
 }
 
 /// Which of Lambda's permission sets reading a source takes.
-fn source_kind(source: &crate::manifest::SourceRef) -> crate::role::SourceKind {
+pub fn source_kind(source: &crate::manifest::SourceRef) -> crate::role::SourceKind {
     use crate::manifest::SourceRef;
     use crate::role::SourceKind;
     match source {

@@ -15,7 +15,6 @@ use tokio::sync::mpsc;
 use super::RegistryConfig;
 use crate::manifest::{Manifest, SourceRef};
 use crate::mapping::{self, ConcurrencyLimited, FunctionVersion, MappingContext, MappingHandle, WasmHandler};
-use crate::role::policy::Policy;
 use crate::role::{Grants, Role};
 use crate::source::StreamSource;
 use crate::source::dynamodb::{DynamodbSource, TableStreamRef};
@@ -161,19 +160,11 @@ impl Supervisor {
         Ok(())
     }
 
-    /// The function's role: the policy file the manifest names, or, when it
-    /// names none, leave to read its source and nothing else.
+    /// The function's role, warning of granted directories that do not exist.
     fn role(&self, manifest: &Manifest, file: Option<(String, Option<String>)>) -> anyhow::Result<Role> {
-        let Some(reference) = &manifest.role else { return Ok(Role::source_only(&self.name)) };
         let roles_dir = self.config.functions_dir.join("roles");
-        let Some((name, Some(text))) = file else {
-            anyhow::bail!(
-                "the manifest names the role {reference:?}, but there is no {}",
-                roles_dir.join(format!("{}.json", crate::role::role_name(reference))).display()
-            );
-        };
-        let policy = Policy::parse(&text).with_context(|| format!("roles/{name}.json"))?;
-        let role = Role::from_policy(reference, policy);
+        let policy = file.and_then(|(_, policy)| policy);
+        let role = crate::role::for_manifest(&self.name, manifest.role.as_deref(), policy.as_deref(), &roles_dir)?;
         for grant in role.file_grants() {
             if !Path::new(&grant.dir).is_dir() {
                 tracing::warn!(function = %self.name, role = %role.name,

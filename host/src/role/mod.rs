@@ -199,6 +199,22 @@ impl Role {
     }
 }
 
+/// A function's role: the policy file its manifest's `Role` names (`policy` is
+/// the file's text, `None` when it is missing), or, when it names none, leave to
+/// read its source and nothing else.
+pub fn for_manifest(function: &str, reference: Option<&str>, policy: Option<&str>, roles_dir: &std::path::Path) -> anyhow::Result<Role> {
+    let Some(reference) = reference else { return Ok(Role::source_only(function)) };
+    let name = role_name(reference);
+    let Some(text) = policy else {
+        anyhow::bail!(
+            "the manifest names the role {reference:?}, but there is no {}",
+            roles_dir.join(format!("{name}.json")).display()
+        );
+    };
+    let policy = Policy::parse(text).map_err(|e| anyhow::anyhow!("roles/{name}.json: {e}"))?;
+    Ok(Role::from_policy(reference, policy))
+}
+
 /// A role name from the manifest's `Role`: `reader`, or
 /// `arn:aws:iam::123456789012:role/service-role/reader`.
 pub fn role_name(reference: &str) -> &str {

@@ -1,0 +1,103 @@
+//! `eddy run --check`: everything `eddy run` would load, validated without
+//! running it: each function's manifest, component and role, every role file,
+//! and whether a role can read its source when the source's ARN is known
+//! without asking the service (local streams, ARNs in the manifest).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::manifest::{Manifest, SourceRef};
+use crate::role::{self, policy::Policy};
+use crate::runtime::Runtime;
+
+/// What the check found about one function or role file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// `functions/NAME` or `roles/NAME.json`.
+    pub subject: String,
+    pub problem: Option<String>,
+    /// What was checked, for the operator (world, role, source).
+    pub summary: String,
+}
+
+/// Checks the functions folder. Compiling components is the slow part; the
+/// runtime's compile cache keeps the result for the next `eddy run`.
+pub fn check_functions(functions_dir: &Path, runtime: &Runtime) -> anyhow::Result<Vec<Finding>> {
+    let mut names = BTreeSet::new();
+    let entries = std::fs::read_dir(functions_dir)
+        .map_err(|e| anyhow::anyhow!("cannot read the functions folder {}: {e}", functions_dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
+        if let (false, Some("wasm" | "toml"), Some(stem)) =
+            (hidden, path.extension().and_then(|e| e.to_str()), path.file_stem().and_then(|s| s.to_str()))
+        {
+            names.insert(stem.to_owned());
+        }
+    }
+    let roles_dir = functions_dir.join("roles");
+    let mut findings: Vec<Finding> = names.iter().map(|name| check_function(functions_dir, &roles_dir, name, runtime)).collect();
+    findings.extend(check_role_files(&roles_dir));
+    Ok(findings)
+}
+
+fn check_function(functions_dir: &Path, roles_dir: &Path, name: &str, runtime: &Runtime) -> Finding {
+    let subject = format!("functions/{name}");
+    let result = (|| -> anyhow::Result<String> {
+        let manifest_path = functions_dir.join(format!("{name}.toml"));
+        let wasm_path = functions_dir.join(format!("{name}.wasm"));
+        let text = std::fs::read_to_string(&manifest_path).map_err(|e| anyhow::anyhow!("{name}.toml: {e}"))?;
+        let manifest = Manifest::parse(&text).map_err(|e| anyhow::anyhow!("{name}.toml: {e}"))?;
+        let bytes = std::fs::read(&wasm_path).map_err(|e| anyhow::anyhow!("{name}.wasm: {e}"))?;
+        let component = runtime.load(&bytes).map_err(|e| anyhow::anyhow!("{name}.wasm: {e}"))?;
+        let policy = manifest.role.as_deref().map(|r| std::fs::read_to_string(roles_dir.join(format!("{}.json", role::role_name(r)))).ok());
+        let role = role::for_manifest(name, manifest.role.as_deref(), policy.flatten().as_deref(), roles_dir)?;
+        let source = &manifest.event_source.source;
+        let source_note = match static_source_arn(source) {
+            Some(arn) => {
+                role.check_source(name, crate::mapping::source_kind(source), &arn)
+                    .map_err(|denied| anyhow::anyhow!("the execution role cannot read the event source: {denied}"))?;
+                "readable by the role".to_owned()
+            }
+            None => "access checked when the stream is described".to_owned(),
+        };
+        Ok(format!("{}, role {}, source {} ({source_note})", component.world.name(), role.name, source.id()))
+    })();
+    match result {
+        Ok(summary) => Finding { subject, problem: None, summary },
+        Err(error) => Finding { subject, problem: Some(format!("{error:#}")), summary: String::new() },
+    }
+}
+
+/// Every role file parses, whether a function names it or not.
+fn check_role_files(roles_dir: &Path) -> Vec<Finding> {
+    let Ok(entries) = std::fs::read_dir(roles_dir) else { return Vec::new() };
+    let mut files: Vec<_> =
+        entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let subject = format!("roles/{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("?"));
+            match std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|t| Policy::parse(&t).map_err(|e| e.to_string())) {
+                Ok(policy) => {
+                    let n = policy.statements().len();
+                    Finding { subject, problem: None, summary: format!("{n} statement{}", if n == 1 { "" } else { "s" }) }
+                }
+                Err(error) => Finding { subject, problem: Some(error), summary: String::new() },
+            }
+        })
+        .collect()
+}
+
+/// The source's ARN, when the manifest alone says it.
+fn static_source_arn(source: &SourceRef) -> Option<String> {
+    match source {
+        SourceRef::Local { stream } => Some(crate::source::local::stream_arn(stream)),
+        SourceRef::Kinesis { stream, .. } if stream.starts_with("arn:") => Some(stream.clone()),
+        SourceRef::Dynamodb { stream_arn: Some(arn), .. } => Some(arn.clone()),
+        _ => None,
+    }
+}
+
+

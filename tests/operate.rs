@@ -1,0 +1,85 @@
+//! Operating the host: `eddy run --check`, and the config file under flags and
+//! environment variables.
+
+use eddy_tests::*;
+
+fn run_check(ws: &Workspace) -> (bool, String) {
+    let out = eddy(&["run", "--check", "--functions", "functions", "--data-dir", ".eddy"], ws.path());
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn check_reports_every_function_and_role_and_fails_on_any_problem() {
+    let ws = Workspace::new();
+    ws.deploy("good", "inspect", &manifest("s", ""));
+    ws.deploy("broken", "inspect", &manifest("s", "BatchSize = 0"));
+    ws.deploy("locked", "inspect", &format!("Role = \"reader\"\n{}", manifest("s", "")));
+    ws.write_role("reader", r#"{"Statement":[{"Effect":"Allow","Action":"kinesis:Describe*","Resource":"*"}]}"#);
+    ws.write_role("junk", r#"{"Statement":[{"Effect":"Allow"}]}"#);
+    std::fs::write(ws.functions().join("garbage.wasm"), b"not wasm").expect("write");
+    std::fs::write(ws.functions().join("garbage.toml"), manifest("s", "")).expect("write");
+
+    let (ok, out) = run_check(&ws);
+    assert!(!ok, "{out}");
+    let line = |subject: &str| out.lines().find(|l| l.contains(&format!(" {subject}:"))).unwrap_or_default().to_owned();
+    assert!(line("functions/good").starts_with("ok"), "{out}");
+    assert!(line("functions/good").contains("eddy:handler/json-handler@0.1.0, role good-source-only"), "{out}");
+    assert!(line("functions/broken").starts_with("FAIL") && line("functions/broken").contains("BatchSize"), "{out}");
+    assert!(
+        line("functions/locked").starts_with("FAIL")
+            && line("functions/locked").contains("is not authorized to perform: kinesis:GetRecords on resource: arn:aws:kinesis:local:000000000000:stream/s"),
+        "{out}"
+    );
+    assert!(line("functions/garbage").starts_with("FAIL") && line("functions/garbage").contains("not a WebAssembly file"), "{out}");
+    assert!(line("roles/junk.json").starts_with("FAIL") && line("roles/junk.json").contains("Action"), "{out}");
+    assert!(line("roles/reader.json").starts_with("ok"), "{out}");
+    assert!(out.contains("6 checked, 4 with problems"), "{out}");
+
+    for name in ["broken", "locked", "garbage"] {
+        ws.remove(name);
+    }
+    std::fs::remove_file(ws.functions().join("roles/junk.json")).expect("remove");
+    let (ok, out) = run_check(&ws);
+    assert!(ok, "{out}");
+    assert!(out.contains("2 checked, 0 with problems"), "{out}");
+}
+
+#[test]
+fn the_config_file_sets_what_flags_and_environment_leave_unset() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.path().join("from-file")).expect("dir");
+    std::fs::create_dir_all(ws.path().join("from-env")).expect("dir");
+    // scan-ms in the file is ten minutes: the flag the test host passes (50 ms)
+    // must win, or nothing would load in time.
+    std::fs::write(
+        ws.path().join("eddy.toml"),
+        "functions = \"from-file\"\ndata-dir = \"store\"\nscan-ms = 600000\nlog = \"info\"\n",
+    )
+    .expect("config");
+    let manifest_text = manifest("s", "");
+    let component = std::fs::read(component("inspect")).expect("component");
+    for dir in ["from-file", "from-env"] {
+        std::fs::write(ws.path().join(dir).join(format!("{dir}.toml")), &manifest_text).expect("manifest");
+        std::fs::write(ws.path().join(dir).join(format!("{dir}.wasm")), &component).expect("component");
+    }
+
+    let host = Host::start_with(&ws, &["--config", "eddy.toml"]);
+    host.wait_state("from-file", "running");
+    host.put("s", "k", &["via the file".to_owned()]);
+    wait_for("the record", || host.handler_messages("from-file").iter().any(|m| m.contains("via the file")).then_some(()));
+    assert!(ws.path().join("store/eddy.db").exists(), "data-dir came from the file");
+    assert!(host.function("from-env").is_none());
+    drop(host);
+
+    // An environment variable wins over the file.
+    let host = Host::start_with_env(&ws, &["--config", "eddy.toml"], &[("EDDY_FUNCTIONS", "from-env")]);
+    host.wait_state("from-env", "running");
+    assert!(host.function("from-file").is_none());
+
+    // A bad file stops the host before it starts, naming the key.
+    std::fs::write(ws.path().join("bad.toml"), "scan_ms = 5\n").expect("config");
+    let out = eddy(&["run", "--config", "bad.toml"], ws.path());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.toml") && stderr.contains("scan_ms"), "{stderr}");
+}
