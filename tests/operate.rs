@@ -83,3 +83,47 @@ fn the_config_file_sets_what_flags_and_environment_leave_unset() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.toml") && stderr.contains("scan_ms"), "{stderr}");
 }
+
+fn readyz(host: &Host) -> (u16, String) {
+    let mut response = ureq::get(&format!("http://{}/readyz", host.admin))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .expect("readyz answers");
+    (response.status().as_u16(), response.body_mut().read_to_string().unwrap_or_default())
+}
+
+#[test]
+fn readyz_waits_for_every_function_to_load_and_reach_its_source() {
+    let ws = Workspace::with_function("s", 1, "good", "inspect", "");
+    // A Kinesis source on a port where nothing listens.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    ws.deploy(
+        "unreachable",
+        "inspect",
+        &format!("[EventSource]\nType = \"Kinesis\"\nStream = \"nowhere\"\nEndpointUrl = \"http://127.0.0.1:{closed}\"\n"),
+    );
+    let host = Host::start(&ws);
+    host.wait_state("good", "running");
+    let (code, body) = wait_for("the unreachable source to be reported", || {
+        let (code, body) = readyz(&host);
+        body.contains("unreachable: its source is not reached yet").then_some((code, body))
+    });
+    assert_eq!(code, 503, "{body}");
+    assert!(!body.contains("good"), "the good function is ready: {body}");
+    let healthz = ureq::get(&format!("http://{}/healthz", host.admin)).call().expect("healthz");
+    assert_eq!(healthz.status().as_u16(), 200, "alive all the same");
+
+    ws.remove("unreachable");
+    wait_for("ready", || (readyz(&host).0 == 200).then_some(()));
+
+    // A function that fails to load makes the host not ready, naming it.
+    std::fs::write(ws.functions().join("broken.toml"), "not a manifest").expect("write");
+    std::fs::write(ws.functions().join("broken.wasm"), b"\0asm").expect("write");
+    let body = wait_for("the failure", || {
+        let (code, body) = readyz(&host);
+        (code == 503 && body.contains("broken: failed")).then_some(body)
+    });
+    assert!(body.contains("broken.toml"), "{body}");
+}

@@ -297,6 +297,7 @@ async fn time_loop(handler: Arc<dyn Handler>, name: &str, records: usize) -> any
             source: None,
             role: None,
             access_denied: Default::default(),
+            source_reachable: false,
             error: None,
             shards: Vec::new(),
         },

@@ -1,4 +1,5 @@
-//! The admin HTTP port: `/healthz`, `/status` (JSON), `/metrics` (Prometheus) and
+//! The admin HTTP port: `/healthz` (the process answers), `/readyz` (functions
+//! loaded, sources reached), `/status` (JSON), `/metrics` (Prometheus) and
 //! `POST /streams/<name>/records` (ingest into a local stream).
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ const INGEST_BODY_LIMIT: usize = 8 << 20;
 pub async fn serve(listener: TcpListener, state: AdminState, cancel: CancellationToken) -> std::io::Result<()> {
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/streams/{name}/records", post(put_records))
@@ -56,6 +58,14 @@ async fn status(State(state): State<AdminState>) -> Response {
         "checkpoints": checkpoints,
     }))
     .into_response()
+}
+
+/// 200 when ready; 503 with what is not, one reason a line.
+async fn ready(State(state): State<AdminState>) -> Response {
+    match state.status.readiness() {
+        Ok(()) => "ready\n".into_response(),
+        Err(reasons) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready:\n{}\n", reasons.join("\n"))).into_response(),
+    }
 }
 
 async fn metrics(State(state): State<AdminState>) -> Response {

@@ -15,6 +15,8 @@ use serde::Serialize;
 pub enum FunctionState {
     /// One of its two files is missing, or still being written.
     Waiting,
+    /// Its files have been read; the component is being compiled and checked.
+    Loading,
     /// Loaded; its mapping runs.
     Running,
     /// Loaded, but the manifest says `Enabled = false`.
@@ -37,6 +39,8 @@ pub struct FunctionStatus {
     pub role: Option<String>,
     /// Capability calls the role denied, by action.
     pub access_denied: BTreeMap<String, u64>,
+    /// The mapping's last call to its source (describe, list shards) succeeded.
+    pub source_reachable: bool,
     /// Why the last load failed, or what the function waits for.
     pub error: Option<String>,
     pub shards: Vec<ShardStatus>,
@@ -88,6 +92,8 @@ struct FunctionEntry {
 #[derive(Default)]
 pub struct StatusBoard {
     functions: Mutex<BTreeMap<String, FunctionEntry>>,
+    /// The functions folder has been read once: until then nothing is known.
+    scanned: std::sync::atomic::AtomicBool,
 }
 
 impl StatusBoard {
@@ -119,6 +125,7 @@ impl StatusBoard {
                     source: None,
                     role: None,
                     access_denied: BTreeMap::new(),
+                    source_reachable: false,
                     error: None,
                     shards: Vec::new(),
                 },
@@ -147,6 +154,45 @@ impl StatusBoard {
         {
             entry.status.error = None;
         }
+    }
+
+    /// Notes whether a function's mapping reached its source on its last try.
+    pub fn set_source_reachable(&self, name: &str, reachable: bool) {
+        if let Ok(mut functions) = self.functions.lock()
+            && let Some(entry) = functions.get_mut(name)
+        {
+            entry.status.source_reachable = reachable;
+        }
+    }
+
+    /// The registry has read the functions folder once.
+    pub fn mark_scanned(&self) {
+        self.scanned.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the host is ready to serve (`/readyz`): the folder has been read,
+    /// no function failed to load, and every running function's mapping has
+    /// reached its source. `Err` lists what is not ready.
+    pub fn readiness(&self) -> Result<(), Vec<String>> {
+        let mut waiting = Vec::new();
+        if !self.scanned.load(std::sync::atomic::Ordering::Relaxed) {
+            waiting.push("the functions folder has not been read yet".to_owned());
+        }
+        for f in self.snapshot() {
+            match f.state {
+                FunctionState::Failed => {
+                    waiting.push(format!("{}: failed: {}", f.name, f.error.as_deref().unwrap_or("no reason given")))
+                }
+                FunctionState::Loading => waiting.push(format!("{}: loading", f.name)),
+                FunctionState::Running if !f.source_reachable => waiting.push(format!(
+                    "{}: its source is not reached yet{}",
+                    f.name,
+                    f.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                )),
+                _ => {}
+            }
+        }
+        if waiting.is_empty() { Ok(()) } else { Err(waiting) }
     }
 
     /// Counts a capability call that the function's role denied.

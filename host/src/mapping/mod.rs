@@ -124,9 +124,11 @@ async fn retry_source_call<T, F: Future<Output = anyhow::Result<T>>>(
                 if failed {
                     context.status.clear_error(&function.name);
                 }
+                context.status.set_source_reachable(&function.name, true);
                 return Some(value);
             }
             Err(error) => {
+                context.status.set_source_reachable(&function.name, false);
                 let message = format!("cannot {what}: {error:#}");
                 tracing::error!(function = %function.name, "{message}; retrying");
                 context.status.set_error(&function.name, crate::status::FunctionState::Running, message);

@@ -112,7 +112,7 @@ async fn run(setup: Setup<'_>, done: impl Fn(&ShardStatus) -> bool) -> Run {
     let manifest = Manifest::parse(&text).unwrap();
     let status = Arc::new(StatusBoard::default());
     status.set_function(
-        FunctionStatus { name: "f".into(), state: FunctionState::Running, world: None, digest: None, source: None, role: None, access_denied: Default::default(), error: None, shards: Vec::new() },
+        FunctionStatus { name: "f".into(), state: FunctionState::Running, world: None, digest: None, source: None, role: None, access_denied: Default::default(), source_reachable: false, error: None, shards: Vec::new() },
         true,
     );
     let limited = ConcurrencyLimited::wrap(handler.clone(), manifest.reserved_concurrency);

@@ -80,7 +80,9 @@ pub async fn watch(config: RegistryConfig, context: MappingContext, cancel: Canc
                 // Role files join the same map under their own paths.
                 current.extend(scan(&roles_dir, "json", "json").unwrap_or_default());
                 retiring.retain(|_, task| !task.is_finished());
-                reconcile(&config, &context, &previous, &current, &mut deployed, &mut retiring);
+                if reconcile(&config, &context, &previous, &current, &mut deployed, &mut retiring) {
+                    context.status.mark_scanned();
+                }
                 previous = current;
             }
             Err(error) if !warned_missing_dir => {
@@ -130,7 +132,9 @@ fn reconcile(
     current: &HashMap<PathBuf, Seen>,
     deployed: &mut BTreeMap<String, Deployed>,
     retiring: &mut HashMap<String, JoinHandle<()>>,
-) {
+) -> bool {
+    // Whether every complete pair of files was read (none still settling).
+    let mut all_read = true;
     // Function names are the stems of the files present.
     let roles_dir = config.functions_dir.join("roles");
     let role_path = |role: &str| roles_dir.join(format!("{role}.json"));
@@ -193,6 +197,7 @@ fn reconcile(
             continue;
         }
         if !settled(wasm) || !settled(manifest) {
+            all_read = false;
             continue;
         }
         let files = match FunctionFiles::read(wasm, manifest, &roles_dir) {
@@ -222,6 +227,7 @@ fn reconcile(
                 }
             }
             None => {
+                context.status.set_error(&name, FunctionState::Loading, "loading".into());
                 let (commands, rx) = mpsc::unbounded_channel();
                 let supervisor = Supervisor::new(Arc::from(name.as_str()), config.clone(), context.clone());
                 let predecessor = retiring.remove(&name);
@@ -231,6 +237,7 @@ fn reconcile(
             }
         }
     }
+    all_read
 }
 
 fn valid_name(name: &str) -> bool {

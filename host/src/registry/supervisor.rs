@@ -134,6 +134,7 @@ impl Supervisor {
             source: Some(manifest.event_source.source.id()),
             role: Some(role.name.clone()),
             access_denied: Default::default(),
+            source_reachable: false,
             error: None,
             shards: Vec::new(),
         };

@@ -411,6 +411,7 @@ mod tests {
                 source: None,
                 role: None,
                 access_denied: Default::default(),
+                source_reachable: false,
                 error: None,
                 shards: Vec::new(),
             },
