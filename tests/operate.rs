@@ -127,3 +127,30 @@ fn readyz_waits_for_every_function_to_load_and_reach_its_source() {
     });
     assert!(body.contains("broken.toml"), "{body}");
 }
+
+#[test]
+fn the_deploy_files_use_flags_and_keys_the_binary_has() {
+    let deploy = repo_root().join("deploy");
+    let help = eddy(&["run", "--help"], &deploy);
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    for file in ["Dockerfile", "eddy.service"] {
+        let text = std::fs::read_to_string(deploy.join(file)).expect("deploy file");
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("eddy\", \"run\"") || l.starts_with("Exec")).collect();
+        assert!(!lines.is_empty(), "{file} runs eddy");
+        for line in lines {
+            for flag in line.split(|c: char| c.is_whitespace() || c == '"' || c == ',').filter(|w| w.starts_with("--")) {
+                assert!(help.contains(flag), "{file} uses {flag}, which `eddy run` does not have");
+            }
+        }
+    }
+    // The config file parses as the binary reads it (with its folders moved
+    // somewhere writable).
+    let ws = Workspace::new();
+    let out = eddy(
+        &["run", "--config", deploy.join("eddy.toml").to_str().expect("utf-8"), "--functions", "functions", "--data-dir", ".eddy", "--check"],
+        ws.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("admin 0.0.0.0:8700"), "the file's admin address: {stdout}");
+}

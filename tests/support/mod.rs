@@ -16,9 +16,13 @@ pub mod emulators;
 /// How long a test waits for something that should happen in well under a second.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// The repository's root.
+/// The repository's root. `cargo test` sets `CARGO_MANIFEST_DIR` for the test
+/// process, which is right even when this library was compiled in another
+/// checkout sharing the target directory; the compile-time value is the fallback.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let manifest_dir = manifest_dir.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir.parent().expect("tests/ has a parent").to_path_buf()
 }
 
 /// The `eddy` binary: `$EDDY_BIN`, or the one cargo built next to this test.

@@ -292,7 +292,8 @@ fn check_action(statement: &str, action: &str) -> Result<(), PolicyError> {
 }
 
 /// IAM's wildcard match: `*` is any run of characters, `?` any one character.
-/// Linear in practice: on a mismatch it backtracks only to the last `*`.
+/// On a mismatch it backtracks only to the last `*`, so the work is at most the
+/// pattern's length times the value's, never exponential.
 pub fn wildcard_match(pattern: &str, value: &str, ignore_case: bool) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let v: Vec<char> = value.chars().collect();
