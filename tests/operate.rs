@@ -154,3 +154,65 @@ fn the_deploy_files_use_flags_and_keys_the_binary_has() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("admin 0.0.0.0:8700"), "the file's admin address: {stdout}");
 }
+
+/// Debian's Chromium (`apt-get install chromium`; `.ci/run` installs it).
+fn chromium() -> std::path::PathBuf {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .expect("Chromium is missing: `apt-get install chromium` (the status page is tested in headless Chromium)")
+}
+
+/// The page's DOM after its scripts ran for `budget_ms` of virtual time.
+fn rendered_page(host: &Host, budget_ms: u32) -> String {
+    let profile = tempfile::tempdir().expect("profile dir");
+    let out = std::process::Command::new(chromium())
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--virtual-time-budget={budget_ms}"))
+        .arg("--dump-dom")
+        .arg(format!("http://{}/", host.admin))
+        .output()
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr: Vec<&str> = stderr.lines().filter(|l| !l.contains("dbus")).collect();
+    assert!(!dom.is_empty(), "chromium printed no DOM ({}): {}", out.status, stderr.join("\n"));
+    dom
+}
+
+fn refreshes(dom: &str) -> u32 {
+    dom.split("data-refreshes=\"").nth(1).and_then(|rest| rest.split('"').next()).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn the_status_page_shows_the_functions_in_chromium_and_updates() {
+    let ws = Workspace::with_function("s", 1, "good", "inspect", "");
+    ws.deploy("broken", "inspect", &manifest("t", "BatchSize = 0"));
+    let host = Host::start(&ws);
+    host.wait_state("good", "running");
+    host.wait_state("broken", "failed");
+    host.put("s", "k", &["a".to_owned(), "b".to_owned(), "c".to_owned()]);
+    wait_for("the records", || host.function("good").filter(|f| shard_total(f, "records_processed") == 3));
+
+    let dom = rendered_page(&host, 5000);
+    assert!(dom.contains(r#"<tr data-function="good">"#), "{dom}");
+    assert!(dom.contains(r#"data-field="state">running<"#), "{dom}");
+    assert!(dom.contains(r#"data-field="records">3<"#), "{dom}");
+    assert!(dom.contains(r#"data-field="state">failed<"#) && dom.contains("BatchSize = 0 is out of range"), "the broken function and its error: {dom}");
+    assert!(dom.matches("<polyline").count() >= 6, "three charts per function: {dom}");
+    assert!(refreshes(&dom) >= 2, "the page refreshed itself: {dom}");
+
+    // It updates: two more records show up on the next rendering.
+    host.put("s", "k", &["d".to_owned(), "e".to_owned()]);
+    wait_for("the records", || host.function("good").filter(|f| shard_total(f, "records_processed") == 5));
+    let dom = rendered_page(&host, 3000);
+    assert!(dom.contains(r#"data-field="records">5<"#), "{dom}");
+    // The charts' history: samples every 2 s, each with every function's counters.
+    let sample = wait_for("a sample with the function", || {
+        let history = get_json(&format!("http://{}/status/history", host.admin));
+        history["samples"].as_array()?.last().filter(|s| s["functions"]["good"].is_object()).cloned()
+    });
+    assert_eq!(sample["functions"]["good"]["records_processed"], 5, "{sample}");
+}

@@ -1,6 +1,7 @@
-//! The admin HTTP port: `/healthz` (the process answers), `/readyz` (functions
-//! loaded, sources reached), `/status` (JSON), `/metrics` (Prometheus) and
-//! `POST /streams/<name>/records` (ingest into a local stream).
+//! The admin HTTP port: `/` (the status page), `/healthz` (the process
+//! answers), `/readyz` (functions loaded, sources reached), `/status` (JSON),
+//! `/status/history` (JSON samples for the page's charts), `/metrics`
+//! (Prometheus) and `POST /streams/<name>/records` (ingest into a local stream).
 
 use std::sync::Arc;
 
@@ -27,12 +28,17 @@ pub struct AdminState {
     pub checkpoints: Arc<dyn CheckpointStore>,
 }
 
+/// The status page: one HTML file that reads `/status` and `/status/history`.
+const STATUS_PAGE: &str = include_str!("status_page.html");
+
 /// The largest ingest request body.
 const INGEST_BODY_LIMIT: usize = 8 << 20;
 
 /// Serves until `cancel` fires.
 pub async fn serve(listener: TcpListener, state: AdminState, cancel: CancellationToken) -> std::io::Result<()> {
     let app = Router::new()
+        .route("/", get(|| async { axum::response::Html(STATUS_PAGE) }))
+        .route("/status/history", get(history))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/status", get(status))
@@ -56,6 +62,14 @@ async fn status(State(state): State<AdminState>) -> Response {
         "functions": functions,
         "streams": streams,
         "checkpoints": checkpoints,
+    }))
+    .into_response()
+}
+
+async fn history(State(state): State<AdminState>) -> Response {
+    axum::Json(serde_json::json!({
+        "interval_ms": crate::status::HISTORY_INTERVAL.as_millis() as u64,
+        "samples": state.status.history(),
     }))
     .into_response()
 }

@@ -56,6 +56,19 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
         None => None,
     };
 
+    // The history behind the status page's charts.
+    let sample_status = Arc::clone(&status);
+    let sample_cancel = shutdown.clone();
+    let sampler = tokio::spawn(async move {
+        loop {
+            sample_status.take_sample();
+            tokio::select! {
+                () = sample_cancel.cancelled() => break,
+                () = tokio::time::sleep(crate::status::HISTORY_INTERVAL) => {}
+            }
+        }
+    });
+
     let trim_store = Arc::clone(&embedded);
     let trim_cancel = shutdown.clone();
     let trimmer = tokio::spawn(async move {
@@ -88,6 +101,7 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
     )
     .await;
     let _ = trimmer.await;
+    let _ = sampler.await;
     if let Some(admin) = admin {
         let _ = admin.await;
     }

@@ -88,10 +88,35 @@ struct FunctionEntry {
     shards: Vec<ShardHandle>,
 }
 
+/// How many samples the history keeps (at [`HISTORY_INTERVAL`]: five minutes).
+pub const HISTORY_SAMPLES: usize = 150;
+/// How often the history takes a sample of every function's counters.
+pub const HISTORY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// One function's counters at a moment, for the status page's charts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SampleValues {
+    /// Totals since the host started; the page charts their rates.
+    pub invocations: u64,
+    pub failed_invocations: u64,
+    pub records_processed: u64,
+    /// The largest iterator age over the function's shards.
+    pub iterator_age_ms: u64,
+}
+
+/// Every function's counters at one moment.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    pub at_ms: u64,
+    pub functions: BTreeMap<String, SampleValues>,
+}
+
 /// Every function's status.
 #[derive(Default)]
 pub struct StatusBoard {
     functions: Mutex<BTreeMap<String, FunctionEntry>>,
+    /// The last [`HISTORY_SAMPLES`] samples, oldest first.
+    history: Mutex<std::collections::VecDeque<Sample>>,
     /// The functions folder has been read once: until then nothing is known.
     scanned: std::sync::atomic::AtomicBool,
 }
@@ -163,6 +188,35 @@ impl StatusBoard {
         {
             entry.status.source_reachable = reachable;
         }
+    }
+
+    /// Takes a sample of every function's counters into the history.
+    pub fn take_sample(&self) {
+        let functions = self
+            .snapshot()
+            .into_iter()
+            .map(|f| {
+                let sum = |counter: fn(&ShardStatus) -> u64| f.shards.iter().map(counter).sum::<u64>();
+                let values = SampleValues {
+                    invocations: sum(|s| s.invocations),
+                    failed_invocations: sum(|s| s.failed_invocations),
+                    records_processed: sum(|s| s.records_processed),
+                    iterator_age_ms: f.shards.iter().map(|s| s.iterator_age_ms).max().unwrap_or(0),
+                };
+                (f.name, values)
+            })
+            .collect();
+        if let Ok(mut history) = self.history.lock() {
+            if history.len() == HISTORY_SAMPLES {
+                history.pop_front();
+            }
+            history.push_back(Sample { at_ms: crate::store::now_ms(), functions });
+        }
+    }
+
+    /// The samples taken so far, oldest first.
+    pub fn history(&self) -> Vec<Sample> {
+        self.history.lock().map(|h| h.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// The registry has read the functions folder once.
