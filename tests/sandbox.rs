@@ -168,6 +168,8 @@ fn a_role_grants_exactly_what_it_names() {
         format!("read-at {root}/in ../secret.txt"),
         format!("http http://127.0.0.1:{http_port}/allowed/x"),
         format!("http http://127.0.0.1:{closed_port}/secret"),
+        "header proxy-authorization".to_owned(),
+        "header authorization".to_owned(),
         format!("tcp 127.0.0.1:{tcp_port}"),
         format!("tcp 127.0.0.1:{closed_port}"),
         "put granted-out".to_owned(),
@@ -206,6 +208,10 @@ fn a_role_grants_exactly_what_it_names() {
     assert!(https[0].ends_with("status 200"), "{https:?}");
     assert!(https[1].ends_with("error: ErrorCode::HttpRequestDenied"), "{https:?}");
     assert_eq!(*http_paths.lock().expect("lock"), vec!["/allowed/x".to_owned()]);
+    // Headers: the guest's own credentials go; the proxy's and hop-by-hop ones do not.
+    let headers = by_probe("header");
+    assert!(headers[0].ends_with("refused: HeaderError::Forbidden"), "{headers:?}");
+    assert!(headers[1].ends_with("allowed"), "{headers:?}");
     // Sockets: the granted address only.
     let tcps = by_probe("tcp");
     assert!(tcps[0].ends_with("connected"), "{tcps:?}");

@@ -16,6 +16,7 @@
 //! - `read PATH` / `write PATH`: a file, through the preopened directories;
 //! - `read-at DIR RELATIVE`: a path relative to the preopen `DIR` (`../` escapes);
 //! - `http URL`: a GET through wasi:http;
+//! - `header NAME`: whether wasi:http lets the guest set that request header;
 //! - `tcp IP:PORT`: a TCP connection through wasi:sockets;
 //! - `put STREAM`: a record put on a stream;
 //! - `kv TABLE`: a value set in a table, read back, compared-and-set;
@@ -116,6 +117,10 @@ fn probe(what: &str, argument: &str) -> Option<String> {
             }
         }
         "http" => http_get(argument),
+        "header" => match wasip2::http::types::Fields::new().append(argument, b"from the guest") {
+            Ok(()) => "allowed".into(),
+            Err(error) => format!("refused: {error:?}"),
+        },
         "tcp" => tcp_connect(argument),
         "put" => match streams::put_record(argument, "hostile", b"from hostile") {
             Ok(result) => format!("put on {} at {}", result.shard_id, result.sequence_number),
