@@ -288,21 +288,7 @@ async fn time_loop(handler: Arc<dyn Handler>, name: &str, records: usize) -> any
         services: Arc::new(eddy::capability::Services::new(None)),
     });
     let status = Arc::new(StatusBoard::default());
-    status.set_function(
-        eddy::status::FunctionStatus {
-            name: name.to_owned(),
-            state: eddy::status::FunctionState::Running,
-            world: None,
-            digest: None,
-            source: None,
-            role: None,
-            access_denied: Default::default(),
-            source_reachable: false,
-            error: None,
-            shards: Vec::new(),
-        },
-        true,
-    );
+    status.set_function(eddy::status::FunctionStatus::new(name, eddy::status::FunctionState::Running), true);
     let checkpoints: Arc<dyn CheckpointStore> = store.clone();
     let source = Arc::new(LocalSource::new(Arc::clone(&store), "bench", Duration::from_millis(10)));
     let started = Instant::now();

@@ -46,6 +46,24 @@ pub struct FunctionStatus {
     pub shards: Vec<ShardStatus>,
 }
 
+impl FunctionStatus {
+    /// A function known only by name and state: nothing loaded, no shards yet.
+    pub fn new(name: &str, state: FunctionState) -> FunctionStatus {
+        FunctionStatus {
+            name: name.to_owned(),
+            state,
+            world: None,
+            digest: None,
+            source: None,
+            role: None,
+            access_denied: BTreeMap::new(),
+            source_reachable: false,
+            error: None,
+            shards: Vec::new(),
+        }
+    }
+}
+
 /// One shard of a mapping.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ShardStatus {
@@ -141,21 +159,9 @@ impl StatusBoard {
     /// Records a load failure without forgetting the version that still runs.
     pub fn set_error(&self, name: &str, state: FunctionState, error: String) {
         if let Ok(mut functions) = self.functions.lock() {
-            let entry = functions.entry(name.to_owned()).or_insert_with(|| FunctionEntry {
-                status: FunctionStatus {
-                    name: name.to_owned(),
-                    state,
-                    world: None,
-                    digest: None,
-                    source: None,
-                    role: None,
-                    access_denied: BTreeMap::new(),
-                    source_reachable: false,
-                    error: None,
-                    shards: Vec::new(),
-                },
-                shards: Vec::new(),
-            });
+            let entry = functions
+                .entry(name.to_owned())
+                .or_insert_with(|| FunctionEntry { status: FunctionStatus::new(name, state), shards: Vec::new() });
             if entry.status.digest.is_none() || state != FunctionState::Failed {
                 entry.status.state = state;
             }

@@ -111,10 +111,7 @@ async fn run(setup: Setup<'_>, done: impl Fn(&ShardStatus) -> bool) -> Run {
         .replace("{dir}", &dir.path().display().to_string());
     let manifest = Manifest::parse(&text).unwrap();
     let status = Arc::new(StatusBoard::default());
-    status.set_function(
-        FunctionStatus { name: "f".into(), state: FunctionState::Running, world: None, digest: None, source: None, role: None, access_denied: Default::default(), source_reachable: false, error: None, shards: Vec::new() },
-        true,
-    );
+    status.set_function(FunctionStatus::new("f", FunctionState::Running), true);
     let limited = ConcurrencyLimited::wrap(handler.clone(), manifest.reserved_concurrency);
     let version = Arc::new(FunctionVersion {
         name: Arc::from("f"),

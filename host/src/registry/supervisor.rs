@@ -126,17 +126,13 @@ impl Supervisor {
         tracing::info!(function = %name, world = component.world.name(), digest = %&component.digest[..12],
             compiled = component.compiled, wasi = component.imports_wasi, source = %manifest.event_source.source.id(), "loaded");
 
+        let state = if manifest.event_source.enabled { FunctionState::Running } else { FunctionState::Disabled };
         let status = FunctionStatus {
-            name: name.to_string(),
-            state: if manifest.event_source.enabled { FunctionState::Running } else { FunctionState::Disabled },
             world: Some(component.world.name()),
             digest: Some(component.digest.clone()),
             source: Some(manifest.event_source.source.id()),
             role: Some(role.name.clone()),
-            access_denied: Default::default(),
-            source_reachable: false,
-            error: None,
-            shards: Vec::new(),
+            ..FunctionStatus::new(name, state)
         };
         let enabled = manifest.event_source.enabled;
         let wasm = Arc::new(WasmHandler { runtime: Arc::clone(&self.config.runtime), component });

@@ -402,21 +402,7 @@ mod tests {
     #[test]
     fn audit_lines_are_capped_but_denials_all_counted() {
         let status = Arc::new(StatusBoard::default());
-        status.set_function(
-            crate::status::FunctionStatus {
-                name: "f".into(),
-                state: crate::status::FunctionState::Running,
-                world: None,
-                digest: None,
-                source: None,
-                role: None,
-                access_denied: Default::default(),
-                source_reachable: false,
-                error: None,
-                shards: Vec::new(),
-            },
-            true,
-        );
+        status.set_function(crate::status::FunctionStatus::new("f", crate::status::FunctionState::Running), true);
         let grants = Grants::new(Arc::from("f"), Arc::new(Role::source_only("f")), Some(Arc::clone(&status)));
         let started = crate::store::now_ms() / 1000;
         let mut logged = 0;
