@@ -23,18 +23,10 @@ pub struct Finding {
 /// Checks the functions folder. Compiling components is the slow part; the
 /// runtime's compile cache keeps the result for the next `eddy run`.
 pub fn check_functions(functions_dir: &Path, runtime: &Runtime) -> anyhow::Result<Vec<Finding>> {
-    let mut names = BTreeSet::new();
-    let entries = std::fs::read_dir(functions_dir)
+    let files = crate::registry::scan(functions_dir, "wasm", "toml")
         .map_err(|e| anyhow::anyhow!("cannot read the functions folder {}: {e}", functions_dir.display()))?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
-        if let (false, Some("wasm" | "toml"), Some(stem)) =
-            (hidden, path.extension().and_then(|e| e.to_str()), path.file_stem().and_then(|s| s.to_str()))
-        {
-            names.insert(stem.to_owned());
-        }
-    }
+    let names: BTreeSet<String> =
+        files.keys().filter_map(|path| path.file_stem().and_then(|s| s.to_str()).map(str::to_owned)).collect();
     let roles_dir = functions_dir.join("roles");
     let mut findings: Vec<Finding> = names.iter().map(|name| check_function(functions_dir, &roles_dir, name, runtime)).collect();
     findings.extend(check_role_files(&roles_dir));
@@ -50,8 +42,8 @@ fn check_function(functions_dir: &Path, roles_dir: &Path, name: &str, runtime: &
         let manifest = Manifest::parse(&text).map_err(|e| anyhow::anyhow!("{name}.toml: {e}"))?;
         let bytes = std::fs::read(&wasm_path).map_err(|e| anyhow::anyhow!("{name}.wasm: {e}"))?;
         let component = runtime.load(&bytes).map_err(|e| anyhow::anyhow!("{name}.wasm: {e}"))?;
-        let policy = manifest.role.as_deref().map(|r| std::fs::read_to_string(roles_dir.join(format!("{}.json", role::role_name(r)))).ok());
-        let role = role::for_manifest(name, manifest.role.as_deref(), policy.flatten().as_deref(), roles_dir)?;
+        let policy = manifest.role.as_deref().and_then(|r| std::fs::read_to_string(role::policy_path(roles_dir, r)).ok());
+        let role = role::for_manifest(name, manifest.role.as_deref(), policy.as_deref(), roles_dir)?;
         let source = &manifest.event_source.source;
         let source_note = match static_source_arn(source) {
             Some(arn) => {
@@ -71,9 +63,7 @@ fn check_function(functions_dir: &Path, roles_dir: &Path, name: &str, runtime: &
 
 /// Every role file parses, whether a function names it or not.
 fn check_role_files(roles_dir: &Path) -> Vec<Finding> {
-    let Ok(entries) = std::fs::read_dir(roles_dir) else { return Vec::new() };
-    let mut files: Vec<_> =
-        entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    let mut files: Vec<_> = crate::registry::scan(roles_dir, "json", "json").unwrap_or_default().into_keys().collect();
     files.sort();
     files
         .into_iter()

@@ -67,26 +67,27 @@ impl Services {
     }
 
     async fn kinesis(&self, region: &str) -> aws_sdk_kinesis::Client {
-        let mut clients = self.kinesis.lock().await;
-        if let Some(client) = clients.get(region) {
-            return client.clone();
-        }
-        let config = crate::source::aws_config(None, Some(region)).await;
-        let client = aws_sdk_kinesis::Client::new(&config);
-        clients.insert(region.to_owned(), client.clone());
-        client
+        client_for(&self.kinesis, region, aws_sdk_kinesis::Client::new).await
     }
 
     async fn dynamodb(&self, region: &str) -> aws_sdk_dynamodb::Client {
-        let mut clients = self.dynamodb.lock().await;
-        if let Some(client) = clients.get(region) {
-            return client.clone();
-        }
-        let config = crate::source::aws_config(None, Some(region)).await;
-        let client = aws_sdk_dynamodb::Client::new(&config);
-        clients.insert(region.to_owned(), client.clone());
-        client
+        client_for(&self.dynamodb, region, aws_sdk_dynamodb::Client::new).await
     }
+}
+
+/// The client of a region from `cache`, built on first use.
+async fn client_for<C: Clone>(
+    cache: &tokio::sync::Mutex<HashMap<String, C>>,
+    region: &str,
+    build: fn(&aws_config::SdkConfig) -> C,
+) -> C {
+    let mut clients = cache.lock().await;
+    if let Some(client) = clients.get(region) {
+        return client.clone();
+    }
+    let client = build(&crate::source::aws_config(None, Some(region)).await);
+    clients.insert(region.to_owned(), client.clone());
+    client
 }
 
 /// What each invocation's store carries for capability calls.

@@ -47,7 +47,7 @@ pub struct RegistryConfig {
 
 /// A file as the last scan saw it.
 #[derive(Clone, PartialEq, Eq)]
-struct Seen {
+pub(crate) struct Seen {
     len: u64,
     modified: SystemTime,
 }
@@ -106,7 +106,7 @@ pub async fn watch(config: RegistryConfig, context: MappingContext, cancel: Canc
 }
 
 /// The files of `dir` with either extension, as they are now.
-fn scan(dir: &Path, ext_a: &str, ext_b: &str) -> std::io::Result<HashMap<PathBuf, Seen>> {
+pub(crate) fn scan(dir: &Path, ext_a: &str, ext_b: &str) -> std::io::Result<HashMap<PathBuf, Seen>> {
     let mut files = HashMap::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -137,7 +137,7 @@ fn reconcile(
     let mut all_read = true;
     // Function names are the stems of the files present.
     let roles_dir = config.functions_dir.join("roles");
-    let role_path = |role: &str| roles_dir.join(format!("{role}.json"));
+    let role_path = |role: &str| crate::role::policy_path(&roles_dir, role);
     let mut names: BTreeMap<String, (Option<&PathBuf>, Option<&PathBuf>)> = BTreeMap::new();
     for path in current.keys().filter(|p| p.parent() != Some(roles_dir.as_path())) {
         let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };

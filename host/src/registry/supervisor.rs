@@ -46,7 +46,7 @@ impl FunctionFiles {
         let manifest = String::from_utf8_lossy(&manifest_bytes).into_owned();
         let role = Manifest::role_reference(&manifest).map(|reference| {
             let name = crate::role::role_name(&reference).to_owned();
-            let policy = std::fs::read_to_string(roles_dir.join(format!("{name}.json"))).ok();
+            let policy = std::fs::read_to_string(crate::role::policy_path(roles_dir, &name)).ok();
             (name, policy)
         });
         let role_digest = match &role {

@@ -188,15 +188,16 @@ impl Role {
     /// Whether the policy could allow any connection (then sockets are linked and
     /// each address is checked).
     pub fn may_connect(&self) -> bool {
-        self.policy.statements().iter().any(|s| {
-            s.effect == policy::Effect::Allow
-                && !s.conditional
-                && match &s.actions {
-                    Patterns::Matching(p) => p.iter().any(|p| wildcard_match(p, actions::CONNECT, true)),
-                    Patterns::NotMatching(p) => !p.iter().any(|p| wildcard_match(p, actions::CONNECT, true)),
-                }
-        })
+        self.policy
+            .statements()
+            .iter()
+            .any(|s| s.effect == policy::Effect::Allow && !s.conditional && s.actions.covers(actions::CONNECT, true))
     }
+}
+
+/// The policy file of the role a manifest's `Role` names (a name or an ARN).
+pub fn policy_path(roles_dir: &std::path::Path, reference: &str) -> std::path::PathBuf {
+    roles_dir.join(format!("{}.json", role_name(reference)))
 }
 
 /// A function's role: the policy file its manifest's `Role` names (`policy` is
@@ -208,7 +209,7 @@ pub fn for_manifest(function: &str, reference: Option<&str>, policy: Option<&str
     let Some(text) = policy else {
         anyhow::bail!(
             "the manifest names the role {reference:?}, but there is no {}",
-            roles_dir.join(format!("{name}.json")).display()
+            policy_path(roles_dir, reference).display()
         );
     };
     let policy = Policy::parse(text).map_err(|e| anyhow::anyhow!("roles/{name}.json: {e}"))?;

@@ -77,12 +77,19 @@ pub enum Patterns {
 }
 
 impl Patterns {
-    fn covers(&self, value: &str, ignore_case: bool) -> bool {
+    /// Whether the statement covers `value` (an action: `ignore_case`; a resource: not).
+    pub fn covers(&self, value: &str, ignore_case: bool) -> bool {
         let any = |patterns: &[String]| patterns.iter().any(|p| wildcard_match(p, value, ignore_case));
         match self {
             Patterns::Matching(patterns) => any(patterns),
             Patterns::NotMatching(patterns) => !any(patterns),
         }
+    }
+
+    /// The patterns as written, of either kind.
+    pub fn all(&self) -> &[String] {
+        let (Patterns::Matching(patterns) | Patterns::NotMatching(patterns)) = self;
+        patterns
     }
 
     /// The patterns of an `Action`/`Resource` list (empty for `Not...`).
@@ -95,7 +102,8 @@ impl Patterns {
 }
 
 impl Statement {
-    fn covers(&self, action: &str, resource: &str) -> bool {
+    /// Whether the statement speaks of this request (whatever its effect).
+    pub fn covers(&self, action: &str, resource: &str) -> bool {
         self.actions.covers(action, true) && self.resources.covers(resource, false)
     }
 }
@@ -222,24 +230,12 @@ fn statement(index: usize, raw: RawStatement) -> Result<Statement, PolicyError> 
         Some(other) => return Err(invalid(format!("{name}: Effect is \"{other}\"; it must be \"Allow\" or \"Deny\""))),
         None => return Err(invalid(format!("{name}: Effect is missing"))),
     };
-    let actions = match (raw.action, raw.not_action) {
-        (Some(list), None) => Patterns::Matching(strings(&name, "Action", list)?),
-        (None, Some(list)) => Patterns::NotMatching(strings(&name, "NotAction", list)?),
-        (Some(_), Some(_)) => return Err(invalid(format!("{name}: has both Action and NotAction"))),
-        (None, None) => return Err(invalid(format!("{name}: has neither Action nor NotAction"))),
-    };
-    let (Patterns::Matching(listed) | Patterns::NotMatching(listed)) = &actions;
-    for action in listed {
+    let actions = patterns(&name, ("Action", raw.action), ("NotAction", raw.not_action))?;
+    for action in actions.all() {
         check_action(&name, action)?;
     }
-    let resources = match (raw.resource, raw.not_resource) {
-        (Some(list), None) => Patterns::Matching(strings(&name, "Resource", list)?),
-        (None, Some(list)) => Patterns::NotMatching(strings(&name, "NotResource", list)?),
-        (Some(_), Some(_)) => return Err(invalid(format!("{name}: has both Resource and NotResource"))),
-        (None, None) => return Err(invalid(format!("{name}: has neither Resource nor NotResource"))),
-    };
-    let (Patterns::Matching(all_resources) | Patterns::NotMatching(all_resources)) = &resources;
-    for resource in all_resources {
+    let resources = patterns(&name, ("Resource", raw.resource), ("NotResource", raw.not_resource))?;
+    for resource in resources.all() {
         if resource.contains("${") {
             return Err(invalid(format!(
                 "{name}: resource \"{resource}\" uses a policy variable; Eddy does not substitute them"
@@ -247,6 +243,16 @@ fn statement(index: usize, raw: RawStatement) -> Result<Statement, PolicyError> 
         }
     }
     Ok(Statement { sid: raw.sid, effect, actions, resources, conditional: raw.condition.is_some() })
+}
+
+/// `Action` or `NotAction` (`Resource` or `NotResource`): exactly one of the two.
+fn patterns(statement: &str, matching: (&str, Option<Value>), not_matching: (&str, Option<Value>)) -> Result<Patterns, PolicyError> {
+    match (matching, not_matching) {
+        ((key, Some(list)), (_, None)) => Ok(Patterns::Matching(strings(statement, key, list)?)),
+        ((_, None), (key, Some(list))) => Ok(Patterns::NotMatching(strings(statement, key, list)?)),
+        ((key, Some(_)), (not_key, Some(_))) => Err(invalid(format!("{statement}: has both {key} and {not_key}"))),
+        ((key, None), (not_key, None)) => Err(invalid(format!("{statement}: has neither {key} nor {not_key}"))),
+    }
 }
 
 /// A string or a non-empty list of strings.
