@@ -295,7 +295,7 @@ async fn time_loop(handler: Arc<dyn Handler>, name: &str, records: usize) -> any
     let mapping = mapping::start(
         version,
         source,
-        MappingContext { store: checkpoints, status: Arc::clone(&status) },
+        MappingContext { store: checkpoints, status: Arc::clone(&status), cluster: None },
     );
     loop {
         let done: u64 = status.snapshot().iter().flat_map(|f| &f.shards).map(|s| s.records_processed).sum();

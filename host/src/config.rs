@@ -9,6 +9,8 @@
 //! scan-ms = 250
 //! local-poll-ms = 100
 //! max-instances = 128
+//! lease-table = "eddy-leases"   # cluster mode (DynamoDB)
+//! failover-ms = 10000
 //! log-format = "json"
 //! log = "info,handler=debug"
 //! ```
@@ -29,6 +31,10 @@ pub struct HostFile {
     pub scan_ms: Option<u64>,
     pub local_poll_ms: Option<u64>,
     pub max_instances: Option<u32>,
+    /// Cluster mode: the DynamoDB lease table.
+    pub lease_table: Option<String>,
+    pub failover_ms: Option<u64>,
+    pub worker_id: Option<String>,
     /// `text` or `json`.
     pub log_format: Option<String>,
     /// The log filter (as `EDDY_LOG`).
@@ -52,6 +58,14 @@ impl HostFile {
         {
             anyhow::bail!("{}: max-instances must be at least 1", path.display());
         }
+        if let Some(ms) = file.failover_ms
+            && !(1000..=600_000).contains(&ms)
+        {
+            anyhow::bail!("{}: failover-ms is {ms}; it is 1000 to 600000", path.display());
+        }
+        if file.lease_table.as_deref() == Some("") {
+            anyhow::bail!("{}: lease-table is empty", path.display());
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         for dir in [&mut file.functions, &mut file.data_dir].into_iter().flatten() {
             if dir.is_relative() {
@@ -73,7 +87,8 @@ mod tests {
         std::fs::write(
             &path,
             "functions = \"fns\"\ndata-dir = \"/var/lib/eddy\"\nadmin = \"0.0.0.0:9000\"\nno-admin = false\n\
-             scan-ms = 500\nlocal-poll-ms = 20\nmax-instances = 8\nlog-format = \"json\"\nlog = \"debug\"\n",
+             scan-ms = 500\nlocal-poll-ms = 20\nmax-instances = 8\nlog-format = \"json\"\nlog = \"debug\"\n\
+             lease-table = \"leases\"\nfailover-ms = 3000\nworker-id = \"w1\"\n",
         )
         .expect("write");
         let file = HostFile::read(&path).expect("valid");
@@ -82,6 +97,7 @@ mod tests {
         assert_eq!(file.admin, Some("0.0.0.0:9000".parse().expect("addr")));
         assert_eq!((file.scan_ms, file.local_poll_ms, file.max_instances), (Some(500), Some(20), Some(8)));
         assert_eq!((file.log_format.as_deref(), file.log.as_deref()), (Some("json"), Some("debug")));
+        assert_eq!((file.lease_table.as_deref(), file.failover_ms, file.worker_id.as_deref()), (Some("leases"), Some(3000), Some("w1")));
     }
 
     #[test]
@@ -94,6 +110,8 @@ mod tests {
             ("log-format = \"xml\"\n", "log-format"),
             ("max-instances = 0\n", "max-instances"),
             ("scan-ms = -1\n", "scan-ms"),
+            ("failover-ms = 10\n", "failover-ms"),
+            ("lease-table = \"\"\n", "lease-table"),
         ] {
             std::fs::write(&path, text).expect("write");
             let error = HostFile::read(&path).expect_err(text).to_string();

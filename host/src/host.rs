@@ -31,6 +31,16 @@ pub struct HostConfig {
     pub scan_interval: Duration,
     pub local_poll_interval: Duration,
     pub runtime: RuntimeConfig,
+    /// Cluster mode; `None` keeps every checkpoint in the embedded store.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// Where and how this host shares shards with other hosts.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub lease_table: String,
+    pub failover: Duration,
+    pub worker_id: String,
 }
 
 /// Runs the host until `shutdown` fires.
@@ -43,6 +53,16 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
     runtime_config.cache_dir.get_or_insert_with(|| config.data_dir.join("compiled"));
     let runtime = Arc::new(Runtime::new(&runtime_config)?);
     let status = Arc::new(StatusBoard::default());
+    let cluster = match &config.cluster {
+        Some(cluster) => {
+            let table = crate::lease::LeaseTable::open(&cluster.lease_table, &cluster.worker_id)
+                .await
+                .with_context(|| format!("cannot use the lease table {}", cluster.lease_table))?;
+            tracing::info!(table = %cluster.lease_table, worker = %cluster.worker_id, failover = ?cluster.failover, "cluster mode");
+            Some(crate::lease::Cluster { table: Arc::new(table), failover: cluster.failover })
+        }
+        None => None,
+    };
 
     let admin = match config.admin_addr {
         Some(addr) => {
@@ -96,7 +116,7 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
             runtime,
             services: Arc::new(crate::capability::Services::new(Some(Arc::clone(&embedded)))),
         },
-        MappingContext { store: checkpoints, status },
+        MappingContext { store: checkpoints, status, cluster },
         shutdown.clone(),
     )
     .await;

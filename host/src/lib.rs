@@ -16,6 +16,7 @@ pub mod config;
 pub mod event;
 pub mod host;
 pub mod ingest;
+pub mod lease;
 pub mod manifest;
 pub mod mapping;
 pub mod record;

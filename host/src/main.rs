@@ -92,6 +92,19 @@ struct RunArgs {
     /// Instances that may run at once (slots of the pooling allocator).
     #[arg(long, default_value_t = 128, env = "EDDY_MAX_INSTANCES")]
     max_instances: u32,
+    /// Cluster mode: share the shards of Kinesis and DynamoDB sources with other
+    /// hosts through this DynamoDB lease table (created if absent), which also
+    /// keeps their checkpoints. Without it, one host reads every shard.
+    #[arg(long, env = "EDDY_LEASE_TABLE")]
+    lease_table: Option<String>,
+    /// Cluster mode: a lease not renewed for this long is taken by another host,
+    /// in milliseconds; leases are renewed every third of it.
+    #[arg(long, default_value_t = 10_000, env = "EDDY_FAILOVER_MS", value_parser = clap::value_parser!(u64).range(1000..=600_000))]
+    failover_ms: u64,
+    /// Cluster mode: this host's name in the lease table (default: the machine's
+    /// name and a random part, new at each start).
+    #[arg(long, env = "EDDY_WORKER_ID")]
+    worker_id: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -255,6 +268,17 @@ fn parse_cli() -> anyhow::Result<(Cli, Option<String>)> {
     from_file!(scan_ms, "scan_ms", args.scan_ms);
     from_file!(local_poll_ms, "local_poll_ms", args.local_poll_ms);
     from_file!(max_instances, "max_instances", args.max_instances);
+    from_file!(failover_ms, "failover_ms", args.failover_ms);
+    if let Some(table) = file.lease_table.clone()
+        && defaulted("lease_table")
+    {
+        args.lease_table = Some(table);
+    }
+    if let Some(id) = file.worker_id.clone()
+        && defaulted("worker_id")
+    {
+        args.worker_id = Some(id);
+    }
     if let Some(format) = &file.log_format
         && matches.value_source("log_format").is_none_or(|s| s == ValueSource::DefaultValue)
     {
@@ -309,6 +333,11 @@ async fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
             scan_interval: Duration::from_millis(args.scan_ms.max(10)),
             local_poll_interval: Duration::from_millis(args.local_poll_ms.max(1)),
             runtime: RuntimeConfig { max_instances: args.max_instances, ..RuntimeConfig::default() },
+            cluster: args.lease_table.map(|table| host::ClusterConfig {
+                lease_table: table,
+                failover: Duration::from_millis(args.failover_ms),
+                worker_id: args.worker_id.unwrap_or_else(eddy::lease::default_worker_id),
+            }),
         },
         shutdown,
     )

@@ -44,6 +44,27 @@ pub struct FunctionStatus {
     /// Why the last load failed, or what the function waits for.
     pub error: Option<String>,
     pub shards: Vec<ShardStatus>,
+    /// In cluster mode: this host's part in sharing the mapping's shards.
+    pub cluster: Option<ClusterStatus>,
+}
+
+/// A leased mapping, as this host sees it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClusterStatus {
+    /// This host's name in the lease table.
+    pub worker: String,
+    /// The lease table has been read at least once.
+    pub synced: bool,
+    /// Why the last look at the lease table failed.
+    pub error: Option<String>,
+}
+
+/// One lease of a mapping, as read from the lease table.
+#[derive(Debug, Clone)]
+pub struct LeaseStatus {
+    pub shard: String,
+    pub owner: Option<String>,
+    pub checkpoint: Option<String>,
 }
 
 impl FunctionStatus {
@@ -60,6 +81,7 @@ impl FunctionStatus {
             source_reachable: false,
             error: None,
             shards: Vec::new(),
+            cluster: None,
         }
     }
 }
@@ -68,6 +90,8 @@ impl FunctionStatus {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ShardStatus {
     pub shard: String,
+    /// In cluster mode: the host holding the shard's lease.
+    pub owner: Option<String>,
     pub checkpoint: Option<String>,
     pub invocations: u64,
     pub failed_invocations: u64,
@@ -104,6 +128,8 @@ pub type ShardHandle = Arc<Mutex<ShardStatus>>;
 struct FunctionEntry {
     status: FunctionStatus,
     shards: Vec<ShardHandle>,
+    /// In cluster mode, every lease of the mapping (most run on other hosts).
+    leases: Vec<LeaseStatus>,
 }
 
 /// How many samples the history keeps (at [`HISTORY_INTERVAL`]: five minutes).
@@ -145,13 +171,16 @@ impl StatusBoard {
         if let Ok(mut functions) = self.functions.lock() {
             let entry = functions
                 .entry(status.name.clone())
-                .or_insert_with(|| FunctionEntry { status: status.clone(), shards: Vec::new() });
+                .or_insert_with(|| FunctionEntry { status: status.clone(), shards: Vec::new(), leases: Vec::new() });
             // Counters outlive versions, as Prometheus expects of a counter.
             let denied = std::mem::take(&mut entry.status.access_denied);
+            let cluster = entry.status.cluster.take();
             entry.status = status;
             entry.status.access_denied = denied;
+            entry.status.cluster = entry.status.cluster.take().or(cluster);
             if clear_shards {
                 entry.shards.clear();
+                entry.leases.clear();
             }
         }
     }
@@ -161,7 +190,7 @@ impl StatusBoard {
         if let Ok(mut functions) = self.functions.lock() {
             let entry = functions
                 .entry(name.to_owned())
-                .or_insert_with(|| FunctionEntry { status: FunctionStatus::new(name, state), shards: Vec::new() });
+                .or_insert_with(|| FunctionEntry { status: FunctionStatus::new(name, state), shards: Vec::new(), leases: Vec::new() });
             if entry.status.digest.is_none() || state != FunctionState::Failed {
                 entry.status.state = state;
             }
@@ -249,6 +278,15 @@ impl StatusBoard {
                     f.name,
                     f.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
                 )),
+                FunctionState::Running => match &f.cluster {
+                    Some(ClusterStatus { error: Some(error), .. }) => {
+                        waiting.push(format!("{}: the lease table cannot be used ({error})", f.name))
+                    }
+                    Some(ClusterStatus { synced: false, .. }) => {
+                        waiting.push(format!("{}: its leases are not taken yet", f.name))
+                    }
+                    _ => {}
+                },
                 _ => {}
             }
         }
@@ -277,6 +315,41 @@ impl StatusBoard {
         }
     }
 
+    /// Marks a function's mapping as leased by `worker` (cluster mode).
+    pub fn set_clustered(&self, function: &str, worker: &str) {
+        self.with_entry(function, |entry| {
+            entry.status.cluster = Some(ClusterStatus { worker: worker.to_owned(), synced: false, error: None });
+            entry.leases.clear();
+        });
+    }
+
+    /// The mapping's leases as last read from the lease table.
+    pub fn set_leases(&self, function: &str, leases: Vec<LeaseStatus>) {
+        self.with_entry(function, |entry| {
+            entry.leases = leases;
+            if let Some(cluster) = &mut entry.status.cluster {
+                cluster.synced = true;
+            }
+        });
+    }
+
+    /// Why the lease table could not be used, or `None` once it could.
+    pub fn set_lease_error(&self, function: &str, error: Option<String>) {
+        self.with_entry(function, |entry| {
+            if let Some(cluster) = &mut entry.status.cluster {
+                cluster.error = error;
+            }
+        });
+    }
+
+    fn with_entry(&self, function: &str, change: impl FnOnce(&mut FunctionEntry)) {
+        if let Ok(mut functions) = self.functions.lock()
+            && let Some(entry) = functions.get_mut(function)
+        {
+            change(entry);
+        }
+    }
+
     /// A new shard entry for a function's mapping.
     pub fn add_shard(&self, function: &str, shard: &str) -> ShardHandle {
         let handle = Arc::new(Mutex::new(ShardStatus { shard: shard.to_owned(), ..Default::default() }));
@@ -297,6 +370,20 @@ impl StatusBoard {
             .map(|entry| {
                 let mut status = entry.status.clone();
                 status.shards = entry.shards.iter().filter_map(|s| s.lock().ok().map(|s| s.clone())).collect();
+                // In cluster mode every shard shows its owner; those run by other
+                // hosts show what the lease table knows of them.
+                for lease in &entry.leases {
+                    match status.shards.iter_mut().find(|s| s.shard == lease.shard) {
+                        Some(shard) => shard.owner = lease.owner.clone(),
+                        None => status.shards.push(ShardStatus {
+                            shard: lease.shard.clone(),
+                            owner: lease.owner.clone(),
+                            checkpoint: lease.checkpoint.clone(),
+                            finished: lease.checkpoint.as_deref() == Some(crate::store::SHARD_END),
+                            ..Default::default()
+                        }),
+                    }
+                }
                 status.shards.sort_by(|a, b| a.shard.cmp(&b.shard));
                 status
             })

@@ -82,6 +82,9 @@ pub fn source_kind(source: &crate::manifest::SourceRef) -> crate::role::SourceKi
 pub struct MappingContext {
     pub store: Arc<dyn CheckpointStore>,
     pub status: Arc<StatusBoard>,
+    /// Cluster mode: mappings of AWS sources share their shards through leases
+    /// (and keep their checkpoints in them).
+    pub cluster: Option<crate::lease::Cluster>,
 }
 
 /// A running mapping; dropping it does not stop it, [`MappingHandle::stop`] does.
@@ -102,7 +105,14 @@ impl MappingHandle {
 /// Starts the mapping of `function` on `source`. Finding the source is retried
 /// until it succeeds or the mapping is stopped, so a source that is briefly
 /// unreachable delays the mapping rather than failing it.
-pub fn start(function: Arc<FunctionVersion>, source: Arc<dyn StreamSource>, context: MappingContext) -> MappingHandle {
+pub fn start(function: Arc<FunctionVersion>, source: Arc<dyn StreamSource>, mut context: MappingContext) -> MappingHandle {
+    // A local stream lives in this host's data directory: no other host reads it.
+    if matches!(function.manifest.event_source.source, crate::manifest::SourceRef::Local { .. }) {
+        context.cluster = None;
+    }
+    if let Some(cluster) = &context.cluster {
+        context.store = cluster.table.clone();
+    }
     let cancel = CancellationToken::new();
     let task = tokio::spawn(run_mapping(function, source, context, cancel.clone()));
     MappingHandle { cancel, task }
@@ -166,19 +176,58 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
     let source_id = function.manifest.event_source.source.id();
     let key = |shard: &str| CheckpointKey { function: function.name.to_string(), source: source_id.clone(), shard: shard.to_owned() };
 
-    // Shards known to be finished, and those whose loop runs.
+    // In cluster mode this host runs only the shards whose leases it holds.
+    let leases = context.cluster.as_ref().map(|cluster| {
+        let mapping = crate::lease::table::mapping_id(&function.name, &source_id);
+        context.status.set_clustered(&function.name, cluster.table.owner());
+        let coordinator = Arc::new(crate::lease::Coordinator::new(
+            Arc::clone(&cluster.table),
+            mapping,
+            Arc::clone(&function.name),
+            cluster.failover,
+            Arc::clone(&context.status),
+        ));
+        let stop = cancel.child_token();
+        let task = tokio::spawn(Arc::clone(&coordinator).run(stop.clone()));
+        (coordinator, stop, task)
+    });
+    let mut held = leases.as_ref().map(|(coordinator, _, _)| coordinator.held());
+
+    // Shards known to be finished, and those whose loop runs (with its own stop).
     let mut finished: HashSet<String> = HashSet::new();
     let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
-    let mut started: HashSet<String> = HashSet::new();
+    let mut stops: HashMap<String, CancellationToken> = HashMap::new();
     let mut tasks = JoinSet::new();
+    let mut shards = Vec::new();
+    let mut list_now = true;
     loop {
-        let Some(shards) = retry_source_call(&function, &context, &cancel, "list the source's shards", || source.list_shards()).await
-        else {
-            break;
-        };
+        if list_now {
+            let Some(listed) =
+                retry_source_call(&function, &context, &cancel, "list the source's shards", || source.list_shards()).await
+            else {
+                break;
+            };
+            shards = listed;
+            if let Some((coordinator, _, _)) = &leases
+                && let Err(error) = coordinator.create_leases(&shards).await
+            {
+                tracing::warn!(function = %function.name, "cannot create leases: {error:#}");
+            }
+            list_now = false;
+        }
         let listed: HashSet<&str> = shards.iter().map(|s| s.id.as_str()).collect();
+        let holding = held.as_mut().map(|h| h.borrow_and_update().clone());
+        // A shard whose lease was lost stops (its in-flight batch finishes; its
+        // checkpoint is refused if another host has taken the lease).
+        if let Some(holding) = &holding {
+            for (shard, stop) in &stops {
+                if !holding.contains(shard) {
+                    stop.cancel();
+                }
+            }
+        }
         for shard in &shards {
-            if started.contains(&shard.id) || finished.contains(&shard.id) {
+            if stops.contains_key(&shard.id) || finished.contains(&shard.id) {
                 continue;
             }
             match context.store.get(&key(&shard.id)).await {
@@ -194,7 +243,10 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
             }
         }
         for shard in &shards {
-            if started.contains(&shard.id) || finished.contains(&shard.id) {
+            if stops.contains_key(&shard.id) || finished.contains(&shard.id) {
+                continue;
+            }
+            if holding.as_ref().is_some_and(|h| !h.contains(&shard.id)) {
                 continue;
             }
             // A parent the source no longer lists is past retention: nothing of it
@@ -207,6 +259,7 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
             }
             let has_parents = shard.parents.iter().any(|p| finished.contains(p));
             let status = context.status.add_shard(&function.name, &shard.id);
+            let stop = cancel.child_token();
             let shard_loop = ShardLoop {
                 key: key(&shard.id),
                 shard: Arc::from(shard.id.as_str()),
@@ -216,28 +269,48 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
                 shared: Arc::clone(&shared),
                 context: context.clone(),
                 status,
-                cancel: cancel.child_token(),
+                cancel: stop.clone(),
             };
             let handle = tasks.spawn(shard_loop.run());
             running.insert(handle.id(), shard.id.clone());
-            started.insert(shard.id.clone());
+            stops.insert(shard.id.clone(), stop);
         }
-        // Wait for a shard to end (its children may start now), the next look
-        // for new shards, or the stop.
+        // Wait for a shard to end (its children may start now), a change in the
+        // leases held, the next look for new shards, or the stop.
         tokio::select! {
             () = cancel.cancelled() => break,
             joined = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                if let Some(Ok((id, ShardExit::Ended))) = joined
-                    && let Some(shard) = running.remove(&id)
-                {
-                    tracing::info!(function = %function.name, shard = %shard, "shard finished");
-                    finished.insert(shard);
+                let Some(Ok((id, exit))) = joined else { continue };
+                let Some(shard) = running.remove(&id) else { continue };
+                stops.remove(&shard);
+                match exit {
+                    ShardExit::Ended => {
+                        tracing::info!(function = %function.name, shard = %shard, "shard finished");
+                        if let Some((coordinator, _, _)) = &leases {
+                            coordinator.release(&shard).await;
+                        }
+                        finished.insert(shard);
+                        list_now = true;
+                    }
+                    ShardExit::Lost => {
+                        if let Some((coordinator, _, _)) = &leases {
+                            coordinator.forget(&shard);
+                        }
+                    }
+                    ShardExit::Stopped => {}
                 }
             }
-            () = tokio::time::sleep(source.discovery_interval()) => {}
+            Some(Ok(())) = async { match held.as_mut() { Some(h) => Some(h.changed().await), None => None } } => {}
+            () = tokio::time::sleep(source.discovery_interval()) => list_now = true,
         }
     }
     while tasks.join_next().await.is_some() {}
+    // Graceful handoff: every shard has checkpointed; others may take the leases now.
+    if let Some((coordinator, stop, task)) = leases {
+        stop.cancel();
+        let _ = task.await;
+        coordinator.release_all().await;
+    }
 }
 
 #[cfg(test)]

@@ -84,6 +84,8 @@ pub enum ShardExit {
     /// The shard is closed and finished: its children may start.
     Ended,
     Stopped,
+    /// Another host holds the shard's lease now (cluster mode).
+    Lost,
 }
 
 pub struct ShardLoop {
@@ -106,6 +108,10 @@ impl ShardLoop {
         while !self.cancel.is_cancelled() {
             match self.process().await {
                 Ok(exit) => return exit,
+                Err(error) if error.downcast_ref::<crate::lease::LeaseLost>().is_some() => {
+                    tracing::info!(function = %self.function.name, shard = %self.shard, "{error:#}; stopping the shard");
+                    return ShardExit::Lost;
+                }
                 Err(error) => {
                     tracing::error!(function = %self.function.name, shard = %self.shard,
                         "shard loop failed, restarting from the checkpoint: {error:#}");

@@ -124,7 +124,7 @@ async fn run(setup: Setup<'_>, done: impl Fn(&ShardStatus) -> bool) -> Run {
     });
     let source = Arc::new(LocalSource::new(Arc::clone(&store), "s", Duration::from_millis(5)));
     let store_dyn: Arc<dyn CheckpointStore> = store.clone();
-    let mapping = start(version, source, MappingContext { store: store_dyn, status: Arc::clone(&status) });
+    let mapping = start(version, source, MappingContext { store: store_dyn, status: Arc::clone(&status), cluster: None });
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let shard = status.snapshot().first().and_then(|f| f.shards.first().cloned());
