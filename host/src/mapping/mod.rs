@@ -200,7 +200,7 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
     let mut tasks = JoinSet::new();
     let mut shards = Vec::new();
     let mut list_now = true;
-    loop {
+    while !cancel.is_cancelled() {
         if list_now {
             let Some(listed) =
                 retry_source_call(&function, &context, &cancel, "list the source's shards", || source.list_shards()).await
