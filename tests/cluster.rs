@@ -1,0 +1,364 @@
+//! Cluster mode: several `eddy run` processes share an 8-shard kinesis-mock
+//! stream through a lease table in DynamoDB Local, all on 127.0.0.1. What the
+//! hosts did is read back from the lease table (sampled all along) and from
+//! their logs (each record the `inspect` handler saw, with when and where).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client as Dynamo;
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use eddy_tests::emulators::{self, Emulator};
+use eddy_tests::kinesis::{Kinesis, records};
+use eddy_tests::{Host, Workspace, wait_for};
+use serde_json::Value;
+
+/// Short, so the tests are: the default is 10 s.
+const FAILOVER: Duration = Duration::from_secs(3);
+const BATCH_SIZE: usize = 20;
+
+struct Cluster {
+    kinesis: Kinesis,
+    dynamodb: Emulator,
+    leases: Dynamo,
+    table: String,
+    /// One workspace (functions folder and data directory) per host.
+    hosts: Vec<(String, Workspace, Option<Host>)>,
+    stream: String,
+}
+
+/// A record as one host's handler saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    host: String,
+    at: String,
+    shard: String,
+    sequence: String,
+    key: String,
+    i: u64,
+}
+
+impl Cluster {
+    fn start(stream: &str, shards: i32) -> Cluster {
+        let kinesis = Kinesis::start();
+        kinesis.create_stream(stream, shards);
+        let dynamodb = emulators::dynamodb();
+        let leases = Dynamo::new(&kinesis.rt.block_on(emulators::sdk_config(&dynamodb.endpoint)));
+        Cluster {
+            kinesis,
+            dynamodb,
+            leases,
+            table: format!("leases-{}", eddy_tests::unique()),
+            hosts: Vec::new(),
+            stream: stream.to_owned(),
+        }
+    }
+
+    /// Starts host `name` (also its worker id in the lease table).
+    fn add_host(&mut self, name: &str) {
+        let ws = Workspace::new();
+        ws.deploy("inspect", "inspect", &self.kinesis.manifest(&self.stream, &format!("BatchSize = {BATCH_SIZE}")));
+        let failover = FAILOVER.as_millis().to_string();
+        let host = Host::start_with_env(
+            &ws,
+            &["--lease-table", &self.table, "--failover-ms", &failover, "--worker-id", name],
+            &[("AWS_ENDPOINT_URL_DYNAMODB", &self.dynamodb.endpoint)],
+        );
+        self.hosts.push((name.to_owned(), ws, Some(host)));
+    }
+
+    fn host(&self, name: &str) -> &Host {
+        self.hosts.iter().find(|(n, _, _)| n == name).and_then(|(_, _, h)| h.as_ref()).expect("a running host")
+    }
+
+    fn take_host(&mut self, name: &str) -> Host {
+        self.hosts.iter_mut().find(|(n, _, _)| n == name).and_then(|(_, _, h)| h.take()).expect("a running host")
+    }
+
+    /// Shard → owner (`None` if nobody holds it), for the leases that are not
+    /// finished.
+    fn owners(&self) -> BTreeMap<String, Option<String>> {
+        lease_owners(&self.kinesis.rt, &self.leases, &self.table)
+    }
+
+    /// Every record every host (running or not) handled, from their logs.
+    fn seen(&self) -> Vec<Seen> {
+        let mut all = Vec::new();
+        for (name, ws, _) in &self.hosts {
+            for entry in std::fs::read_dir(ws.path()).expect("workspace").flatten() {
+                let path = entry.path();
+                if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("host-") && n.ends_with(".log")) {
+                    all.extend(seen_in(name, &std::fs::read_to_string(&path).unwrap_or_default()));
+                }
+            }
+        }
+        all.sort_by(|a, b| a.at.cmp(&b.at));
+        all
+    }
+}
+
+fn lease_owners(rt: &tokio::runtime::Runtime, client: &Dynamo, table: &str) -> BTreeMap<String, Option<String>> {
+    let Ok(out) = rt.block_on(client.scan().table_name(table).consistent_read(true).send()) else { return BTreeMap::new() };
+    out.items()
+        .iter()
+        .filter_map(|item| {
+            let shard = item.get("leaseKey")?.as_s().ok()?;
+            let finished = item.get("checkpoint").and_then(|c| c.as_s().ok()).is_some_and(|c| c == "SHARD_END");
+            (!shard.starts_with('(') && !finished)
+                .then(|| (shard.clone(), item.get("leaseOwner").and_then(|o| o.as_s().ok()).cloned()))
+        })
+        .collect()
+}
+
+/// The `inspect` lines of a host log: `shard:sequence key [request] {"key":..,"i":..}`.
+fn seen_in(host: &str, log: &str) -> Vec<Seen> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["target"] == "handler")
+        .filter_map(|line| {
+            let message = line["fields"]["message"].as_str()?;
+            let (event_id, rest) = message.split_once(' ')?;
+            let (key, rest) = rest.split_once(" [")?;
+            let (_, text) = rest.split_once("] ")?;
+            let (shard, sequence) = event_id.split_once(':')?;
+            let i = serde_json::from_str::<Value>(text).ok()?["i"].as_u64()?;
+            Some(Seen {
+                host: host.to_owned(),
+                at: line["timestamp"].as_str()?.to_owned(),
+                shard: shard.to_owned(),
+                sequence: sequence.to_owned(),
+                key: key.to_owned(),
+                i,
+            })
+        })
+        .collect()
+}
+
+/// Counts per owner, owners sorted by name (`-` for leases nobody holds).
+fn spread(owners: &BTreeMap<String, Option<String>>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for owner in owners.values() {
+        *counts.entry(owner.clone().unwrap_or_else(|| "-".into())).or_default() += 1;
+    }
+    counts
+}
+
+/// Samples the lease table every 100 ms in a thread until dropped.
+struct Sampler {
+    samples: Arc<Mutex<Vec<(Instant, BTreeMap<String, Option<String>>)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sampler {
+    fn start(cluster: &Cluster) -> Sampler {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (client, table) = (cluster.leases.clone(), cluster.table.clone());
+        let (s, st) = (Arc::clone(&samples), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            while !st.load(Ordering::Relaxed) {
+                let owners = lease_owners(&rt, &client, &table);
+                s.lock().expect("samples").push((Instant::now(), owners));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Sampler { samples, stop, thread: Some(thread) }
+    }
+
+    fn since(&self, from: Instant) -> Vec<(Instant, BTreeMap<String, Option<String>>)> {
+        self.samples.lock().expect("samples").iter().filter(|(at, _)| *at >= from).cloned().collect()
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Waits until every record of `keys` × `range` has been handled by some host.
+fn wait_all_handled(cluster: &Cluster, keys: usize, range: std::ops::Range<u64>) -> Vec<Seen> {
+    let expected = keys * (range.end - range.start) as usize;
+    wait_for(&format!("{expected} records handled"), || {
+        let seen = cluster.seen();
+        let distinct: BTreeSet<(String, u64)> =
+            seen.iter().filter(|s| range.contains(&s.i)).map(|s| (s.key.clone(), s.i)).collect();
+        (distinct.len() >= expected).then_some(seen)
+    })
+}
+
+/// Records handled more than once, among those numbered in `range`.
+fn duplicates(seen: &[Seen], range: std::ops::Range<u64>) -> usize {
+    let mut distinct = BTreeSet::new();
+    let mut all = 0;
+    for s in seen.iter().filter(|s| range.contains(&s.i)) {
+        all += 1;
+        distinct.insert((s.shard.clone(), s.sequence.clone()));
+    }
+    all - distinct.len()
+}
+
+/// Per key, records first handled in the order they were put; and per shard,
+/// the hosts take turns: once another host has handled a shard, the one before
+/// never handles it again (one owner at a time).
+fn assert_order_and_one_owner_at_a_time(seen: &[Seen]) {
+    let mut per_key: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for s in seen {
+        let list = per_key.entry(&s.key).or_default();
+        if !list.contains(&s.i) {
+            list.push(s.i);
+        }
+    }
+    for (key, list) in &per_key {
+        assert!(list.windows(2).all(|w| w[0] < w[1]), "key {key} out of order: {list:?}");
+    }
+    let mut turns: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for s in seen {
+        let hosts = turns.entry(&s.shard).or_default();
+        if hosts.last() != Some(&s.host.as_str()) {
+            hosts.push(&s.host);
+        }
+    }
+    for (shard, hosts) in &turns {
+        let distinct: BTreeSet<&&str> = hosts.iter().collect();
+        assert_eq!(distinct.len(), hosts.len(), "{shard} went back to a host it had left: {hosts:?}");
+    }
+}
+
+/// Puts records `{"key":..,"i":..}` for each `i` of `range` in a thread, one
+/// `i` (every key) every 100 ms, so that they flow while hosts come and go.
+fn put_slowly(cluster: &Cluster, keys: usize, range: std::ops::Range<u64>) -> std::thread::JoinHandle<()> {
+    let (client, stream) = (cluster.kinesis.client.clone(), cluster.stream.clone());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        for i in range {
+            let entries = records(keys, i..i + 1)
+                .into_iter()
+                .map(|(k, d)| PutRecordsRequestEntry::builder().partition_key(k).data(Blob::new(d.into_bytes())).build().expect("entry"))
+                .collect();
+            rt.block_on(client.put_records().stream_name(&stream).set_records(Some(entries)).send()).expect("PutRecords");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+}
+
+/// Waits until the leases are spread as `want` (counts per owner, any order),
+/// and returns how long that took.
+fn wait_spread(cluster: &Cluster, want: &[usize], from: Instant) -> Duration {
+    let mut want = want.to_vec();
+    want.sort_unstable();
+    wait_for(&format!("leases spread as {want:?}"), || {
+        let owners = cluster.owners();
+        let mut counts: Vec<usize> = spread(&owners).into_iter().filter(|(o, _)| o != "-").map(|(_, n)| n).collect();
+        counts.sort_unstable();
+        (counts == want && owners.values().all(Option::is_some)).then(|| from.elapsed())
+    })
+}
+
+#[test]
+fn hosts_share_shards_hand_them_over_on_sigterm_take_them_after_sigkill_and_a_new_host_steals_its_share() {
+    let mut cluster = Cluster::start("shared", 8);
+    let sampler = Sampler::start(&cluster);
+    const KEYS: usize = 40;
+
+    // Three hosts started together spread the 8 leases 3/3/2.
+    let started = Instant::now();
+    for name in ["host-a", "host-b", "host-c"] {
+        cluster.add_host(name);
+    }
+    let took = wait_spread(&cluster, &[3, 3, 2], started);
+    eprintln!("three hosts: leases spread 3/3/2 in {took:?} (failover {FAILOVER:?})");
+    assert!(took <= FAILOVER * 2, "spread took {took:?}");
+    cluster.kinesis.put(&cluster.stream, &records(KEYS, 0..10));
+    let seen = wait_all_handled(&cluster, KEYS, 0..10);
+    assert_eq!(duplicates(&seen, 0..10), 0);
+    let hosts_used: BTreeSet<&str> = seen.iter().map(|s| s.host.as_str()).collect();
+    assert_eq!(hosts_used.len(), 3, "every host handled records");
+
+    // A fourth host steals its share (2), one lease at a time.
+    let joined = Instant::now();
+    cluster.add_host("host-d");
+    let took = wait_spread(&cluster, &[2, 2, 2, 2], joined);
+    eprintln!("fourth host: 2/2/2/2 in {took:?}");
+    let counts: Vec<usize> = sampler
+        .since(joined)
+        .iter()
+        .map(|(_, owners)| owners.values().filter(|o| o.as_deref() == Some("host-d")).count())
+        .collect();
+    assert!(counts.windows(2).all(|w| w[1] <= w[0] + 1), "host-d's leases over time: {counts:?}");
+    assert!(counts.contains(&1), "it held one lease before two: {counts:?}");
+
+    // SIGTERM while records flow: the host finishes, checkpoints and releases;
+    // the others take its leases at once, and nothing is handled twice.
+    let a_leases: Vec<String> = cluster.owners().into_iter().filter(|(_, o)| o.as_deref() == Some("host-a")).map(|(s, _)| s).collect();
+    let putter = put_slowly(&cluster, KEYS, 10..30);
+    std::thread::sleep(Duration::from_millis(700));
+    let host_a = cluster.take_host("host-a");
+    let stopping = Instant::now();
+    assert_eq!(host_a.stop().code(), Some(0));
+    let took = wait_for("host-a's leases taken by others", || {
+        let owners = cluster.owners();
+        a_leases.iter().all(|s| owners.get(s).is_some_and(|o| o.as_deref().is_some_and(|o| o != "host-a"))).then(|| stopping.elapsed())
+    });
+    eprintln!("SIGTERM: host-a's {} leases taken {took:?} after the signal", a_leases.len());
+    assert!(took < FAILOVER, "handed over without waiting for the failover time: {took:?}");
+    putter.join().expect("putter");
+    let seen = wait_all_handled(&cluster, KEYS, 10..30);
+    assert_eq!(duplicates(&seen, 10..30), 0, "a graceful handoff handles nothing twice");
+
+    // SIGKILL while records flow: the leases are taken within 2x the failover
+    // time; records are redone only from the last batch of each of its shards.
+    wait_spread(&cluster, &[3, 3, 2], stopping);
+    let b_leases: Vec<String> = cluster.owners().into_iter().filter(|(_, o)| o.as_deref() == Some("host-b")).map(|(s, _)| s).collect();
+    let putter = put_slowly(&cluster, KEYS, 30..60);
+    std::thread::sleep(Duration::from_millis(700));
+    let killed = Instant::now();
+    cluster.take_host("host-b").kill();
+    let took = wait_for("host-b's leases taken by others", || {
+        let owners = cluster.owners();
+        b_leases.iter().all(|s| owners.get(s).is_some_and(|o| o.as_deref().is_some_and(|o| o != "host-b"))).then(|| killed.elapsed())
+    });
+    putter.join().expect("putter");
+    let seen = wait_all_handled(&cluster, KEYS, 30..60);
+    let redone = duplicates(&seen, 30..60);
+    eprintln!("SIGKILL: host-b's {} leases taken {took:?} after the kill; {redone} records handled twice", b_leases.len());
+    assert!(took <= FAILOVER * 2, "failover took {took:?}");
+    assert!(redone <= BATCH_SIZE * b_leases.len(), "{redone} records handled twice (bound: one batch per shard)");
+    let redone_hosts: BTreeSet<&str> = {
+        let mut first: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+        let mut again = BTreeSet::new();
+        for s in seen.iter().filter(|s| (30..60).contains(&s.i)) {
+            if let Some(host) = first.insert((&s.shard, &s.sequence), &s.host) {
+                again.insert(host);
+            }
+        }
+        again
+    };
+    assert!(redone_hosts.iter().all(|h| *h == "host-b"), "only host-b's work is redone: {redone_hosts:?}");
+
+    // Over the whole run: every record once at least, per-key order, one owner
+    // of a shard at a time, and never an owner that is not one of the hosts.
+    let seen = cluster.seen();
+    let distinct: BTreeSet<(&str, u64)> = seen.iter().map(|s| (s.key.as_str(), s.i)).collect();
+    assert_eq!(distinct.len(), KEYS * 60);
+    assert_order_and_one_owner_at_a_time(&seen);
+    let names: BTreeSet<String> = ["host-a", "host-b", "host-c", "host-d"].iter().map(|s| (*s).to_owned()).collect();
+    for (_, owners) in sampler.since(started) {
+        assert_eq!(owners.len(), 8, "one lease per shard");
+        assert!(owners.values().flatten().all(|o| names.contains(o)), "{owners:?}");
+    }
+    // The status shows who holds every shard.
+    let status = cluster.host("host-c").function("inspect").expect("inspect");
+    let shards = status["shards"].as_array().expect("shards");
+    assert_eq!(shards.len(), 8, "{status}");
+    assert!(shards.iter().all(|s| s["owner"].as_str().is_some()), "{status}");
+    assert_eq!(status["cluster"]["worker"], "host-c");
+}
