@@ -25,8 +25,9 @@ struct Cluster {
     dynamodb: Emulator,
     leases: Dynamo,
     table: String,
-    /// One workspace (functions folder and data directory) per host.
-    hosts: Vec<(String, Workspace, Option<Host>)>,
+    /// One workspace (functions folder and data directory) per host; the host
+    /// comes first so that it stops before its workspace is deleted.
+    hosts: Vec<(String, Option<Host>, Workspace)>,
     stream: String,
 }
 
@@ -67,15 +68,15 @@ impl Cluster {
             &["--lease-table", &self.table, "--failover-ms", &failover, "--worker-id", name],
             &[("AWS_ENDPOINT_URL_DYNAMODB", &self.dynamodb.endpoint)],
         );
-        self.hosts.push((name.to_owned(), ws, Some(host)));
+        self.hosts.push((name.to_owned(), Some(host), ws));
     }
 
     fn host(&self, name: &str) -> &Host {
-        self.hosts.iter().find(|(n, _, _)| n == name).and_then(|(_, _, h)| h.as_ref()).expect("a running host")
+        self.hosts.iter().find(|(n, _, _)| n == name).and_then(|(_, h, _)| h.as_ref()).expect("a running host")
     }
 
     fn take_host(&mut self, name: &str) -> Host {
-        self.hosts.iter_mut().find(|(n, _, _)| n == name).and_then(|(_, _, h)| h.take()).expect("a running host")
+        self.hosts.iter_mut().find(|(n, _, _)| n == name).and_then(|(_, h, _)| h.take()).expect("a running host")
     }
 
     /// Shard → owner (`None` if nobody holds it), for the leases that are not
@@ -87,7 +88,7 @@ impl Cluster {
     /// Every record every host (running or not) handled, from their logs.
     fn seen(&self) -> Vec<Seen> {
         let mut all = Vec::new();
-        for (name, ws, _) in &self.hosts {
+        for (name, _, ws) in &self.hosts {
             for entry in std::fs::read_dir(ws.path()).expect("workspace").flatten() {
                 let path = entry.path();
                 if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("host-") && n.ends_with(".log")) {
@@ -419,4 +420,39 @@ fn after_a_split_the_children_start_only_once_their_parent_is_finished_whichever
     let owners = cluster.owners();
     assert!(!owners.contains_key(&parent), "the parent's lease is finished: {owners:?}");
     assert!(children.iter().all(|c| owners.get(c).is_some_and(Option::is_some)), "{owners:?}");
+}
+
+#[test]
+fn hosts_that_cannot_renew_their_leases_stop_their_shards_and_resume_when_the_table_is_back() {
+    let mut cluster = Cluster::start("unrenewed", 2);
+    const KEYS: usize = 12;
+    for name in ["host-a", "host-b"] {
+        cluster.add_host(name);
+    }
+    wait_spread(&cluster, &[1, 1], Instant::now());
+    cluster.kinesis.put(&cluster.stream, &records(KEYS, 0..5));
+    wait_all_handled(&cluster, KEYS, 0..5);
+
+    // The lease table goes away: within two thirds of the failover time each
+    // host stops its shard, before anyone could take it.
+    cluster.dynamodb.stop();
+    std::thread::sleep(FAILOVER);
+    for name in ["host-a", "host-b"] {
+        let stopped = cluster.host(name).lines().iter().any(|l| l["fields"]["message"] == "lease not renewed in time: stopping the shard");
+        assert!(stopped, "{name} stopped its shard");
+        let ready = ureq::get(&format!("http://{}/readyz", cluster.host(name).admin)).call();
+        assert!(ready.is_err(), "{name} is not ready without its lease table");
+    }
+    cluster.kinesis.put(&cluster.stream, &records(KEYS, 5..10));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(cluster.seen().iter().all(|s| s.i < 5), "nothing is handled without a lease");
+
+    cluster.dynamodb.restart();
+    let seen = wait_all_handled(&cluster, KEYS, 5..10);
+    assert_eq!(duplicates(&seen, 0..10).0, 0);
+    assert_order_and_one_owner_at_a_time(&seen);
+    for name in ["host-a", "host-b"] {
+        let admin = cluster.host(name).admin.clone();
+        wait_for(&format!("{name} ready again"), || ureq::get(&format!("http://{admin}/readyz")).call().ok());
+    }
 }

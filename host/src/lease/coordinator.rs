@@ -110,8 +110,13 @@ impl Coordinator {
     }
 
     async fn tick(&self) {
+        // The wake-up may be a held lease's deadline: let it go before anything
+        // else, then again for those whose renewal fails now.
+        self.drop_unrenewed();
+        self.publish();
         self.renew().await;
         self.drop_unrenewed();
+        self.publish();
         self.beat().await;
         match tokio::time::timeout(self.renew_interval(), self.balance()).await {
             Ok(Ok(())) => self.status.set_lease_error(&self.function, None),
