@@ -1,6 +1,7 @@
 //! Operating the host: `eddy run --check`, and the config file under flags and
 //! environment variables.
 
+use eddy_tests::browser::rendered_page;
 use eddy_tests::*;
 
 fn run_check(ws: &Workspace) -> (bool, String) {
@@ -153,33 +154,6 @@ fn the_deploy_files_use_flags_and_keys_the_binary_has() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("admin 0.0.0.0:8700"), "the file's admin address: {stdout}");
-}
-
-/// Debian's Chromium (`apt-get install chromium`; `.ci/run` installs it).
-fn chromium() -> std::path::PathBuf {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .iter()
-        .map(std::path::PathBuf::from)
-        .find(|p| p.exists())
-        .expect("Chromium is missing: `apt-get install chromium` (the status page is tested in headless Chromium)")
-}
-
-/// The page's DOM after its scripts ran for `budget_ms` of virtual time.
-fn rendered_page(host: &Host, budget_ms: u32) -> String {
-    let profile = tempfile::tempdir().expect("profile dir");
-    let out = std::process::Command::new(chromium())
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--virtual-time-budget={budget_ms}"))
-        .arg("--dump-dom")
-        .arg(format!("http://{}/", host.admin))
-        .output()
-        .expect("chromium runs");
-    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stderr: Vec<&str> = stderr.lines().filter(|l| !l.contains("dbus")).collect();
-    assert!(!dom.is_empty(), "chromium printed no DOM ({}): {}", out.status, stderr.join("\n"));
-    dom
 }
 
 fn refreshes(dom: &str) -> u32 {

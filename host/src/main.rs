@@ -620,13 +620,19 @@ fn print_status(report: &serde_json::Value) {
         if let Some(error) = f["error"].as_str() {
             println!("  error: {error}");
         }
+        if let Some(cluster) = f["cluster"].as_object() {
+            let worker = cluster.get("worker").and_then(|w| w.as_str()).unwrap_or("-");
+            let problem = cluster.get("error").and_then(|e| e.as_str()).map(|e| format!("  lease table: {e}")).unwrap_or_default();
+            println!("  cluster worker {worker}{problem}");
+        }
         for s in f["shards"].as_array().cloned().unwrap_or_default() {
             // Lambda's per-mapping metrics, per shard: polled, filtered out, invoked
             // (retries included), failed, dropped, and accepted by the destination.
             println!(
-                "  {}{}  checkpoint {}  age {} ms\n    records {}  polled {}  filtered {}  invoked {}  failed {}  dropped {}  to destination {}  invocations {}{}",
+                "  {}{}{}  checkpoint {}  age {} ms\n    records {}  polled {}  filtered {}  invoked {}  failed {}  dropped {}  to destination {}  invocations {}{}",
                 text(&s["shard"]),
                 if s["finished"] == true { " (finished)" } else { "" },
+                s["owner"].as_str().map(|o| format!("  owner {o}")).unwrap_or_default(),
                 text(&s["checkpoint"]),
                 s["iterator_age_ms"],
                 s["records_processed"],

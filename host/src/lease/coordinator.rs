@@ -20,6 +20,10 @@ use super::table::{LeaseItem, LeaseTable, WORKER_PREFIX};
 use crate::status::{LeaseStatus, StatusBoard};
 use crate::store::SHARD_END;
 
+/// A heartbeat unchanged for this many failover times belongs to a host that
+/// is gone for good, and is removed.
+const DEAD_WORKER_FAILOVERS: u32 = 10;
+
 /// How long a scan's writes may take before they count as failed.
 fn call_timeout(failover: Duration) -> Duration {
     failover / 6
@@ -206,7 +210,7 @@ impl Coordinator {
     async fn balance(&self) -> anyhow::Result<()> {
         let items = self.table.items(&self.mapping).await?;
         let me = self.table.owner();
-        let (leases, workers, counters) = {
+        let (leases, workers, counters, dead) = {
             let Ok(mut state) = self.state.lock() else { return Ok(()) };
             let now = Instant::now();
             for item in &items {
@@ -242,9 +246,23 @@ impl Coordinator {
                 .map(|i| SeenLease { shard: i.key.clone(), live_owner: self.live_owner(&state, i, &alive) })
                 .collect();
             let counters: HashMap<String, i64> = items.iter().map(|i| (i.key.clone(), i.counter)).collect();
-            (leases, workers, counters)
+            let dead: Vec<String> = items
+                .iter()
+                .filter(|i| i.key.starts_with(WORKER_PREFIX))
+                .filter(|i| state.seen.get(&i.key).is_some_and(|s| s.since.elapsed() > self.failover * DEAD_WORKER_FAILOVERS))
+                .map(|i| i.key.clone())
+                .collect();
+            (leases, workers, counters, dead)
         };
         self.show(&items);
+        // Heartbeats of hosts killed long ago would pile up, one per start.
+        for key in dead {
+            if let Some(&counter) = counters.get(&key)
+                && self.table.remove_dead_worker(&self.mapping, &key, counter).await?
+            {
+                tracing::info!(function = %self.function, worker = %key.trim_start_matches(WORKER_PREFIX), "removed the heartbeat of a host gone for good");
+            }
+        }
 
         let plan = balance::plan(me, &leases, &workers, |candidates| fastrand::shuffle(candidates));
         for shard in plan.take.iter().chain(plan.steal.iter()) {

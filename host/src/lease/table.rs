@@ -259,6 +259,20 @@ impl LeaseTable {
         Ok(())
     }
 
+    /// Removes the heartbeat of a host that stopped beating long ago (it was
+    /// killed), unless it beat again since it was read at `counter`.
+    pub async fn remove_dead_worker(&self, mapping: &str, key: &str, counter: i64) -> anyhow::Result<bool> {
+        conditional!(
+            self.client
+                .delete_item()
+                .table_name(&self.name)
+                .set_key(Some(self.key(mapping, key)))
+                .condition_expression("#c = :seen")
+                .expression_attribute_names("#c", COUNTER)
+                .expression_attribute_values(":seen", n(counter))
+        )
+    }
+
     /// Removes this host's heartbeat (it is leaving).
     pub async fn retire(&self, mapping: &str) -> anyhow::Result<()> {
         self.client
