@@ -77,6 +77,13 @@ fn the_config_file_sets_what_flags_and_environment_leave_unset() {
     host.wait_state("from-env", "running");
     assert!(host.function("from-file").is_none());
 
+    // The cluster keys reach the host too (`--check` prints them); the flag wins.
+    std::fs::write(ws.path().join("cluster.toml"), "functions = \"from-file\"\nlease-table = \"eddy-leases\"\nfailover-ms = 4000\n")
+        .expect("config");
+    let out = eddy(&["run", "--config", "cluster.toml", "--failover-ms", "5000", "--check"], ws.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("cluster: lease table eddy-leases, failover 5000 ms"), "{stdout}");
+
     // A bad file stops the host before it starts, naming the key.
     std::fs::write(ws.path().join("bad.toml"), "scan_ms = 5\n").expect("config");
     let out = eddy(&["run", "--config", "bad.toml"], ws.path());

@@ -349,6 +349,10 @@ async fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
 fn check(args: &RunArgs) -> anyhow::Result<std::process::ExitCode> {
     println!("config: functions {}, data {}, admin {}", args.functions.display(), args.data.data_dir.display(),
         if args.no_admin { "off".to_owned() } else { args.admin.to_string() });
+    if let Some(table) = &args.lease_table {
+        println!("cluster: lease table {table}, failover {} ms{}", args.failover_ms,
+            args.worker_id.as_deref().map(|w| format!(", worker {w}")).unwrap_or_default());
+    }
     let runtime = Runtime::new(&RuntimeConfig {
         max_instances: 4,
         cache_dir: Some(args.data.data_dir.join("compiled")),
