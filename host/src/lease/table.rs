@@ -196,52 +196,40 @@ impl LeaseTable {
     /// Takes (or steals) a lease last seen with `counter`: fails, without
     /// harm, if anyone changed it since.
     pub async fn take(&self, mapping: &str, shard: &str, counter: i64) -> anyhow::Result<bool> {
-        conditional!(
-            self.client
-                .update_item()
-                .table_name(&self.name)
-                .set_key(Some(self.key(mapping, shard)))
-                .update_expression("SET #o = :me, #c = #c + :one")
-                .condition_expression("#c = :seen")
-                .expression_attribute_names("#o", OWNER)
-                .expression_attribute_names("#c", COUNTER)
-                .expression_attribute_values(":me", s(&self.me))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":seen", n(counter))
-        )
+        self.bump(mapping, shard, "SET #o = :me, #c = #c + :one", "#c = :seen", Some(counter)).await
     }
 
     /// Renews a lease this host holds at `counter`; false if it was lost.
     pub async fn renew(&self, mapping: &str, shard: &str, counter: i64) -> anyhow::Result<bool> {
-        conditional!(
-            self.client
-                .update_item()
-                .table_name(&self.name)
-                .set_key(Some(self.key(mapping, shard)))
-                .update_expression("SET #c = #c + :one")
-                .condition_expression("#c = :seen AND #o = :me")
-                .expression_attribute_names("#o", OWNER)
-                .expression_attribute_names("#c", COUNTER)
-                .expression_attribute_values(":me", s(&self.me))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":seen", n(counter))
-        )
+        self.bump(mapping, shard, "SET #c = #c + :one", "#c = :seen AND #o = :me", Some(counter)).await
     }
 
     /// Lets a lease go so that another host can take it at once.
     pub async fn release(&self, mapping: &str, shard: &str) -> anyhow::Result<bool> {
-        conditional!(
-            self.client
-                .update_item()
-                .table_name(&self.name)
-                .set_key(Some(self.key(mapping, shard)))
-                .update_expression("REMOVE #o SET #c = #c + :one")
-                .condition_expression("#o = :me")
-                .expression_attribute_names("#o", OWNER)
-                .expression_attribute_names("#c", COUNTER)
-                .expression_attribute_values(":me", s(&self.me))
-                .expression_attribute_values(":one", n(1))
-        )
+        self.bump(mapping, shard, "REMOVE #o SET #c = #c + :one", "#o = :me", None).await
+    }
+
+    /// A conditional update of a lease that moves its counter on. Every change of
+    /// owner and every renewal does, so a host that read the counter can tell
+    /// whether anyone wrote the lease since. In the expressions, `#o` is the
+    /// owner, `#c` the counter, `:me` this host, `:one` 1 and `:seen` `seen`.
+    async fn bump(&self, mapping: &str, shard: &str, update: &str, condition: &str, seen: Option<i64>) -> anyhow::Result<bool> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(self.key(mapping, shard)))
+            .update_expression(update)
+            .condition_expression(condition)
+            .expression_attribute_names("#o", OWNER)
+            .expression_attribute_names("#c", COUNTER)
+            .expression_attribute_values(":me", s(&self.me))
+            .expression_attribute_values(":one", n(1));
+        let request = match seen {
+            Some(counter) => request.expression_attribute_values(":seen", n(counter)),
+            None => request,
+        };
+        conditional!(request)
     }
 
     /// Writes this host's heartbeat for a mapping: other hosts count it when
