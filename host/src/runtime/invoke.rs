@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{errors, invocation, log, types};
@@ -18,6 +19,7 @@ use super::component::{HandlerPre, LoadedComponent, World};
 use super::limits::{LogLimitExceeded, MemoryLimitExceeded, MemoryLimiter, RESPONSE_LIMIT_BYTES, TimedOut};
 use super::Runtime;
 use crate::capability::http::HttpState;
+use crate::capability::wasi::CommandIo;
 use crate::capability::{CapabilityState, Services};
 use crate::record::{Batch, BatchResponse, Context};
 use crate::role::Grants;
@@ -107,6 +109,8 @@ pub struct HostState {
     /// Built on first use, so only for components that call WASI.
     wasi: Option<WasiCtx>,
     output: Option<crate::capability::wasi::Output>,
+    /// A command handler's stdin and stdout, until its WASI context is built.
+    command: Option<CommandIo>,
     http: HttpState,
     table: ResourceTable,
 }
@@ -116,7 +120,8 @@ impl HostState {
     /// what is left of the log limit.
     fn flush_output(&mut self) {
         let Some((stdout, stderr)) = self.output.take() else { return };
-        for (stream, pipe) in [("stdout", stdout), ("stderr", stderr)] {
+        for (stream, pipe) in [("stdout", stdout), ("stderr", Some(stderr))] {
+            let Some(pipe) = pipe else { continue };
             let bytes = pipe.contents();
             for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.is_empty()) {
                 if self.log_bytes + line.len() > self.log_limit {
@@ -144,10 +149,14 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        let HostState { wasi, table, environment, output, capabilities, log_limit, .. } = self;
+        let HostState { wasi, table, environment, output, capabilities, log_limit, command, .. } = self;
         let ctx = wasi.get_or_insert_with(|| {
-            let (ctx, pipes) =
-                crate::capability::wasi::build(environment, &capabilities.grants, (*log_limit).min(OUTPUT_CAPTURE_BYTES));
+            let (ctx, pipes) = crate::capability::wasi::build(
+                environment,
+                &capabilities.grants,
+                (*log_limit).min(OUTPUT_CAPTURE_BYTES),
+                command.take(),
+            );
             *output = Some(pipes);
             ctx
         });
@@ -202,6 +211,10 @@ enum Input<'a> {
     Json(Cow<'a, str>),
 }
 
+/// How much a command may write to stdout before it traps; a response over
+/// Lambda's 6 MB below that is refused as too large.
+const COMMAND_STDOUT_CAPACITY: usize = 2 * RESPONSE_LIMIT_BYTES;
+
 impl Runtime {
     /// Invokes a component's handler with one batch: lowered as it is into the typed
     /// world, or encoded as Lambda's event JSON for the JSON world.
@@ -213,7 +226,7 @@ impl Runtime {
     ) -> Result<HandlerResponse, InvokeError> {
         let input = match component.world {
             World::TypedHandler => Input::Typed(batch),
-            World::JsonHandler => Input::Json(Cow::Owned(crate::event::encode(batch))),
+            World::JsonHandler | World::Command => Input::Json(Cow::Owned(crate::event::encode(batch))),
         };
         self.call(component, input, request).await
     }
@@ -231,7 +244,9 @@ impl Runtime {
                 let batch = crate::event::decode(event_json)?;
                 self.call(component, Input::Typed(&batch), request).await
             }
-            World::JsonHandler => self.call(component, Input::Json(Cow::Borrowed(event_json)), request).await,
+            World::JsonHandler | World::Command => {
+                self.call(component, Input::Json(Cow::Borrowed(event_json)), request).await
+            }
         })
     }
 
@@ -266,6 +281,7 @@ impl Runtime {
                 },
                 wasi: None,
                 output: None,
+                command: None,
                 http: HttpState::new(Arc::clone(request.grants)),
                 table: ResourceTable::new(),
             },
@@ -280,12 +296,40 @@ impl Runtime {
             Ok(UpdateDeadline::Yield(1))
         });
 
+        // A command reads the event from stdin and answers on stdout.
+        let mut command_stdout = None;
+        let input = match (&component.pre, input) {
+            (HandlerPre::Command(_), Input::Json(event)) => {
+                let stdout = MemoryOutputPipe::new(COMMAND_STDOUT_CAPACITY);
+                command_stdout = Some(stdout.clone());
+                store.data_mut().command = Some(CommandIo {
+                    stdin: event.into_owned().into_bytes(),
+                    stdout,
+                    environment: lambda_environment(&context),
+                });
+                None
+            }
+            (_, input) => Some(input),
+        };
+
         // Epoch interruption stops a guest that computes past its deadline; one
         // that waits in the host (a socket, an HTTP response) is stopped by this
         // timer, a moment later.
         let call = async {
             match (&component.pre, input) {
-                (HandlerPre::Typed(pre), Input::Typed(batch)) => match pre.instantiate_async(&mut store).await {
+                (HandlerPre::Command(pre), None) => match pre.instantiate_async(&mut store).await {
+                    Ok(command) => match command.wasi_cli_run().call_run(&mut store).await {
+                        Ok(Ok(())) => Ok(Ok(HandlerResponse::Json(String::new()))),
+                        Ok(Err(())) => Ok(Err("the command exited with a failure status".to_owned())),
+                        Err(error) => match error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                            Some(wasmtime_wasi::I32Exit(0)) => Ok(Ok(HandlerResponse::Json(String::new()))),
+                            Some(wasmtime_wasi::I32Exit(code)) => Ok(Err(format!("the command exited with status {code}"))),
+                            None => Err(error),
+                        },
+                    },
+                    Err(error) => Err(error.context(Instantiating)),
+                },
+                (HandlerPre::Typed(pre), Some(Input::Typed(batch))) => match pre.instantiate_async(&mut store).await {
                     Ok(handler) => handler
                         .eddy_handler_typed()
                         .call_handle(&mut store, batch, &context)
@@ -293,7 +337,7 @@ impl Runtime {
                         .map(|r| r.map(HandlerResponse::Typed)),
                     Err(error) => Err(error.context(Instantiating)),
                 },
-                (HandlerPre::Json(pre), Input::Json(event)) => match pre.instantiate_async(&mut store).await {
+                (HandlerPre::Json(pre), Some(Input::Json(event))) => match pre.instantiate_async(&mut store).await {
                     Ok(handler) => handler
                         .eddy_handler_json()
                         .call_handle(&mut store, &event, &context)
@@ -309,6 +353,22 @@ impl Runtime {
             Err(_) => Err(TimedOut(request.timeout).into()),
         };
         store.data_mut().flush_output();
+        // A command's response is what it wrote (even if it then trapped on
+        // writing more than the pipe holds).
+        let outcome = match command_stdout {
+            Some(stdout) => {
+                let written = stdout.contents();
+                match outcome {
+                    _ if written.len() > RESPONSE_LIMIT_BYTES => return Err(InvokeError::ResponseTooLarge(written.len())),
+                    Ok(Ok(_)) => match String::from_utf8(written.to_vec()) {
+                        Ok(text) => Ok(Ok(HandlerResponse::Json(text))),
+                        Err(_) => Ok(Err("the command's output is not UTF-8 text".to_owned())),
+                    },
+                    other => other,
+                }
+            }
+            None => outcome,
+        };
         match outcome {
             Ok(Ok(response)) => match response_size(&response) {
                 size if size > RESPONSE_LIMIT_BYTES => Err(InvokeError::ResponseTooLarge(size)),
@@ -318,6 +378,18 @@ impl Runtime {
             Err(error) => Err(classify(error)),
         }
     }
+}
+
+/// The variables Lambda sets that tell a command what it is running as (a
+/// command has no `context` argument), plus the request id and the deadline.
+fn lambda_environment(context: &Context) -> Vec<(String, String)> {
+    vec![
+        ("AWS_LAMBDA_FUNCTION_NAME".to_owned(), context.function_name.clone()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".to_owned(), context.memory_limit_mb.to_string()),
+        ("AWS_LAMBDA_FUNCTION_VERSION".to_owned(), "$LATEST".to_owned()),
+        ("EDDY_REQUEST_ID".to_owned(), context.request_id.clone()),
+        ("EDDY_DEADLINE_MS".to_owned(), context.deadline_ms.to_string()),
+    ]
 }
 
 /// A response's size as Lambda would count it: the bytes of its JSON, or for

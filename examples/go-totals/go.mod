@@ -1,0 +1,3 @@
+module eddy.example/go-totals
+
+go 1.22

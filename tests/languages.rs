@@ -1,0 +1,165 @@
+//! One scenario for a handler in every language, each built from `examples/`
+//! by `examples/build.sh`: sales are totalled per user, and the records that
+//! are not sales come back as batch item failures.
+//!
+//! - `eddy invoke` with a Kinesis event (and, for handlers that read DynamoDB
+//!   records, a DynamoDB event): the response names exactly the bad records, and
+//!   the log line gives the totals;
+//! - `eddy run` with the handler in the watched folder and records on a local
+//!   stream: the same totals, and the bad records reach the on-failure destination.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use eddy_tests::*;
+use serde_json::{Value, json};
+
+/// A handler of the scenario, as built into `examples/dist/`.
+struct Handler {
+    component: &'static str,
+    /// It totals DynamoDB records too (NewImage `user` and `amount`).
+    reads_dynamodb: bool,
+}
+
+const HANDLERS: &[Handler] = &[
+    Handler { component: "totals", reads_dynamodb: false },
+    Handler { component: "go-totals", reads_dynamodb: true },
+];
+
+/// The scenario's records: (user, data). The third and fifth are not sales.
+const SALES: [(&str, &str); 5] = [
+    ("alice", r#"{"amount": 5}"#),
+    ("bob", r#"{"amount": 3}"#),
+    ("bob", "this is not a sale"),
+    ("alice", r#"{"amount": 2}"#),
+    ("carol", r#"{"amount": "lots"}"#),
+];
+const TOTALS: &str = "2 failed; totals alice=7 bob=3";
+
+fn sequence(i: usize) -> String {
+    format!("4959033827149025660855969253836157109592157598913658{:04}", i + 1)
+}
+
+fn kinesis_event() -> Value {
+    let records: Vec<Value> = SALES
+        .iter()
+        .enumerate()
+        .map(|(i, (user, data))| {
+            json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": user,
+                    "sequenceNumber": sequence(i),
+                    "data": base64::engine::general_purpose::STANDARD.encode(data),
+                    "approximateArrivalTimestamp": 1545084650.987
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("shardId-000000000000:{}", sequence(i)),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/lambda-role",
+                "awsRegion": "us-east-2",
+                "eventSourceARN": "arn:aws:kinesis:us-east-2:123456789012:stream/sales"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// The same sales as DynamoDB INSERTs; a bad one has an amount that is no number.
+fn dynamodb_event() -> Value {
+    let records: Vec<Value> = SALES
+        .iter()
+        .enumerate()
+        .map(|(i, (user, data))| {
+            let amount = serde_json::from_str::<Value>(data).ok().and_then(|d| d["amount"].as_f64());
+            let amount = amount.map_or_else(|| "not a number".to_owned(), |a| a.to_string());
+            json!({
+                "eventID": format!("{i}"),
+                "eventName": "INSERT",
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "us-east-1",
+                "dynamodb": {
+                    "ApproximateCreationDateTime": 1700000000,
+                    "Keys": { "id": { "S": format!("sale-{i}") } },
+                    "NewImage": { "id": { "S": format!("sale-{i}") }, "user": { "S": user }, "amount": { "N": amount } },
+                    "SequenceNumber": sequence(i),
+                    "SizeBytes": 60,
+                    "StreamViewType": "NEW_IMAGE"
+                },
+                "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/sales/stream/2023-11-14T00:00:00.000"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+fn failures(response: &Value) -> Vec<String> {
+    response["batchItemFailures"]
+        .as_array()
+        .map(|f| f.iter().filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+fn invoke_with(handler: &Handler, event: &Value, dir: &Path) -> Invoked {
+    let path = dir.join("event.json");
+    std::fs::write(&path, event.to_string()).expect("event");
+    invoke(&component(handler.component), &path, &["--function-name", handler.component])
+}
+
+#[test]
+fn every_language_reports_the_bad_records_of_a_kinesis_and_a_dynamodb_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut events = vec![("kinesis", kinesis_event())];
+    events.push(("dynamodb", dynamodb_event()));
+    for handler in HANDLERS {
+        for (kind, event) in &events {
+            if *kind == "dynamodb" && !handler.reads_dynamodb {
+                continue;
+            }
+            let out = invoke_with(handler, event, dir.path());
+            let what = format!("{} on the {kind} event", handler.component);
+            assert!(out.ok, "{what}: {}{}", out.stdout, out.log);
+            assert_eq!(failures(&out.response), [sequence(2), sequence(4)], "{what}: {}", out.stdout);
+            assert!(out.log.contains(TOTALS), "{what} logs its totals: {}", out.log);
+        }
+    }
+}
+
+#[test]
+fn every_language_totals_records_from_a_stream_and_sends_bad_ones_to_the_destination() {
+    for handler in HANDLERS {
+        let ws = Workspace::new();
+        ws.create_stream("sales", 1);
+        let failed = ws.path().join("failed.jsonl");
+        let manifest = manifest(
+            "sales",
+            &format!(
+                "BatchSize = 10\nMaximumBatchingWindowInSeconds = 1\nFunctionResponseTypes = [\"ReportBatchItemFailures\"]\n\
+                 MaximumRetryAttempts = 0\n[EventSource.DestinationConfig.OnFailure]\nDestination = \"{}\"\n",
+                failed.display()
+            ),
+        );
+        ws.deploy(handler.component, handler.component, &manifest);
+        let host = Host::start(&ws);
+        host.wait_state(handler.component, "running");
+        let records: Vec<Value> = SALES.iter().map(|(user, data)| json!({"PartitionKey": user, "Text": data})).collect();
+        let put: Value = ureq::post(&format!("http://{}/streams/sales/records", host.admin))
+            .send_json(json!({ "Records": records }))
+            .expect("ingest")
+            .body_mut()
+            .read_json()
+            .expect("ingest response");
+        let logged = wait_for(&format!("{} to log its totals", handler.component), || {
+            host.log_text().lines().find(|l| l.contains(TOTALS)).map(str::to_owned)
+        });
+        assert!(logged.contains(r#""target":"handler""#), "{logged}");
+        let line = wait_for("the on-failure record", || {
+            std::fs::read_to_string(&failed).ok().and_then(|t| t.lines().next().map(str::to_owned))
+        });
+        let record: Value = serde_json::from_str(&line).expect("JSON line");
+        let third = put["Records"][2]["SequenceNumber"].as_str().expect("the third record's sequence number");
+        assert_eq!(record["KinesisBatchInfo"]["startSequenceNumber"], third, "{}: {record}", handler.component);
+    }
+}
