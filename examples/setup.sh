@@ -3,7 +3,9 @@
 # - a Rust toolchain for wasm32: a rustup wasm32-unknown-unknown target if rustup
 #   can add one, otherwise Debian's Rust (rustc-web cargo-web rust-web-src lld-19),
 #   which builds the wasm32 standard library itself;
-# - wasm-tools, which turns a core module into a component (from PyPI, prebuilt).
+# - wasm-tools, which turns a core module into a component (from PyPI, prebuilt);
+# - for the examples in other languages: Go 1.21+ (GOOS=wasip1; on Debian 12 from
+#   bookworm-backports).
 # Safe to run again: it installs nothing that is already there.
 set -euo pipefail
 
@@ -41,4 +43,21 @@ if ! command -v wasm-tools >/dev/null; then
     exit 1
   }
 fi
+have_go() {
+  local go
+  go=$(command -v go || ls -d /usr/lib/go-1.2[2-9]/bin/go 2>/dev/null | tail -1 || true)
+  [ -n "$go" ] && "$go" version | grep -qE 'go1\.(2[1-9]|[3-9][0-9])'
+}
+if ! have_go; then
+  if command -v apt-get >/dev/null && grep -q bookworm /etc/os-release 2>/dev/null; then
+    echo "setup: installing Go 1.23 from bookworm-backports (golang-1.23-go)" >&2
+    [ -f /etc/apt/sources.list.d/backports.list ] ||
+      echo "deb http://deb.debian.org/debian bookworm-backports main" | as_root tee /etc/apt/sources.list.d/backports.list >/dev/null
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports golang-1.23-go >/dev/null
+  else
+    echo "setup: Go 1.21 or newer is missing (https://go.dev/dl/); the Go example will not build" >&2
+  fi
+fi
+
 echo "setup: toolchain ready ($(wasm-tools --version))" >&2
