@@ -24,7 +24,13 @@ struct Handler {
 const HANDLERS: &[Handler] = &[
     Handler { component: "totals", reads_dynamodb: false },
     Handler { component: "go-totals", reads_dynamodb: true },
+    Handler { component: "js-totals", reads_dynamodb: true },
+    // Written for Lambda's Node.js runtime, built unchanged.
+    Handler { component: "js-lambda", reads_dynamodb: true },
 ];
+
+/// The handlers written for Lambda's runtimes, built unchanged.
+const LAMBDA_HANDLERS: &[&str] = &["js-lambda"];
 
 /// The scenario's records: (user, data). The third and fifth are not sales.
 const SALES: [(&str, &str); 5] = [
@@ -161,5 +167,23 @@ fn every_language_totals_records_from_a_stream_and_sends_bad_ones_to_the_destina
         let record: Value = serde_json::from_str(&line).expect("JSON line");
         let third = put["Records"][2]["SequenceNumber"].as_str().expect("the third record's sequence number");
         assert_eq!(record["KinesisBatchInfo"]["startSequenceNumber"], third, "{}: {record}", handler.component);
+    }
+}
+
+/// The handlers written for Lambda see Lambda's context object: name, memory,
+/// request id and the time left.
+#[test]
+fn lambda_handlers_see_lambdas_context() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("event.json");
+    std::fs::write(&path, kinesis_event().to_string()).expect("event");
+    for component in LAMBDA_HANDLERS {
+        let out = invoke(&eddy_tests::component(component), &path, &["--function-name", "sales-report", "--memory", "256", "--timeout", "5"]);
+        assert!(out.ok, "{component}: {}", out.log);
+        assert!(out.log.contains("sales-report: 5 records, 2 failed"), "{component}: {}", out.log);
+        let line = out.log.lines().find(|l| l.contains(" ms left of ")).unwrap_or_else(|| panic!("{component}: {}", out.log));
+        let left: u64 = line.split("handler: ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+        assert!(left > 0 && left <= 5000, "{component}: {line}");
+        assert!(line.contains("of 256 MB, request "), "{component}: {line}");
     }
 }

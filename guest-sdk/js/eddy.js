@@ -1,0 +1,166 @@
+// Helpers for Eddy handlers written in JavaScript: the same conveniences as the
+// Rust SDK (decoded record data, JSON, a batch helper that turns thrown errors
+// into batch item failures, logging) for both handler worlds of wit/handler.wit.
+//
+// JSON world: export `json = jsonHandler(async (event, context) => response)`,
+// where `event` is Lambda's event object and `context` Lambda's context object.
+// A file written for Lambda's Node.js runtime (`export const handler = ...`)
+// needs none of this: `build.sh` wraps it with `lambdaHandler`.
+//
+// Typed world: export `typed = typedHandler(async (batch, context) => response)`,
+// with the records as WIT gives them (`data` as bytes).
+//
+// Built with `guest-sdk/js/build.sh`, which bundles with esbuild and makes a
+// component with `jco componentize`.
+
+import { log as hostLog } from 'eddy:handler/log@0.1.0';
+import { remainingTimeMs } from 'eddy:handler/invocation@0.1.0';
+
+const utf8 = new TextDecoder();
+
+function write(level, message, fields) {
+  const pairs = Object.entries(fields ?? {}).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]);
+  hostLog(level, String(message), pairs);
+}
+
+/** Log lines with optional fields: `log.info('saved', { user: 'alice' })`. */
+export const log = {
+  trace: (message, fields) => write('trace', message, fields),
+  debug: (message, fields) => write('debug', message, fields),
+  info: (message, fields) => write('info', message, fields),
+  warn: (message, fields) => write('warn', message, fields),
+  error: (message, fields) => write('error', message, fields),
+};
+
+/** Decodes base64 to bytes (the JavaScript engine has `atob`, not Node's Buffer). */
+export function fromBase64(text) {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+/**
+ * A record's data as text: a Kinesis record's decoded `data` (JSON world, base64;
+ * typed world, bytes), or a DynamoDB record's `NewImage` as attribute-value JSON.
+ */
+export function dataText(record) {
+  const kinesis = record.kinesis ?? (record.partitionKey !== undefined ? record : undefined);
+  if (kinesis) {
+    return utf8.decode(typeof kinesis.data === 'string' ? fromBase64(kinesis.data) : kinesis.data);
+  }
+  const image = record.dynamodb?.NewImage ?? record.newImage;
+  return typeof image === 'string' ? image : JSON.stringify(image ?? null);
+}
+
+/** A record's data parsed as JSON; throws (so the record fails) if it is not JSON. */
+export function dataJson(record) {
+  return JSON.parse(dataText(record));
+}
+
+/**
+ * What identifies a record in `batchItemFailures`: its sequence number (Kinesis
+ * `sequenceNumber`, DynamoDB `SequenceNumber`, or the typed world's field).
+ */
+export function itemIdentifier(record) {
+  return record.kinesis?.sequenceNumber ?? record.dynamodb?.SequenceNumber ?? record.sequenceNumber;
+}
+
+/** The records of a JSON-world event or of a typed-world batch. */
+export function records(eventOrBatch) {
+  if (Array.isArray(eventOrBatch.Records)) return eventOrBatch.Records;
+  return eventOrBatch.records?.val ?? [];
+}
+
+/**
+ * Runs `handle(record)` for each record in order; a record whose `handle`
+ * throws is reported as a batch item failure (with ReportBatchItemFailures on,
+ * the host retries from the first of them). Returns Lambda's response.
+ */
+export async function processBatch(eventOrBatch, handle) {
+  const batchItemFailures = [];
+  for (const record of records(eventOrBatch)) {
+    try {
+      await handle(record);
+    } catch (error) {
+      log.warn(`record ${itemIdentifier(record)} failed: ${error?.message ?? error}`);
+      batchItemFailures.push({ itemIdentifier: itemIdentifier(record) });
+    }
+  }
+  return { batchItemFailures };
+}
+
+/** Lambda's Node.js context object, from the invocation's WIT context. */
+export function lambdaContext(context) {
+  const name = context.functionName;
+  return {
+    functionName: name,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${name}`,
+    memoryLimitInMB: String(context.memoryLimitMb),
+    awsRequestId: context.requestId,
+    logGroupName: `/aws/lambda/${name}`,
+    logStreamName: context.requestId,
+    callbackWaitsForEmptyEventLoop: true,
+    getRemainingTimeInMillis: () => Number(remainingTimeMs()),
+  };
+}
+
+/** Lambda's error response text for a thrown value. */
+function failure(error) {
+  return JSON.stringify({ errorType: error?.name ?? 'Error', errorMessage: String(error?.message ?? error) });
+}
+
+/**
+ * The JSON world's export for `async (event, context) => response`: the event
+ * parsed, the response (any JSON value; undefined means success) serialized, and
+ * a thrown error made a function error.
+ */
+export function jsonHandler(handle) {
+  return {
+    async handle(event, context) {
+      try {
+        const response = await handle(JSON.parse(event), lambdaContext(context));
+        return response === undefined ? '' : JSON.stringify(response);
+      } catch (error) {
+        throw failure(error);
+      }
+    },
+  };
+}
+
+/**
+ * The JSON world's export for a handler written for Lambda's Node.js runtime:
+ * `async (event, context)`, or the older `(event, context, callback)`.
+ */
+export function lambdaHandler(handler) {
+  if (typeof handler !== 'function') {
+    throw new Error('the module exports no `handler` function (Lambda\'s `export const handler = async (event, context) => ...`)');
+  }
+  return jsonHandler((event, context) => {
+    if (handler.length < 3) return handler(event, context);
+    return new Promise((resolve, reject) => {
+      const result = handler(event, context, (error, response) => (error ? reject(error) : resolve(response)));
+      if (result && typeof result.then === 'function') result.then(resolve, reject);
+    });
+  });
+}
+
+/**
+ * The typed world's export for `async (batch, context) => response`, where the
+ * response is `{ batchItemFailures: [...] }` with sequence numbers or
+ * `{ itemIdentifier }` objects, and optionally a window `state` string.
+ */
+export function typedHandler(handle) {
+  return {
+    async handle(batch, context) {
+      try {
+        const response = (await handle(batch, context)) ?? {};
+        const failures = (response.batchItemFailures ?? []).map((f) => (typeof f === 'string' ? f : f.itemIdentifier));
+        return { batchItemFailures: failures, state: response.state };
+      } catch (error) {
+        throw String(error?.message ?? error);
+      }
+    },
+  };
+}
