@@ -27,10 +27,13 @@ const HANDLERS: &[Handler] = &[
     Handler { component: "js-totals", reads_dynamodb: true },
     // Written for Lambda's Node.js runtime, built unchanged.
     Handler { component: "js-lambda", reads_dynamodb: true },
+    Handler { component: "python-totals", reads_dynamodb: true },
+    // Written for Lambda's Python runtime, built unchanged.
+    Handler { component: "python-lambda", reads_dynamodb: true },
 ];
 
 /// The handlers written for Lambda's runtimes, built unchanged.
-const LAMBDA_HANDLERS: &[&str] = &["js-lambda"];
+const LAMBDA_HANDLERS: &[&str] = &["js-lambda", "python-lambda"];
 
 /// The scenario's records: (user, data). The third and fifth are not sales.
 const SALES: [(&str, &str); 5] = [

@@ -1,0 +1,140 @@
+"""Helpers for Eddy handlers written in Python: the same conveniences as the Rust
+SDK (decoded record data, JSON, a batch helper that turns exceptions into batch
+item failures, logging) for both handler worlds of wit/handler.wit.
+
+JSON world: ``Json = json_handler(handle)`` where ``handle(event, context)`` gets
+Lambda's event as a dict and Lambda's context object, and returns the response
+(a dict, or None for success). A file written for Lambda's Python runtime
+(``def lambda_handler(event, context)``) needs none of this: ``build.sh`` wraps
+it with ``lambda_handler``.
+
+Typed world: ``Typed = typed_handler(handle)`` where ``handle(batch, context)``
+gets the records as WIT gives them (``data`` as bytes).
+
+Built with ``guest-sdk/python/build.sh`` (componentize-py).
+"""
+
+import base64
+import json as _json
+
+from componentize_py_types import Err
+from wit_world.imports import invocation as _invocation
+from wit_world.imports import log as _log
+from wit_world.imports import types as _types
+
+__all__ = [
+    "log", "data_text", "data_json", "item_identifier", "records", "process_batch",
+    "LambdaContext", "json_handler", "lambda_handler", "typed_handler",
+]
+
+_LEVELS = {
+    "trace": _log.Level.TRACE, "debug": _log.Level.DEBUG, "info": _log.Level.INFO,
+    "warn": _log.Level.WARN, "error": _log.Level.ERROR,
+}
+
+
+def log(message, level="info", **fields):
+    """Writes a log line with optional fields: ``log("saved", user="alice")``."""
+    pairs = [(k, v if isinstance(v, str) else _json.dumps(v)) for k, v in fields.items()]
+    _log.log(_LEVELS[level], str(message), pairs)
+
+
+def data_text(record):
+    """A record's data as text: a Kinesis record's decoded data (JSON world,
+    base64; typed world, bytes), or a DynamoDB record's NewImage as JSON."""
+    if isinstance(record, dict):
+        if "kinesis" in record:
+            return base64.b64decode(record["kinesis"]["data"]).decode("utf-8")
+        return _json.dumps(record.get("dynamodb", {}).get("NewImage"))
+    if isinstance(record, _types.KinesisRecord):
+        return bytes(record.data).decode("utf-8")
+    return record.new_image or "null"
+
+
+def data_json(record):
+    """A record's data parsed as JSON; raises (so the record fails) if it is not JSON."""
+    return _json.loads(data_text(record))
+
+
+def item_identifier(record):
+    """What names a record in ``batchItemFailures``: its sequence number."""
+    if isinstance(record, dict):
+        if "kinesis" in record:
+            return record["kinesis"]["sequenceNumber"]
+        return record["dynamodb"]["SequenceNumber"]
+    return record.sequence_number
+
+
+def records(event_or_batch):
+    """The records of a JSON-world event or of a typed-world batch."""
+    if isinstance(event_or_batch, dict):
+        return event_or_batch.get("Records", [])
+    return event_or_batch.records.value
+
+
+def process_batch(event_or_batch, handle):
+    """Runs ``handle(record)`` for each record in order; a record whose handle
+    raises is reported as a batch item failure. Returns Lambda's response."""
+    failures = []
+    for record in records(event_or_batch):
+        try:
+            handle(record)
+        except Exception as error:  # noqa: BLE001 - any failure of a record is reported
+            log(f"record {item_identifier(record)} failed: {error}", "warn")
+            failures.append({"itemIdentifier": item_identifier(record)})
+    return {"batchItemFailures": failures}
+
+
+class LambdaContext:
+    """Lambda's Python context object, from the invocation's WIT context."""
+
+    def __init__(self, context):
+        self.function_name = context.function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:local:000000000000:function:{context.function_name}"
+        self.memory_limit_in_mb = str(context.memory_limit_mb)
+        self.aws_request_id = context.request_id
+        self.log_group_name = f"/aws/lambda/{context.function_name}"
+        self.log_stream_name = context.request_id
+
+    def get_remaining_time_in_millis(self):
+        return _invocation.remaining_time_ms()
+
+
+def json_handler(handle):
+    """The JSON world's export class for ``handle(event, context) -> response``."""
+
+    class Json:
+        def handle(self, event, context):
+            try:
+                response = handle(_json.loads(event), LambdaContext(context))
+            except Exception as error:  # noqa: BLE001 - Lambda reports any exception
+                raise Err(_json.dumps({"errorType": type(error).__name__, "errorMessage": str(error)}))
+            return "" if response is None else _json.dumps(response)
+
+    return Json
+
+
+def lambda_handler(handler):
+    """The JSON world's export class for a function written for Lambda's Python
+    runtime, ``def lambda_handler(event, context)``."""
+    if not callable(handler):
+        raise TypeError("the module has no `lambda_handler` (or `handler`) function")
+    return json_handler(handler)
+
+
+def typed_handler(handle):
+    """The typed world's export class for ``handle(batch, context) -> response``,
+    where the response is ``{"batchItemFailures": [...]}`` (sequence numbers or
+    ``{"itemIdentifier": ...}`` dicts) and optionally ``"state"``."""
+
+    class Typed:
+        def handle(self, batch, context):
+            try:
+                response = handle(batch, context) or {}
+            except Exception as error:  # noqa: BLE001 - a function error
+                raise Err(str(error))
+            failures = [f if isinstance(f, str) else f["itemIdentifier"] for f in response.get("batchItemFailures", [])]
+            return _types.BatchResponse(batch_item_failures=failures, state=response.get("state"))
+
+    return Typed
