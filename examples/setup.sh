@@ -5,7 +5,9 @@
 #   which builds the wasm32 standard library itself;
 # - wasm-tools, which turns a core module into a component (from PyPI, prebuilt);
 # - for the examples in other languages: Go 1.21+ (GOOS=wasip1; on Debian 12 from
-#   bookworm-backports).
+#   bookworm-backports); Node.js with npm (jco and esbuild are installed by
+#   guest-sdk/js/build.sh itself); componentize-py (PyPI); clang-19 with wasi-libc
+#   and wit-bindgen (cargo install, kept in ~/.cache/eddy/tools) for C.
 # Safe to run again: it installs nothing that is already there.
 set -euo pipefail
 
@@ -58,6 +60,37 @@ if ! have_go; then
   else
     echo "setup: Go 1.21 or newer is missing (https://go.dev/dl/); the Go example will not build" >&2
   fi
+fi
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  if command -v apt-get >/dev/null; then
+    echo "setup: installing Node.js and npm" >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  else
+    echo "setup: Node.js with npm is missing; the JavaScript examples will not build" >&2
+  fi
+fi
+
+if ! command -v componentize-py >/dev/null; then
+  echo "setup: installing componentize-py (pip)" >&2
+  python3 -m pip install --quiet componentize-py==0.25.1 || python3 -m pip install --quiet --user componentize-py==0.25.1
+  hash -r
+fi
+
+if ! command -v clang-19 >/dev/null || [ ! -d /usr/lib/wasm32-wasi ] || ! ls /usr/lib/llvm-19/lib/clang/19/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null; then
+    echo "setup: installing clang-19, its wasm32 runtime and wasi-libc" >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang-19 libclang-rt-19-dev-wasm32 wasi-libc >/dev/null
+  else
+    echo "setup: clang-19 and wasi-libc are missing; the C example will not build" >&2
+  fi
+fi
+tools=$HOME/.cache/eddy/tools
+if ! command -v wit-bindgen >/dev/null && [ ! -x "$tools/bin/wit-bindgen" ]; then
+  echo "setup: installing wit-bindgen-cli 0.63.0 into $tools (a few minutes, once)" >&2
+  cargo install --quiet --locked --root "$tools" wit-bindgen-cli --version 0.63.0
 fi
 
 echo "setup: toolchain ready ($(wasm-tools --version))" >&2

@@ -23,6 +23,8 @@ struct Handler {
 
 const HANDLERS: &[Handler] = &[
     Handler { component: "totals", reads_dynamodb: false },
+    // A core module with its component type, wrapped by the host on load.
+    Handler { component: "c-totals", reads_dynamodb: false },
     Handler { component: "go-totals", reads_dynamodb: true },
     Handler { component: "js-totals", reads_dynamodb: true },
     // Written for Lambda's Node.js runtime, built unchanged.

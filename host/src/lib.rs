@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod lease;
 pub mod manifest;
 pub mod mapping;
+pub mod project;
 pub mod record;
 pub mod registry;
 pub mod role;

@@ -53,6 +53,32 @@ enum Command {
     Stream(StreamCommand),
     /// Show the running host's functions, shards, checkpoints and last errors.
     Status(StatusArgs),
+    /// Start a handler project: the handler, its manifest, its role and build.sh.
+    New(NewArgs),
+    /// Build a handler project into the functions folder, with its manifest and role.
+    Build(BuildArgs),
+}
+
+#[derive(clap::Args)]
+struct NewArgs {
+    /// The function's name (also the project folder's).
+    name: String,
+    /// The language to write it in.
+    #[arg(long, value_enum)]
+    lang: eddy::project::Language,
+    /// Where to create the project folder.
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct BuildArgs {
+    /// The project folder (its language is told by its files).
+    #[arg(default_value = ".")]
+    project: PathBuf,
+    /// The functions folder to build into (the one `eddy run` watches).
+    #[arg(long, default_value = "functions", env = "EDDY_FUNCTIONS")]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -311,7 +337,30 @@ async fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::Put(args) => put(args),
         Command::Stream(command) => stream(command),
         Command::Status(args) => status(args).await,
+        Command::New(args) => new_project(args),
+        Command::Build(args) => build_project(args),
     }
+}
+
+/// `eddy new`.
+fn new_project(args: NewArgs) -> anyhow::Result<std::process::ExitCode> {
+    let sdk = eddy::project::sdk_dir()?;
+    let dir = eddy::project::scaffold::new_project(&args.dir, &args.name, args.lang, &sdk)?;
+    println!("created {} ({} handler, manifest {}.toml, role.json, build.sh)", dir.display(), args.lang.name(), args.name);
+    println!("next: eddy build {}   # builds it into ./functions for `eddy run`", dir.display());
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `eddy build`.
+fn build_project(args: BuildArgs) -> anyhow::Result<std::process::ExitCode> {
+    let sdk = eddy::project::sdk_dir()?;
+    let built = eddy::project::build::build(&args.project, &args.out, &sdk)?;
+    println!("built {} ({})", built.component.display(), built.language.name());
+    println!("manifest {}", built.manifest.display());
+    if let Some(role) = &built.role {
+        println!("role {}", role.display());
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
