@@ -192,3 +192,55 @@ fn lambda_handlers_see_lambdas_context() {
         assert!(line.contains("of 256 MB, request "), "{component}: {line}");
     }
 }
+
+/// `eddy new` then `eddy build` for every language, into the folder `eddy run`
+/// watches: each scaffolded handler totals its orders and reports the bad one.
+#[test]
+fn eddy_new_and_eddy_build_make_a_working_function_in_every_language() {
+    let ws = Workspace::new();
+    let languages = ["rust", "js", "python", "c", "go"];
+    for lang in languages {
+        let name = format!("orders-{lang}");
+        let out = eddy(&["new", &name, "--lang", lang], ws.path());
+        assert!(out.status.success(), "eddy new {lang}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = eddy(&["build", &name, "--out", "functions"], ws.path());
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "eddy build {lang}: {printed}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(printed.contains(&format!("built functions/{name}.wasm ({lang})")), "{printed}");
+        assert!(ws.functions().join("roles").join(format!("{name}.json")).is_file(), "the role is installed");
+        ws.create_stream(&format!("{name}-input"), 1);
+    }
+    let host = Host::start(&ws);
+    for lang in languages {
+        let name = format!("orders-{lang}");
+        host.wait_state(&name, "running");
+        let records = json!({ "Records": [
+            {"PartitionKey": "a", "Text": r#"{"amount": 2.5}"#},
+            {"PartitionKey": "a", "Text": "not an order"},
+            {"PartitionKey": "a", "Text": r#"{"amount": 4}"#},
+        ]});
+        ureq::post(&format!("http://{}/streams/{name}-input/records", host.admin)).send_json(records).expect("ingest");
+    }
+    for lang in languages {
+        let expected = format!("orders-{lang}: 3 records, 1 failed; total 6.5");
+        wait_for(&expected, || host.log_text().contains(&expected).then_some(()));
+    }
+}
+
+/// A missing toolchain is named, with how to install it.
+#[test]
+fn eddy_build_says_what_is_missing_and_how_to_install_it() {
+    let ws = Workspace::new();
+    assert!(eddy(&["new", "orders", "--lang", "c"], ws.path()).status.success());
+    let out = std::process::Command::new(eddy_bin())
+        .args(["build", "orders", "--out", "functions"])
+        .current_dir(ws.path())
+        .env("PATH", "/nonexistent")
+        .env("HOME", ws.path())
+        .output()
+        .expect("eddy runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("c handlers need clang with the wasm32 target") && stderr.contains("apt-get install clang-19"), "{stderr}");
+    assert!(!ws.functions().join("orders.wasm").exists());
+}
