@@ -14,7 +14,13 @@
 //! 3. the cost of capability calls from the `hostile` example's probes: key-value
 //!    calls and record puts on the embedded store, and a call the role denies.
 //!
-//! Set EDDY_BENCH_RECORDS to change the loop's record count.
+//! 4. per language (the examples of tests/languages.rs): component size, first
+//!    load (compile, and write the compile cache), cached load (read it back),
+//!    and an invocation with a batch of 100 records.
+//!
+//! Set EDDY_BENCH_RECORDS to change the loop's record count, and
+//! EDDY_BENCH_ONLY=languages to print the languages table alone (it needs every
+//! example built: `examples/build.sh`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,6 +46,10 @@ fn main() -> anyhow::Result<()> {
     let dist = std::env::var("EDDY_DIST")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/dist"));
+
+    if std::env::var("EDDY_BENCH_ONLY").is_ok_and(|v| v == "languages") {
+        return rt.block_on(languages(&dist));
+    }
 
     println!("## Invocation: instantiate + call, per invocation\n");
     println!("| handler | batch | wasm p50 | wasm p99 | native p50 | native p99 | wasm per record |");
@@ -118,6 +128,56 @@ fn main() -> anyhow::Result<()> {
 }
 
 type Capabilities = (Arc<eddy::role::Grants>, Arc<eddy::capability::Services>);
+
+/// Per language: the size of the example's component, its first load (compile
+/// and cache) and cached load (each with a fresh engine), and an invocation with
+/// 100 records.
+async fn languages(dist: &std::path::Path) -> anyhow::Result<()> {
+    println!("\n## Languages: the examples of tests/languages.rs\n");
+    println!("| language | example | world | component | first load | cached load | 100 records p50 | p99 |");
+    println!("|---|---|---|---:|---:|---:|---:|---:|");
+    let examples = [
+        ("Rust", "totals"),
+        ("C", "c-totals"),
+        ("Go (wasip1 command)", "go-totals"),
+        ("JavaScript", "js-totals"),
+        ("JavaScript, Lambda handler", "js-lambda"),
+        ("Python", "python-totals"),
+        ("Python, Lambda handler", "python-lambda"),
+    ];
+    let capabilities = (eddy::role::Grants::source_only("bench"), Arc::new(eddy::capability::Services::new(None)));
+    let batch = host_batch(100);
+    for (language, name) in examples {
+        let path = dist.join(format!("{name}.wasm"));
+        let bytes = std::fs::read(&path).map_err(|e| anyhow::anyhow!("{}: {e} (run examples/build.sh first)", path.display()))?;
+        let cache = tempfile::tempdir()?;
+        let config = RuntimeConfig { max_instances: 4, cache_dir: Some(cache.path().to_path_buf()), ..RuntimeConfig::default() };
+        let first_runtime = Runtime::new(&config)?;
+        let started = Instant::now();
+        let first = first_runtime.load(&bytes)?;
+        let first_load = started.elapsed();
+        anyhow::ensure!(first.compiled, "{name}: the first load compiled");
+        drop(first);
+        drop(first_runtime);
+        let runtime = Runtime::new(&config)?;
+        let started = Instant::now();
+        let component = runtime.load(&bytes)?;
+        let cached_load = started.elapsed();
+        anyhow::ensure!(!component.compiled, "{name}: the second load came from the cache");
+        let iterations = if bytes.len() > 1 << 20 { 100 } else { 500 };
+        let times = time_wasm(&runtime, &component, &batch, iterations, &capabilities).await;
+        println!(
+            "| {language} | `{name}` | {} | {:.1} MB | {} | {} | {} | {} |",
+            component.world.name(),
+            bytes.len() as f64 / 1e6,
+            fmt(first_load),
+            fmt(cached_load),
+            fmt(percentile(&times, 50)),
+            fmt(percentile(&times, 99)),
+        );
+    }
+    Ok(())
+}
 
 /// Invocations of the `hostile` example whose one record is a probe: what a
 /// capability call costs, allowed and denied.
@@ -353,5 +413,11 @@ fn percentile(times: &[Duration], p: usize) -> Duration {
 
 fn fmt(d: Duration) -> String {
     let us = d.as_secs_f64() * 1e6;
-    if us < 1000.0 { format!("{us:.1} µs") } else { format!("{:.2} ms", us / 1000.0) }
+    if us < 1000.0 {
+        format!("{us:.1} µs")
+    } else if us < 1e6 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{:.2} s", us / 1e6)
+    }
 }
