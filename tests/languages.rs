@@ -27,9 +27,11 @@ const HANDLERS: &[Handler] = &[
     Handler { component: "c-totals", reads_dynamodb: false },
     Handler { component: "go-totals", reads_dynamodb: true },
     Handler { component: "js-totals", reads_dynamodb: true },
+    Handler { component: "js-typed", reads_dynamodb: false },
     // Written for Lambda's Node.js runtime, built unchanged.
     Handler { component: "js-lambda", reads_dynamodb: true },
     Handler { component: "python-totals", reads_dynamodb: true },
+    Handler { component: "python-typed", reads_dynamodb: false },
     // Written for Lambda's Python runtime, built unchanged.
     Handler { component: "python-lambda", reads_dynamodb: true },
 ];
@@ -113,10 +115,14 @@ fn failures(response: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `eddy invoke` with a data directory, whose compile cache spares the second
+/// event a compile.
 fn invoke_with(handler: &Handler, event: &Value, dir: &Path) -> Invoked {
     let path = dir.join("event.json");
     std::fs::write(&path, event.to_string()).expect("event");
-    invoke(&component(handler.component), &path, &["--function-name", handler.component])
+    let data = dir.join("data");
+    let data = data.to_str().expect("utf-8");
+    invoke(&component(handler.component), &path, &["--function-name", handler.component, "--data-dir", data])
 }
 
 #[test]

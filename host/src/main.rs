@@ -157,7 +157,7 @@ struct InvokeArgs {
     #[arg(long)]
     role: Option<PathBuf>,
     /// The data directory whose local streams and tables capability calls
-    /// reach (none by default).
+    /// reach, and whose compile cache is used (none by default).
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Bytes of log output the invocation may write.
@@ -450,7 +450,10 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
 async fn invoke(args: InvokeArgs) -> anyhow::Result<std::process::ExitCode> {
     let event = read_input(&args.event)?;
     let bytes = std::fs::read(&args.module).with_context(|| format!("cannot read {}", args.module.display()))?;
-    let runtime = Runtime::new(&RuntimeConfig { max_instances: 4, ..RuntimeConfig::default() })?;
+    // With a data directory, its compile cache too: a large (JavaScript,
+    // Python) component compiles once, as under `eddy run`.
+    let cache_dir = args.data_dir.as_ref().map(|dir| dir.join("compiled"));
+    let runtime = Runtime::new(&RuntimeConfig { max_instances: 4, cache_dir, ..RuntimeConfig::default() })?;
     let component = runtime.load(&bytes).with_context(|| format!("{}", args.module.display()))?;
     let name = args.function_name.unwrap_or_else(|| {
         args.module.file_stem().and_then(|s| s.to_str()).unwrap_or("function").to_owned()
