@@ -141,3 +141,67 @@ fn a_preview1_core_module_is_given_the_adapter_on_load() {
             .then_some(())
     });
 }
+
+/// A WASI command in WAT, as a `wasm32-wasip1` compiler writes one: it writes
+/// "command ran" to stderr, copies stdin to stdout (the event back as its
+/// response), then returns, exits with status 3, or loops forever.
+fn command(behaviour: &str) -> Vec<u8> {
+    let tail = match behaviour {
+        "echo" => "",
+        "exit3" => "(call $proc_exit (i32.const 3))",
+        "loop" => "(loop $forever (br $forever))",
+        other => panic!("no behaviour {other}"),
+    };
+    wat::parse_str(format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 20)
+  (data (i32.const 16) "command ran\n")
+  (func (export "_start")
+    (local $n i32)
+    ;; stderr: "command ran"
+    (i32.store (i32.const 200) (i32.const 16))
+    (i32.store (i32.const 204) (i32.const 12))
+    (drop (call $fd_write (i32.const 2) (i32.const 200) (i32.const 1) (i32.const 208)))
+    ;; stdin to stdout, 64 KiB at a time, from offset 65536
+    (block $eof (loop $copy
+      (i32.store (i32.const 300) (i32.const 65536))
+      (i32.store (i32.const 304) (i32.const 65536))
+      (drop (call $fd_read (i32.const 0) (i32.const 300) (i32.const 1) (i32.const 308)))
+      (local.set $n (i32.load (i32.const 308)))
+      (br_if $eof (i32.eqz (local.get $n)))
+      (i32.store (i32.const 304) (local.get $n))
+      (drop (call $fd_write (i32.const 1) (i32.const 300) (i32.const 1) (i32.const 208)))
+      (br $copy)))
+    {tail})
+)"#
+    ))
+    .expect("WAT")
+}
+
+#[test]
+fn a_wasi_command_gets_the_event_on_stdin_and_answers_on_stdout_within_the_limits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str| {
+        let path = dir.path().join(format!("{name}.wasm"));
+        std::fs::write(&path, command(name)).expect("module");
+        path
+    };
+    let event = fixture("kinesis-event.json");
+    let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&event).expect("event")).expect("JSON");
+
+    let echoed = invoke(&write("echo"), &event, &[]);
+    assert!(echoed.ok, "{}{}", echoed.stdout, echoed.log);
+    assert_eq!(echoed.response, expected, "the response is what the command wrote: the event it read");
+    assert!(echoed.log.contains("command ran"), "stderr goes to the log: {}", echoed.log);
+
+    let failed = invoke(&write("exit3"), &event, &[]);
+    assert!(!failed.ok);
+    assert!(failed.stdout.contains("the command exited with status 3"), "{}", failed.stdout);
+
+    let looping = invoke(&write("loop"), &event, &["--timeout", "1"]);
+    assert!(!looping.ok);
+    assert!(looping.stdout.contains("timed out"), "{}", looping.stdout);
+}

@@ -21,7 +21,9 @@ command -v node >/dev/null && command -v npm >/dev/null ||
   { echo "js: Node.js 18+ and npm are needed (https://nodejs.org, or 'apt-get install nodejs npm')" >&2; exit 1; }
 if [ ! -x "$sdk/node_modules/.bin/jco" ] || [ ! -x "$sdk/node_modules/.bin/esbuild" ]; then
   echo "js: installing jco and esbuild into $sdk/node_modules" >&2
-  (cd "$sdk" && npm ci --no-audit --no-fund --loglevel=error)
+  # `npm install` rather than `npm ci`: npm 11's `ci` refuses a lock file that
+  # leaves out other platforms' optional packages; `install` keeps to the lock.
+  (cd "$sdk" && npm install --no-audit --no-fund --loglevel=error)
 fi
 
 work=$(mktemp -d)
