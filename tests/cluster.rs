@@ -16,6 +16,14 @@ use eddy_tests::kinesis::{Kinesis, records};
 use eddy_tests::{Host, Workspace, wait_for};
 use serde_json::Value;
 
+/// The tests of this file run one at a time: each starts several hosts and two
+/// emulators, and their timings are what is measured.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Short, so the tests are: the default is 10 s.
 const FAILOVER: Duration = Duration::from_secs(3);
 const BATCH_SIZE: usize = 20;
@@ -272,6 +280,7 @@ fn wait_spread(cluster: &Cluster, want: &[usize], from: Instant) -> Duration {
 
 #[test]
 fn hosts_share_shards_hand_them_over_on_sigterm_take_them_after_sigkill_and_a_new_host_steals_its_share() {
+    let _serial = one_at_a_time();
     let mut cluster = Cluster::start("shared", 8);
     let sampler = Sampler::start(&cluster);
     const KEYS: usize = 40;
@@ -281,10 +290,14 @@ fn hosts_share_shards_hand_them_over_on_sigterm_take_them_after_sigkill_and_a_ne
     for name in ["host-a", "host-b", "host-c"] {
         cluster.add_host(name);
     }
+    // From when every host runs the function: the time the leases take.
+    for name in ["host-a", "host-b", "host-c"] {
+        cluster.host(name).wait_state("inspect", "running");
+    }
     let up = Instant::now();
     let took = wait_spread(&cluster, &[3, 3, 2], up);
     eprintln!(
-        "three hosts: leases spread 3/3/2 {took:?} after the last host was up, {:?} after the first was started (failover {FAILOVER:?})",
+        "three hosts: leases spread 3/3/2 {took:?} after every host ran the function, {:?} after the first was started (failover {FAILOVER:?})",
         started.elapsed()
     );
     assert!(took <= FAILOVER, "spread took {took:?}");
@@ -381,6 +394,7 @@ fn hosts_share_shards_hand_them_over_on_sigterm_take_them_after_sigkill_and_a_ne
 
 #[test]
 fn after_a_split_the_children_start_only_once_their_parent_is_finished_whichever_hosts_hold_them() {
+    let _serial = one_at_a_time();
     let mut cluster = Cluster::start("resharded", 2);
     const KEYS: usize = 24;
     for name in ["host-a", "host-b", "host-c"] {
@@ -439,6 +453,7 @@ fn after_a_split_the_children_start_only_once_their_parent_is_finished_whichever
 
 #[test]
 fn hosts_that_cannot_renew_their_leases_stop_their_shards_and_resume_when_the_table_is_back() {
+    let _serial = one_at_a_time();
     let mut cluster = Cluster::start("unrenewed", 2);
     const KEYS: usize = 12;
     for name in ["host-a", "host-b"] {
@@ -476,6 +491,7 @@ fn hosts_that_cannot_renew_their_leases_stop_their_shards_and_resume_when_the_ta
 
 #[test]
 fn a_tumbling_window_keeps_its_state_in_the_lease() {
+    let _serial = one_at_a_time();
     let mut cluster = Cluster::start("windowed", 1);
     let ws = Workspace::new();
     ws.deploy("totals", "totals", &cluster.kinesis.manifest(&cluster.stream, "TumblingWindowInSeconds = 300"));
@@ -501,4 +517,22 @@ fn a_tumbling_window_keeps_its_state_in_the_lease() {
     let totals: Value = serde_json::from_str(window["state"].as_str().expect("the handler's state")).expect("JSON");
     assert_eq!((totals["alice"].as_f64(), totals["bob"].as_f64()), (Some(4.0), Some(1.0)), "{state}");
     assert!(checkpoint.chars().all(|c| c.is_ascii_digit()), "{checkpoint}");
+}
+
+#[test]
+fn a_host_started_before_its_lease_table_is_reachable_waits_for_it() {
+    let _serial = one_at_a_time();
+    let mut cluster = Cluster::start("waiting", 2);
+    cluster.dynamodb.stop();
+    cluster.add_host("host-a");
+    let host = cluster.host("host-a");
+    wait_for("the host to say it cannot use the table", || {
+        host.log_text().contains("cannot use the lease table").then_some(())
+    });
+    assert!(ureq::get(&format!("http://{}/healthz", host.admin)).call().is_ok(), "alive");
+    assert!(ureq::get(&format!("http://{}/readyz", host.admin)).call().is_err(), "not ready");
+    cluster.dynamodb.restart();
+    wait_spread(&cluster, &[2], Instant::now());
+    let admin = cluster.host("host-a").admin.clone();
+    wait_for("ready", || ureq::get(&format!("http://{admin}/readyz")).call().ok());
 }

@@ -19,6 +19,9 @@ use crate::status::StatusBoard;
 use crate::store::CheckpointStore;
 use crate::store::embedded::EmbeddedStore;
 
+/// How long a host waits before it tries an unreachable lease table again.
+const LEASE_TABLE_RETRY: Duration = Duration::from_secs(2);
+
 /// How often old records are trimmed from local streams.
 const TRIM_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -53,17 +56,6 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
     runtime_config.cache_dir.get_or_insert_with(|| config.data_dir.join("compiled"));
     let runtime = Arc::new(Runtime::new(&runtime_config)?);
     let status = Arc::new(StatusBoard::default());
-    let cluster = match &config.cluster {
-        Some(cluster) => {
-            let table = crate::lease::LeaseTable::open(&cluster.lease_table, &cluster.worker_id)
-                .await
-                .with_context(|| format!("cannot use the lease table {}", cluster.lease_table))?;
-            tracing::info!(table = %cluster.lease_table, worker = %cluster.worker_id, failover = ?cluster.failover, "cluster mode");
-            Some(crate::lease::Cluster { table: Arc::new(table), failover: cluster.failover })
-        }
-        None => None,
-    };
-
     let admin = match config.admin_addr {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -72,6 +64,29 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
             let state = AdminState { status: Arc::clone(&status), embedded: Arc::clone(&embedded), checkpoints: checkpoints.clone() };
             tracing::info!("admin port listening on http://{}", listener.local_addr()?);
             Some(tokio::spawn(admin::serve(listener, state, shutdown.clone())))
+        }
+        None => None,
+    };
+
+    // Cluster mode: the lease table is needed before any mapping starts. A
+    // table not reachable yet is waited for (the admin port answers meanwhile,
+    // and /readyz says not ready), as a KCL worker waits at its start.
+    let cluster = match &config.cluster {
+        Some(cluster) => {
+            let table = loop {
+                match crate::lease::LeaseTable::open(&cluster.lease_table, &cluster.worker_id).await {
+                    Ok(table) => break table,
+                    Err(error) => {
+                        tracing::error!(table = %cluster.lease_table, "cannot use the lease table: {error:#}; retrying");
+                        tokio::select! {
+                            () = shutdown.cancelled() => return Ok(()),
+                            () = tokio::time::sleep(LEASE_TABLE_RETRY) => {}
+                        }
+                    }
+                }
+            };
+            tracing::info!(table = %cluster.lease_table, worker = %cluster.worker_id, failover = ?cluster.failover, "cluster mode");
+            Some(crate::lease::Cluster { table: Arc::new(table), failover: cluster.failover })
         }
         None => None,
     };

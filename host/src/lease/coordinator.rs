@@ -24,6 +24,9 @@ use crate::store::SHARD_END;
 /// is gone for good, and is removed.
 const DEAD_WORKER_FAILOVERS: u32 = 10;
 
+/// Reads of the table per balancing, when takes of free leases lose races.
+const BALANCE_ROUNDS: usize = 3;
+
 /// How long a scan's writes may take before they count as failed.
 fn call_timeout(failover: Duration) -> Duration {
     failover / 6
@@ -206,12 +209,25 @@ impl Coordinator {
     }
 
     /// Reads the mapping's leases, then takes or steals what the balancing
-    /// rules say.
+    /// rules say. When another host took a free lease first, it reads again at
+    /// once (a few times at most), so that hosts starting together settle in
+    /// one renewal period rather than several.
     async fn balance(&self) -> anyhow::Result<()> {
+        for _ in 0..BALANCE_ROUNDS {
+            if !self.balance_once().await? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One read and the takes it leads to; true if a take of a free lease lost
+    /// a race to another host.
+    async fn balance_once(&self) -> anyhow::Result<bool> {
         let items = self.table.items(&self.mapping).await?;
         let me = self.table.owner();
         let (leases, workers, counters, dead) = {
-            let Ok(mut state) = self.state.lock() else { return Ok(()) };
+            let Ok(mut state) = self.state.lock() else { return Ok(false) };
             let now = Instant::now();
             for item in &items {
                 let changed = state.seen.get(&item.key).is_none_or(|s| s.counter != item.counter || s.owner != item.owner);
@@ -265,17 +281,20 @@ impl Coordinator {
         }
 
         let plan = balance::plan(me, &leases, &workers, |candidates| fastrand::shuffle(candidates));
+        let mut lost_race = false;
         for shard in plan.take.iter().chain(plan.steal.iter()) {
             let Some(&counter) = counters.get(shard) else { continue };
+            let stolen = plan.steal.as_ref() == Some(shard);
             if self.table.take(&self.mapping, shard, counter).await? {
-                let stolen = plan.steal.as_ref() == Some(shard);
                 tracing::info!(function = %self.function, shard = %shard, stolen, "lease taken");
                 if let Ok(mut state) = self.state.lock() {
                     state.held.insert(shard.clone(), Held { counter: counter + 1, renewed_at: Instant::now() });
                 }
+            } else if !stolen {
+                lost_race = true;
             }
         }
-        Ok(())
+        Ok(lost_race)
     }
 
     /// Who holds a lease for the balancing rules: nobody if it is expired, or

@@ -164,7 +164,30 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
         context.status.set_failed(&function.name, message);
         return;
     }
-    let shared = match shard::Shared::new(&function, info, &context).await {
+    // The store (in cluster mode, the lease table) may be briefly unreachable:
+    // wait for it rather than fail the function.
+    let mut store_failed = false;
+    let started_at_ms = loop {
+        match shard::started_at(&function, &context).await {
+            Ok(ms) => {
+                if store_failed {
+                    context.status.clear_error(&function.name);
+                }
+                break ms;
+            }
+            Err(error) => {
+                store_failed = true;
+                let message = format!("cannot read the mapping's start from the checkpoint store: {error:#}");
+                tracing::error!(function = %function.name, "{message}; retrying");
+                context.status.set_error(&function.name, crate::status::FunctionState::Running, message);
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(RESTART_DELAY) => {}
+                }
+            }
+        }
+    };
+    let shared = match shard::Shared::new(&function, info, started_at_ms).await {
         Ok(shared) => Arc::new(shared),
         Err(error) => {
             let message = format!("{error:#}");

@@ -40,7 +40,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub async fn new(function: &FunctionVersion, info: SourceInfo, context: &MappingContext) -> anyhow::Result<Shared> {
+    pub async fn new(function: &FunctionVersion, info: SourceInfo, started_at_ms: u64) -> anyhow::Result<Shared> {
         let config = &function.manifest.event_source;
         let filter = if config.filter_patterns.is_empty() {
             None
@@ -51,25 +51,25 @@ impl Shared {
             Some(on_failure) => Some(FailureSink::open(on_failure).await?),
             None => None,
         };
-        // LATEST is pinned to the moment the mapping first ran, kept in the store
-        // beside the checkpoints, so a restart does not skip what came meanwhile.
-        let pin = CheckpointKey {
-            function: function.name.to_string(),
-            source: config.source.id(),
-            shard: LATEST_PIN.to_owned(),
-        };
-        let started_at_ms = match context.store.get(&pin).await? {
-            Some(ms) => ms.parse().unwrap_or_else(|_| now_ms()),
-            None => {
-                let now = now_ms();
-                if config.starting_position == StartingPosition::Latest {
-                    context.store.set(&pin, &now.to_string()).await?;
-                }
-                now
-            }
-        };
         Ok(Shared { function_arn: function.arn(&info.region), info, filter, sink, started_at_ms })
     }
+}
+
+/// When the mapping first ran: LATEST is pinned to that moment, kept in the
+/// store beside the checkpoints, so a restart does not skip what came meanwhile.
+pub async fn started_at(function: &FunctionVersion, context: &MappingContext) -> anyhow::Result<u64> {
+    let config = &function.manifest.event_source;
+    let pin = CheckpointKey { function: function.name.to_string(), source: config.source.id(), shard: LATEST_PIN.to_owned() };
+    Ok(match context.store.get(&pin).await? {
+        Some(ms) => ms.parse().unwrap_or_else(|_| now_ms()),
+        None => {
+            let now = now_ms();
+            if config.starting_position == StartingPosition::Latest {
+                context.store.set(&pin, &now.to_string()).await?;
+            }
+            now
+        }
+    })
 }
 
 /// Batches of records queued for each lane of a shard (ParallelizationFactor).
