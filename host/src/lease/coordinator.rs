@@ -83,10 +83,16 @@ impl Coordinator {
         self.held_tx.subscribe()
     }
 
-    /// Adds the leases of shards the source lists that have none yet.
+    /// Adds the leases of shards the source lists that have none yet: those
+    /// the last read of the table did not show (before the first read, all of
+    /// them; the write is conditional either way).
     pub async fn create_leases(&self, shards: &[crate::source::Shard]) -> anyhow::Result<()> {
         let listed: HashSet<&str> = shards.iter().map(|s| s.id.as_str()).collect();
-        for shard in shards {
+        let unseen: Vec<&crate::source::Shard> = match self.state.lock() {
+            Ok(state) => shards.iter().filter(|s| !state.seen.contains_key(&s.id)).collect(),
+            Err(_) => shards.iter().collect(),
+        };
+        for shard in unseen {
             // Parents past retention are left out: there is nothing of them to wait for.
             let parents: Vec<String> = shard.parents.iter().filter(|p| listed.contains(p.as_str())).cloned().collect();
             if self.table.create_lease(&self.mapping, &shard.id, &parents).await? {

@@ -120,7 +120,7 @@ pub fn start(function: Arc<FunctionVersion>, source: Arc<dyn StreamSource>, mut 
 
 /// Retries `attempt` until it succeeds (clearing the function's error) or the
 /// mapping stops (`None`), showing each failure in the function's status.
-async fn retry_source_call<T, F: Future<Output = anyhow::Result<T>>>(
+async fn retry_call<T, F: Future<Output = anyhow::Result<T>>>(
     function: &FunctionVersion,
     context: &MappingContext,
     cancel: &CancellationToken,
@@ -134,11 +134,9 @@ async fn retry_source_call<T, F: Future<Output = anyhow::Result<T>>>(
                 if failed {
                     context.status.clear_error(&function.name);
                 }
-                context.status.set_source_reachable(&function.name, true);
                 return Some(value);
             }
             Err(error) => {
-                context.status.set_source_reachable(&function.name, false);
                 let message = format!("cannot {what}: {error:#}");
                 tracing::error!(function = %function.name, "{message}; retrying");
                 context.status.set_error(&function.name, crate::status::FunctionState::Running, message);
@@ -150,6 +148,26 @@ async fn retry_source_call<T, F: Future<Output = anyhow::Result<T>>>(
             }
         }
     }
+}
+
+/// [`retry_call`] for a call to the source, whose outcome also says whether the
+/// source is reached (for `/readyz`).
+async fn retry_source_call<T, F: Future<Output = anyhow::Result<T>>>(
+    function: &FunctionVersion,
+    context: &MappingContext,
+    cancel: &CancellationToken,
+    what: &str,
+    mut attempt: impl FnMut() -> F,
+) -> Option<T> {
+    retry_call(function, context, cancel, what, || {
+        let call = attempt();
+        async move {
+            let result = call.await;
+            context.status.set_source_reachable(&function.name, result.is_ok());
+            result
+        }
+    })
+    .await
 }
 
 async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSource>, context: MappingContext, cancel: CancellationToken) {
@@ -166,26 +184,12 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
     }
     // The store (in cluster mode, the lease table) may be briefly unreachable:
     // wait for it rather than fail the function.
-    let mut store_failed = false;
-    let started_at_ms = loop {
-        match shard::started_at(&function, &context).await {
-            Ok(ms) => {
-                if store_failed {
-                    context.status.clear_error(&function.name);
-                }
-                break ms;
-            }
-            Err(error) => {
-                store_failed = true;
-                let message = format!("cannot read the mapping's start from the checkpoint store: {error:#}");
-                tracing::error!(function = %function.name, "{message}; retrying");
-                context.status.set_error(&function.name, crate::status::FunctionState::Running, message);
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    () = tokio::time::sleep(RESTART_DELAY) => {}
-                }
-            }
-        }
+    let Some(started_at_ms) = retry_call(&function, &context, &cancel, "read the mapping's start from the checkpoint store", || {
+        shard::started_at(&function, &context)
+    })
+    .await
+    else {
+        return;
     };
     let shared = match shard::Shared::new(&function, info, started_at_ms).await {
         Ok(shared) => Arc::new(shared),
@@ -249,8 +253,20 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
                 }
             }
         }
+        // In cluster mode only the shards held here, and their parents, are
+        // this host's business: the others' checkpoints are not read.
+        let relevant: Option<HashSet<&str>> = holding.as_ref().map(|held| {
+            shards
+                .iter()
+                .filter(|s| held.contains(&s.id))
+                .flat_map(|s| std::iter::once(s.id.as_str()).chain(s.parents.iter().map(String::as_str)))
+                .collect()
+        });
         for shard in &shards {
             if stops.contains_key(&shard.id) || finished.contains(&shard.id) {
+                continue;
+            }
+            if relevant.as_ref().is_some_and(|r| !r.contains(shard.id.as_str())) {
                 continue;
             }
             match context.store.get(&key(&shard.id)).await {
