@@ -198,7 +198,7 @@ pub fn build(dir: &Path, out: &Path, sdk: &Path) -> anyhow::Result<Built> {
     let language = detect(dir)?;
     let (name, manifest_path) = manifest(dir)?;
     let manifest_text = std::fs::read_to_string(&manifest_path)?;
-    crate::manifest::Manifest::parse(&manifest_text).with_context(|| format!("{}", manifest_path.display()))?;
+    let parsed = crate::manifest::Manifest::parse(&manifest_text).with_context(|| format!("{}", manifest_path.display()))?;
     check_toolchain(language)?;
 
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -223,7 +223,7 @@ pub fn build(dir: &Path, out: &Path, sdk: &Path) -> anyhow::Result<Built> {
     std::fs::rename(&component, &installed).with_context(|| format!("cannot write {}", installed.display()))?;
     let manifest_out = out.join(format!("{name}.toml"));
     install(&manifest_path, &manifest_out)?;
-    let role = match (crate::manifest::Manifest::role_reference(&manifest_text), dir.join("role.json")) {
+    let role = match (parsed.role, dir.join("role.json")) {
         (Some(role), policy) if policy.is_file() && !role.starts_with("arn:") => {
             let roles = out.join("roles");
             std::fs::create_dir_all(&roles)?;

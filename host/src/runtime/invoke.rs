@@ -209,6 +209,8 @@ impl invocation::Host for HostState {
 enum Input<'a> {
     Typed(&'a Batch),
     Json(Cow<'a, str>),
+    /// A command's event, already placed on its stdin.
+    OnStdin,
 }
 
 /// How much a command may write to stdout before it traps; a response over
@@ -307,9 +309,9 @@ impl Runtime {
                     stdout,
                     environment: lambda_environment(&context),
                 });
-                None
+                Input::OnStdin
             }
-            (_, input) => Some(input),
+            (_, input) => input,
         };
 
         // Epoch interruption stops a guest that computes past its deadline; one
@@ -317,7 +319,8 @@ impl Runtime {
         // timer, a moment later.
         let call = async {
             match (&component.pre, input) {
-                (HandlerPre::Command(pre), None) => match pre.instantiate_async(&mut store).await {
+                // The response is what it wrote to stdout, read below.
+                (HandlerPre::Command(pre), Input::OnStdin) => match pre.instantiate_async(&mut store).await {
                     Ok(command) => match command.wasi_cli_run().call_run(&mut store).await {
                         Ok(Ok(())) => Ok(Ok(HandlerResponse::Json(String::new()))),
                         Ok(Err(())) => Ok(Err("the command exited with a failure status".to_owned())),
@@ -329,7 +332,7 @@ impl Runtime {
                     },
                     Err(error) => Err(error.context(Instantiating)),
                 },
-                (HandlerPre::Typed(pre), Some(Input::Typed(batch))) => match pre.instantiate_async(&mut store).await {
+                (HandlerPre::Typed(pre), Input::Typed(batch)) => match pre.instantiate_async(&mut store).await {
                     Ok(handler) => handler
                         .eddy_handler_typed()
                         .call_handle(&mut store, batch, &context)
@@ -337,7 +340,7 @@ impl Runtime {
                         .map(|r| r.map(HandlerResponse::Typed)),
                     Err(error) => Err(error.context(Instantiating)),
                 },
-                (HandlerPre::Json(pre), Some(Input::Json(event))) => match pre.instantiate_async(&mut store).await {
+                (HandlerPre::Json(pre), Input::Json(event)) => match pre.instantiate_async(&mut store).await {
                     Ok(handler) => handler
                         .eddy_handler_json()
                         .call_handle(&mut store, &event, &context)
