@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Eddy's main job, from a fresh clone: installs what is missing (examples/setup.sh),
+# Eddy's main job, from a fresh clone: installs what is missing for Rust handlers
+# (examples/setup.sh: the wasm32 target and wasm-tools),
 # builds the example handlers and the host, then runs the host with the `totals`
 # and `inspect` handlers in a watched functions/ folder, puts the sample records
 # (examples/sample-records.jsonl) on the embedded local stream "sales", and shows
@@ -34,12 +35,17 @@ trap 'kill -TERM $host 2>/dev/null; wait $host 2>/dev/null || true' EXIT
 
 # Wait for both functions to be up, put the records, wait for them to be handled.
 functions_done() { # $1: records each function must have finished with
-  "$eddy" status --json 2>/dev/null | python3 -c '
+  local report
+  report=$("$eddy" status --json 2>/dev/null) || return 1 # the host is not up yet
+  python3 -c '
 import json, sys
 want = int(sys.argv[1])
-fs = json.load(sys.stdin)["functions"]
+try:
+    fs = json.loads(sys.argv[2])["functions"]
+except (ValueError, KeyError):
+    sys.exit(1)
 done = [sum(s["records_processed"] + s["records_discarded"] for s in f["shards"]) for f in fs if f["state"] == "running"]
-sys.exit(0 if len(done) == 2 and all(d >= want for d in done) else 1)' "$1"
+sys.exit(0 if len(done) == 2 and all(d >= want for d in done) else 1)' "$1" "$report"
 }
 wait_until() { # $1: what, then a command
   local what=$1; shift

@@ -180,7 +180,7 @@ fn a_split_and_a_merge_while_records_flow_keep_every_record_and_per_key_order() 
         assert!(parent_last < child_first, "child {child} started before its parent {parent} finished");
     }
     let status = host.function("inspect").expect("status");
-    let finished: Vec<&Value> = status["shards"].as_array().expect("shards").iter().filter(|s| s["finished"] == true).collect();
+    let finished: Vec<&Value> = status["shards"].as_array().expect("shards").iter().filter(|s| s["state"] == "finished").collect();
     assert_eq!(finished.len(), 3, "the parent and both children are finished: {status}");
 
     let pushed = wait_for("240 records pushed", || {
@@ -189,7 +189,7 @@ fn a_split_and_a_merge_while_records_flow_keep_every_record_and_per_key_order() 
     });
     assert_in_order_and_complete(&first_seen_per_key(&pushed), 8, 30);
     let pushed_status = host.function("pushed").expect("status");
-    let finished = pushed_status["shards"].as_array().expect("shards").iter().filter(|s| s["finished"] == true).count();
+    let finished = pushed_status["shards"].as_array().expect("shards").iter().filter(|s| s["state"] == "finished").count();
     assert_eq!(finished, 3, "{pushed_status}");
 }
 

@@ -200,22 +200,30 @@ fn lambda_handlers_see_lambdas_context() {
 }
 
 /// `eddy new` then `eddy build` for every language, into the folder `eddy run`
-/// watches: each scaffolded handler totals its orders and reports the bad one.
+/// watches: each scaffolded handler totals its orders and reports the bad one,
+/// which its manifest retries twice and then sends to `failures/` in the project.
+/// The builds go where the host looks whether they run beside the project, with
+/// `--out`, or inside it.
 #[test]
 fn eddy_new_and_eddy_build_make_a_working_function_in_every_language() {
     let ws = Workspace::new();
     let languages = ["rust", "js", "python", "c", "go"];
-    for lang in languages {
+    for (i, lang) in languages.into_iter().enumerate() {
         let name = format!("orders-{lang}");
         let out = eddy(&["new", &name, "--lang", lang], ws.path());
         assert!(out.status.success(), "eddy new {lang}: {}", String::from_utf8_lossy(&out.stderr));
-        let out = eddy(&["build", &name, "--out", "functions"], ws.path());
+        let out = match i % 3 {
+            0 => eddy(&["build", &name, "--out", "functions"], ws.path()),
+            1 => eddy(&["build", &name], ws.path()),
+            _ => eddy(&["build"], &ws.path().join(&name)),
+        };
         let printed = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "eddy build {lang}: {printed}{}", String::from_utf8_lossy(&out.stderr));
-        assert!(printed.contains(&format!("built functions/{name}.wasm ({lang})")), "{printed}");
+        assert!(printed.contains(&format!("functions/{name}.wasm ({lang})")), "{printed}");
+        assert!(ws.functions().join(format!("{name}.wasm")).is_file(), "{lang}: built into the watched folder: {printed}");
         assert!(ws.functions().join("roles").join(format!("{name}.json")).is_file(), "the role is installed");
-        ws.create_stream(&format!("{name}-input"), 1);
     }
+    // No `eddy stream create`: the scaffolded manifests say CreateStream = true.
     let host = Host::start(&ws);
     for lang in languages {
         let name = format!("orders-{lang}");
@@ -228,9 +236,50 @@ fn eddy_new_and_eddy_build_make_a_working_function_in_every_language() {
         ureq::post(&format!("http://{}/streams/{name}-input/records", host.admin)).send_json(records).expect("ingest");
     }
     for lang in languages {
-        let expected = format!("orders-{lang}: 3 records, 1 failed; total 6.5");
+        let name = format!("orders-{lang}");
+        let expected = format!("{name}: 3 records, 1 failed; total 6.5");
         wait_for(&expected, || host.log_text().contains(&expected).then_some(()));
+        // Three attempts in all, then the failure record in the project's folder.
+        let failures = ws.path().join(&name).join("failures");
+        let record: Value = wait_for(&format!("{name}'s failure record"), || {
+            let file = std::fs::read_dir(&failures).ok()?.filter_map(|e| e.ok()).next()?;
+            serde_json::from_str(&std::fs::read_to_string(file.path()).ok()?).ok()
+        });
+        assert_eq!(record["requestContext"]["condition"], "RetryAttemptsExhausted", "{name}: {record}");
+        assert_eq!(record["requestContext"]["approximateInvokeCount"], 3, "{name}: {record}");
+        let function = host.function(&name).expect("listed");
+        assert_eq!(shard_total(&function, "records_discarded"), 2, "{name}: the bad record and the one after it: {function}");
     }
+}
+
+/// `eddy invoke` compiles a component once: the next call takes it from the
+/// per-user compile cache, and only the first says it is compiling.
+#[test]
+fn eddy_invoke_compiles_a_large_component_once() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let event = dir.path().join("event.json");
+    std::fs::write(&event, kinesis_event().to_string()).expect("event");
+    let run = || {
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new(eddy_bin())
+            .args(["invoke", eddy_tests::component("js-totals").to_str().expect("utf-8"), "--event"])
+            .arg(&event)
+            .env("EDDY_CACHE_DIR", cache.path())
+            .output()
+            .expect("eddy runs");
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{log}");
+        assert!(log.contains(TOTALS), "{log}");
+        (log, started.elapsed())
+    };
+    let (first, _) = run();
+    assert!(first.contains("compiling ") && first.contains("compiled in "), "the first call says it compiles: {first}");
+    let cached = std::fs::read_dir(cache.path()).expect("cache dir").filter_map(|e| e.ok()).count();
+    assert_eq!(cached, 1, "one compiled component in the cache");
+    let (second, took) = run();
+    assert!(!second.contains("compiling"), "the second call compiles nothing: {second}");
+    assert!(took <= std::time::Duration::from_secs(1), "the second call took {took:?}");
 }
 
 /// A missing toolchain is named, with how to install it.

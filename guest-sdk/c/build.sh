@@ -17,7 +17,10 @@ wit=$(realpath "${EDDY_WIT:-$sdk/../../wit}")
 sysroot=${WASI_SYSROOT:-/usr}
 clang=$(command -v clang-19 || command -v clang || true)
 need() { echo "c: $1 is needed: $2" >&2; exit 1; }
-[ -n "$clang" ] || need "clang with the wasm32 target" "apt-get install clang-19 libclang-rt-19-dev-wasm32 wasi-libc"
+[ -n "$clang" ] || need "clang with the wasm32 target" "apt-get install clang-19 lld-19 libclang-rt-19-dev-wasm32 wasi-libc"
+# clang links wasm32 with wasm-ld, which Debian ships in lld-19, beside clang-19.
+[ -x "$(dirname "$(realpath "$clang")")/wasm-ld" ] || command -v wasm-ld >/dev/null ||
+  need "wasm-ld, the wasm32 linker" "apt-get install lld-19"
 [ -d "$sysroot/lib/wasm32-wasi" ] || [ -d "$sysroot/lib/wasm32-wasip1" ] || need "wasi-libc" "apt-get install wasi-libc (or WASI_SYSROOT=<wasi-sdk sysroot>)"
 # (examples/setup.sh installs it into ~/.cache/eddy/tools.)
 wit_bindgen=$(command -v wit-bindgen || ls "$HOME/.cache/eddy/tools/bin/wit-bindgen" 2>/dev/null || true)

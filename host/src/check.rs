@@ -83,7 +83,7 @@ fn check_role_files(roles_dir: &Path) -> Vec<Finding> {
 /// The source's ARN, when the manifest alone says it.
 fn static_source_arn(source: &SourceRef) -> Option<String> {
     match source {
-        SourceRef::Local { stream } => Some(crate::source::local::stream_arn(stream)),
+        SourceRef::Local { stream, .. } => Some(crate::source::local::stream_arn(stream)),
         SourceRef::Kinesis { stream, .. } if stream.starts_with("arn:") => Some(stream.clone()),
         SourceRef::Dynamodb { stream_arn: Some(arn), .. } => Some(arn.clone()),
         _ => None,

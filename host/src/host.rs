@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
+use crate::host_lock::{HostInfo, HostLock};
 use crate::mapping::MappingContext;
 use crate::registry::{self, RegistryConfig};
 use crate::runtime::{Runtime, RuntimeConfig};
@@ -50,6 +51,13 @@ pub struct ClusterConfig {
 pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.functions_dir)
         .with_context(|| format!("cannot create the functions folder {}", config.functions_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    // Before anything reads a checkpoint: a second host on the same data would
+    // process every record a second time.
+    // Cluster hosts may share a functions folder: the lease table shares the shards.
+    let lock_functions = config.cluster.is_none().then_some(config.functions_dir.as_path());
+    let mut lock = HostLock::acquire(&config.data_dir, lock_functions)?;
     let embedded = Arc::new(EmbeddedStore::open(&config.data_dir)?);
     let checkpoints: Arc<dyn CheckpointStore> = embedded.clone();
     let mut runtime_config = config.runtime.clone();
@@ -62,11 +70,17 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
                 .await
                 .with_context(|| format!("cannot listen on the admin address {addr}"))?;
             let state = AdminState { status: Arc::clone(&status), embedded: Arc::clone(&embedded), checkpoints: checkpoints.clone() };
-            tracing::info!("admin port listening on http://{}", listener.local_addr()?);
-            Some(tokio::spawn(admin::serve(listener, state, shutdown.clone())))
+            let bound = listener.local_addr()?;
+            tracing::info!("admin port listening on http://{bound}");
+            Some((bound, tokio::spawn(admin::serve(listener, state, shutdown.clone()))))
         }
         None => None,
     };
+    lock.publish(&HostInfo {
+        pid: std::process::id(),
+        admin: admin.as_ref().map(|(addr, _)| *addr),
+        functions: config.functions_dir.canonicalize().unwrap_or_else(|_| config.functions_dir.clone()),
+    })?;
 
     // Cluster mode: the lease table is needed before any mapping starts. A
     // table not reachable yet is waited for (the admin port answers meanwhile,
@@ -137,9 +151,10 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
     .await;
     let _ = trimmer.await;
     let _ = sampler.await;
-    if let Some(admin) = admin {
+    if let Some((_, admin)) = admin {
         let _ = admin.await;
     }
+    drop(lock);
     tracing::info!("eddy stopped");
     Ok(())
 }

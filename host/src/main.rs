@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use eddy::host::{self, HostConfig};
+use eddy::logging::LogFormat;
 use eddy::record::{Batch, DynamodbEventName, DynamodbRecord, EventSource, KinesisRecord, Records};
 use eddy::runtime::{HandlerResponse, InvokeRequest, Runtime, RuntimeConfig};
 use eddy::source::local::{self, PutRecord};
@@ -30,33 +31,60 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Run the host: watch the functions folder and run each function's mapping.
+    #[command(after_help = "Examples:
+  eddy run                                  # ./functions, data in ./.eddy, admin on 127.0.0.1:8700
+  eddy run --functions /srv/eddy/functions --data-dir /var/lib/eddy --admin 0.0.0.0:8700
+  eddy run --config deploy/eddy.toml --check   # validate, then exit
+  eddy run --lease-table eddy-leases        # cluster mode: share shards with other hosts")]
     Run(RunArgs),
     /// Invoke a handler once with a Lambda-shaped event file and print its response.
     ///
     /// The exit status is 1 when the invocation fails (a function error).
+    #[command(after_help = "Examples:
+  eddy generate-event kinesis --data '{\"amount\": 4}' > event.json
+  eddy invoke functions/orders.wasm --event event.json
+  eddy invoke orders.wasm --event - --role roles/orders.json --env GREETING=hi < event.json")]
     Invoke(InvokeArgs),
     /// Print a sample Lambda event, to edit and pass to `eddy invoke`.
-    GenerateEvent(GenerateEventArgs),
+    #[command(subcommand)]
+    GenerateEvent(GenerateEventCommand),
     /// Put records on a local stream.
+    #[command(after_help = "Examples:
+  eddy put sales -k alice -d '{\"amount\": 4}' -d '{\"amount\": 2}'
+  eddy put sales --file examples/sample-records.jsonl
+  printf '{\"PartitionKey\":\"k\",\"Text\":\"hi\"}\\n' | eddy put sales --file -")]
     Put(PutArgs),
     /// Create or list local streams.
     #[command(subcommand)]
     Stream(StreamCommand),
     /// Show the running host's functions, shards, checkpoints and last errors.
+    #[command(after_help = "Examples:
+  eddy status                      # the host running on ./.eddy, wherever its admin port is
+  eddy status --admin 127.0.0.1:9000 --json")]
     Status(StatusArgs),
     /// Start a handler project: the handler, its manifest, its role and build.sh.
+    #[command(after_help = "Examples:
+  eddy new orders --lang rust
+  eddy new orders --lang js --dir ~/handlers")]
     New(NewArgs),
     /// Build a handler project into the functions folder, with its manifest and role.
+    #[command(after_help = "Examples:
+  eddy build orders                # into ./functions, beside the project
+  cd orders && eddy build          # the same
+  eddy build orders --out /srv/eddy/functions")]
     Build(BuildArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:
+  eddy completions bash > ~/.local/share/bash-completion/completions/eddy
+  eddy completions zsh > \"${fpath[1]}/_eddy\"
+  eddy completions fish > ~/.config/fish/completions/eddy.fish")]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(clap::Args)]
@@ -76,9 +104,10 @@ struct BuildArgs {
     /// The project folder (its language is told by its files).
     #[arg(default_value = ".")]
     project: PathBuf,
-    /// The functions folder to build into (the one `eddy run` watches).
-    #[arg(long, default_value = "functions", env = "EDDY_FUNCTIONS")]
-    out: PathBuf,
+    /// The functions folder to build into, the one `eddy run` watches (default:
+    /// `functions` beside the project's folder, where `eddy new` made it).
+    #[arg(long, env = "EDDY_FUNCTIONS")]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -160,26 +189,32 @@ struct InvokeArgs {
     /// reach, and whose compile cache is used (none by default).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Compile the component again rather than use the compile cache (the data
+    /// directory's, or else ~/.cache/eddy/compiled: see EDDY_CACHE_DIR).
+    #[arg(long)]
+    no_cache: bool,
     /// Bytes of log output the invocation may write.
     #[arg(long, default_value_t = eddy::manifest::DEFAULT_LOG_LIMIT_BYTES)]
     log_limit: usize,
 }
 
-#[derive(clap::Args)]
-struct GenerateEventArgs {
-    #[arg(value_enum)]
-    source: EventKind,
-    /// Data of a Kinesis record, as text (repeatable; two samples by default).
-    #[arg(long)]
-    data: Vec<String>,
-    /// Partition key of the Kinesis records.
-    #[arg(long, default_value = "1")]
-    partition_key: String,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum EventKind {
-    Kinesis,
+#[derive(Subcommand)]
+enum GenerateEventCommand {
+    /// A Kinesis event: Lambda's `Records` with base64 data.
+    #[command(after_help = "Examples:
+  eddy generate-event kinesis
+  eddy generate-event kinesis --data '{\"amount\": 4}' --data 'not json' --partition-key alice")]
+    Kinesis {
+        /// Data of a record, as text (repeatable; two samples by default).
+        #[arg(long)]
+        data: Vec<String>,
+        /// Partition key of the records.
+        #[arg(long, default_value = "1")]
+        partition_key: String,
+    },
+    /// A DynamoDB Streams event: an INSERT, a MODIFY and a REMOVE of one item.
+    #[command(after_help = "Example:
+  eddy generate-event dynamodb > event.json")]
     Dynamodb,
 }
 
@@ -204,16 +239,24 @@ struct PutArgs {
 #[derive(Subcommand)]
 enum StreamCommand {
     /// Create a local stream (an existing one is left as it is).
+    #[command(after_help = "Examples:
+  eddy stream create sales
+  eddy stream create clicks --shards 8 --retention-hours 168")]
     Create {
+        /// The stream's name: 1 to 128 of a-z, A-Z, 0-9, _ . -
         name: String,
+        /// Shards, each a share of the partition keys' hash space, as in Kinesis.
         #[arg(long, default_value_t = local::DEFAULT_SHARDS)]
         shards: u32,
+        /// How long records are kept.
         #[arg(long, default_value_t = local::DEFAULT_RETENTION_HOURS)]
         retention_hours: u32,
         #[command(flatten)]
         data_dir: DataDirArg,
     },
     /// List the local streams.
+    #[command(after_help = "Example:
+  eddy stream list --data-dir /var/lib/eddy")]
     List {
         #[command(flatten)]
         data_dir: DataDirArg,
@@ -222,9 +265,10 @@ enum StreamCommand {
 
 #[derive(clap::Args)]
 struct StatusArgs {
-    /// The running host's admin address.
-    #[arg(long, default_value = DEFAULT_ADMIN, env = "EDDY_ADMIN_ADDR")]
-    admin: SocketAddr,
+    /// The running host's admin address (default: the one the host running on
+    /// the data directory wrote there, else 127.0.0.1:8700).
+    #[arg(long, env = "EDDY_ADMIN_ADDR")]
+    admin: Option<SocketAddr>,
     /// Print the status JSON as the admin port serves it.
     #[arg(long)]
     json: bool,
@@ -314,31 +358,29 @@ fn parse_cli() -> anyhow::Result<(Cli, Option<String>)> {
 }
 
 fn init_logging(format: LogFormat, running_host: bool, file_filter: Option<String>) {
-    // EDDY_LOG takes tracing's filter syntax, e.g. `debug` or `info,handler=debug`;
-    // it wins over the config file's `log`.
+    // EDDY_LOG takes tracing's filter syntax, e.g. `debug` or `info,handler=debug`
+    // (a bare level is Eddy's own lines': see eddy::logging); it wins over the
+    // config file's `log`.
     let default = file_filter.unwrap_or_else(|| (if running_host { "info" } else { "warn,handler=info" }).to_owned());
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let filter = std::env::var("EDDY_LOG").ok().filter(|f| !f.trim().is_empty()).unwrap_or(default);
+    eddy::logging::init(format, &filter);
 }
 
 async fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
     match command {
         Command::Run(args) => run(args).await,
         Command::Invoke(args) => invoke(args).await,
-        Command::GenerateEvent(args) => generate_event(args),
+        Command::GenerateEvent(command) => generate_event(command),
         Command::Put(args) => put(args),
         Command::Stream(command) => stream(command),
         Command::Status(args) => status(args).await,
         Command::New(args) => new_project(args),
         Command::Build(args) => build_project(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "eddy", &mut std::io::stdout());
+            Ok(std::process::ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -347,19 +389,28 @@ fn new_project(args: NewArgs) -> anyhow::Result<std::process::ExitCode> {
     let sdk = eddy::project::sdk_dir()?;
     let dir = eddy::project::scaffold::new_project(&args.dir, &args.name, args.lang, &sdk)?;
     println!("created {} ({} handler, manifest {}.toml, role.json, build.sh)", dir.display(), args.lang.name(), args.name);
-    println!("next: eddy build {}   # builds it into ./functions for `eddy run`", dir.display());
+    let functions = eddy::project::build::default_out(&dir)?;
+    println!("next: eddy build {}   # builds it into {}", dir.display(), functions.display());
+    println!("then: eddy run --functions {}   # runs it; eddy put {}-input -d '{{\"amount\": 4}}' feeds it",
+        functions.display(), args.name);
     Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// `eddy build`.
 fn build_project(args: BuildArgs) -> anyhow::Result<std::process::ExitCode> {
     let sdk = eddy::project::sdk_dir()?;
-    let built = eddy::project::build::build(&args.project, &args.out, &sdk)?;
+    let out = match args.out {
+        Some(out) => out,
+        None => eddy::project::build::default_out(&args.project)?,
+    };
+    let built = eddy::project::build::build(&args.project, &out, &sdk)?;
     println!("built {} ({})", built.component.display(), built.language.name());
     println!("manifest {}", built.manifest.display());
     if let Some(role) = &built.role {
         println!("role {}", role.display());
     }
+    let watched = std::path::absolute(&out).unwrap_or(out);
+    println!("a host picks it up from {}: eddy run --functions {}", watched.display(), watched.display());
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -450,11 +501,24 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
 async fn invoke(args: InvokeArgs) -> anyhow::Result<std::process::ExitCode> {
     let event = read_input(&args.event)?;
     let bytes = std::fs::read(&args.module).with_context(|| format!("cannot read {}", args.module.display()))?;
-    // With a data directory, its compile cache too: a large (JavaScript,
-    // Python) component compiles once, as under `eddy run`.
-    let cache_dir = args.data_dir.as_ref().map(|dir| dir.join("compiled"));
-    let runtime = Runtime::new(&RuntimeConfig { max_instances: 4, cache_dir, ..RuntimeConfig::default() })?;
+    // A large (JavaScript, Python) component compiles once: in the data
+    // directory's cache, as under `eddy run`, or else in the user's cache.
+    let cache_dir = match (&args.data_dir, args.no_cache) {
+        (_, true) => None,
+        (Some(dir), false) => Some(dir.join("compiled")),
+        (None, false) => eddy::runtime::user_cache_dir(),
+    };
+    let runtime = Runtime::new(&RuntimeConfig { max_instances: 4, cache_dir: cache_dir.clone(), ..RuntimeConfig::default() })?;
+    let first_compile = !runtime.is_cached(&bytes);
+    if first_compile {
+        let cached = cache_dir.map(|d| format!("; cached in {} for the next calls", d.display())).unwrap_or_default();
+        eprintln!("compiling {} ({:.1} MB){cached}...", args.module.display(), bytes.len() as f64 / 1e6);
+    }
+    let started = std::time::Instant::now();
     let component = runtime.load(&bytes).with_context(|| format!("{}", args.module.display()))?;
+    if first_compile {
+        eprintln!("compiled in {:.1} s", started.elapsed().as_secs_f64());
+    }
     let name = args.function_name.unwrap_or_else(|| {
         args.module.file_stem().and_then(|s| s.to_str()).unwrap_or("function").to_owned()
     });
@@ -515,14 +579,14 @@ async fn invoke(args: InvokeArgs) -> anyhow::Result<std::process::ExitCode> {
     }
 }
 
-fn generate_event(args: GenerateEventArgs) -> anyhow::Result<std::process::ExitCode> {
+fn generate_event(command: GenerateEventCommand) -> anyhow::Result<std::process::ExitCode> {
     let arrival = now_ms();
-    let batch = match args.source {
-        EventKind::Kinesis => {
-            let data = if args.data.is_empty() {
+    let batch = match command {
+        GenerateEventCommand::Kinesis { data, partition_key } => {
+            let data = if data.is_empty() {
                 vec!["Hello, this is a test.".to_owned(), "This is only a test.".to_owned()]
             } else {
-                args.data
+                data
             };
             let shard = "shardId-000000000000";
             let records = data
@@ -532,7 +596,7 @@ fn generate_event(args: GenerateEventArgs) -> anyhow::Result<std::process::ExitC
                     let sequence_number = format!("49590338271490256608559692{:030}", i + 1);
                     KinesisRecord {
                         event_id: format!("{shard}:{sequence_number}"),
-                        partition_key: args.partition_key.clone(),
+                        partition_key: partition_key.clone(),
                         sequence_number,
                         data: text.into_bytes(),
                         approximate_arrival_timestamp_ms: arrival,
@@ -550,7 +614,7 @@ fn generate_event(args: GenerateEventArgs) -> anyhow::Result<std::process::ExitC
                 window: None,
             }
         }
-        EventKind::Dynamodb => {
+        GenerateEventCommand::Dynamodb => {
             let keys = r#"{"Id":{"N":"101"}}"#.to_owned();
             let new = r#"{"Message":{"S":"New item!"},"Id":{"N":"101"}}"#.to_owned();
             let changed = r#"{"Message":{"S":"This item has changed"},"Id":{"N":"101"}}"#.to_owned();
@@ -630,7 +694,16 @@ fn stream(command: StreamCommand) -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn status(args: StatusArgs) -> anyhow::Result<std::process::ExitCode> {
-    let url = format!("http://{}/status", args.admin);
+    let data_dir = &args.data_dir.data_dir;
+    let admin = match args.admin {
+        Some(admin) => admin,
+        None => match eddy::host_lock::running_host(data_dir) {
+            Some(eddy::host_lock::HostInfo { admin: Some(admin), .. }) => admin,
+            Some(host) => bail!("the host running on {} (pid {}) has no admin port", data_dir.display(), host.pid),
+            None => DEFAULT_ADMIN.parse()?,
+        },
+    };
+    let url = format!("http://{admin}/status");
     let fetched = tokio::task::spawn_blocking(move || -> anyhow::Result<serde_json::Value> {
         Ok(ureq::get(&url).call()?.body_mut().read_json()?)
     })
@@ -638,7 +711,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<std::process::ExitCode> {
     let report = match fetched {
         Ok(report) => report,
         Err(error) => {
-            eprintln!("no host answers at {} ({error}); checkpoints in {}:", args.admin, args.data_dir.data_dir.display());
+            eprintln!("no host answers at {admin} ({error}); checkpoints in {}:", data_dir.display());
             let store = EmbeddedStore::open(&args.data_dir.data_dir)?;
             for c in store.list().await? {
                 println!("{} {} {} checkpoint {}", c.key.function, c.key.source, c.key.shard, c.sequence_number);
@@ -661,10 +734,18 @@ fn print_status(report: &serde_json::Value) {
         println!("no functions");
     }
     for f in functions {
+        let shards = f["shards"].as_array().cloned().unwrap_or_default();
+        let retrying = shards.iter().filter(|s| s["state"] == "retrying").count();
+        // A running function with a shard stuck on a failing batch is not healthy.
+        let state = match (text(&f["state"]).as_str(), retrying) {
+            ("running", 0) => "running".to_owned(),
+            ("running", n) => format!("running, {n} shard{} RETRYING", if n == 1 { "" } else { "s" }),
+            (other, _) => other.to_owned(),
+        };
         println!(
             "{}  {}  {}  source {}  role {}",
             text(&f["name"]),
-            text(&f["state"]),
+            state,
             text(&f["world"]),
             text(&f["source"]),
             text(&f["role"])
@@ -681,13 +762,13 @@ fn print_status(report: &serde_json::Value) {
             let problem = cluster.get("error").and_then(|e| e.as_str()).map(|e| format!("  lease table: {e}")).unwrap_or_default();
             println!("  cluster worker {worker}{problem}");
         }
-        for s in f["shards"].as_array().cloned().unwrap_or_default() {
+        for s in shards {
             // Lambda's per-mapping metrics, per shard: polled, filtered out, invoked
             // (retries included), failed, dropped, and accepted by the destination.
             println!(
-                "  {}{}{}  checkpoint {}  age {} ms\n    records {}  polled {}  filtered {}  invoked {}  failed {}  dropped {}  to destination {}  invocations {}{}",
+                "  {}{}{}  checkpoint {}  age {} ms\n    records {}  polled {}  filtered {}  invoked {}  failed {}  dropped {}  to destination {}  invocations {}{}{}",
                 text(&s["shard"]),
-                if s["finished"] == true { " (finished)" } else { "" },
+                if s["state"] == "finished" { " (finished)" } else { "" },
                 s["owner"].as_str().map(|o| format!("  owner {o}")).unwrap_or_default(),
                 text(&s["checkpoint"]),
                 s["iterator_age_ms"],
@@ -699,8 +780,22 @@ fn print_status(report: &serde_json::Value) {
                 s["records_discarded"],
                 s["destination_delivered_events"],
                 s["invocations"],
+                retrying_line(&s),
                 s["last_error"].as_str().map(|e| format!("\n    last error: {e}")).unwrap_or_default()
             );
         }
     }
+}
+
+/// "RETRYING attempt 3 of 3, since 12 s" for a shard stuck on a failing batch.
+fn retrying_line(shard: &serde_json::Value) -> String {
+    if shard["state"] != "retrying" {
+        return String::new();
+    }
+    let limit = match shard["max_attempts"].as_u64() {
+        Some(max) => format!(" of {max}"),
+        None => " (no retry limit: MaximumRetryAttempts = -1)".to_owned(),
+    };
+    let since = shard["retrying_since_ms"].as_u64().map_or(0, |t| now_ms().saturating_sub(t) / 1000);
+    format!("\n    RETRYING attempt {}{limit}, since {since} s", shard["next_attempt"])
 }

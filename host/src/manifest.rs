@@ -18,6 +18,7 @@
 //! [EventSource]
 //! Type = "Kinesis"            # or "DynamoDB", or "Local" (Eddy's embedded stream)
 //! Stream = "orders"           # a name or an ARN; DynamoDB: Table = "T" or Stream = <stream ARN>
+//! CreateStream = true         # Local only: create the stream if it is missing (default: an error)
 //! EndpointUrl = "http://127.0.0.1:4567"   # optional: LocalStack, an emulator
 //! ConsumerName = "eddy-orders"            # optional: Kinesis enhanced fan-out
 //! BatchSize = 100
@@ -97,8 +98,9 @@ pub struct EventSourceConfig {
 /// The stream a mapping reads.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SourceRef {
-    /// A stream of the embedded store.
-    Local { stream: String },
+    /// A stream of the embedded store; `create`: make it (with the default shard
+    /// count) if it is missing, rather than refuse to start.
+    Local { stream: String, create: bool },
     /// A Kinesis data stream, by name or ARN; read by enhanced fan-out through
     /// `consumer` when one is named.
     Kinesis { stream: String, endpoint: AwsEndpoint, consumer: Option<String> },
@@ -117,7 +119,7 @@ impl SourceRef {
     /// A stable name for the source, used as part of checkpoint keys.
     pub fn id(&self) -> String {
         match self {
-            SourceRef::Local { stream } => format!("local:{stream}"),
+            SourceRef::Local { stream, .. } => format!("local:{stream}"),
             SourceRef::Kinesis { stream, .. } => format!("kinesis:{stream}"),
             SourceRef::Dynamodb { table: Some(table), .. } => format!("dynamodb:{table}"),
             SourceRef::Dynamodb { stream_arn, .. } => format!("dynamodb:{}", stream_arn.as_deref().unwrap_or_default()),
@@ -193,6 +195,7 @@ struct RawEventSource {
     endpoint_url: Option<String>,
     region: Option<String>,
     consumer_name: Option<String>,
+    create_stream: Option<bool>,
     batch_size: Option<i64>,
     maximum_batching_window_in_seconds: Option<i64>,
     starting_position: Option<String>,
@@ -344,8 +347,9 @@ fn validate_source(raw: &RawEventSource) -> Result<SourceRef, ManifestError> {
                     format!("{stream:?} is not a valid stream name: 1 to 128 of a-z, A-Z, 0-9, _ . -"),
                 ));
             }
-            Ok(SourceRef::Local { stream })
+            Ok(SourceRef::Local { stream, create: raw.create_stream.unwrap_or(false) })
         }
+        _ if raw.create_stream.is_some() => Err(invalid("EventSource.CreateStream", "is only for Type = \"Local\"")),
         "Kinesis" => {
             if raw.table.is_some() {
                 return Err(invalid("EventSource.Table", "is only for Type = \"DynamoDB\"; Kinesis takes Stream"));

@@ -86,10 +86,34 @@ impl FunctionStatus {
     }
 }
 
+/// Where a shard's processing stands (Lambda's LastProcessingResult, per shard).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ShardState {
+    /// Reading and invoking as records come.
+    #[default]
+    Ok,
+    /// A batch failed and waits for its next attempt: the shard goes no further
+    /// until the batch succeeds or its retries run out.
+    Retrying {
+        /// The attempt to come, counting the first (2: the first retry).
+        next_attempt: u32,
+        /// The attempts the batch may have in all (`None`: MaximumRetryAttempts
+        /// = -1, retried until it succeeds or its records expire).
+        max_attempts: Option<u32>,
+        /// When the batch first failed (ms since the epoch).
+        retrying_since_ms: u64,
+    },
+    /// Closed, and every record of it is done.
+    Finished,
+}
+
 /// One shard of a mapping.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ShardStatus {
     pub shard: String,
+    #[serde(flatten)]
+    pub state: ShardState,
     /// In cluster mode: the host holding the shard's lease.
     pub owner: Option<String>,
     pub checkpoint: Option<String>,
@@ -109,17 +133,52 @@ pub struct ShardStatus {
     /// Discarded records whose failure record the destination accepted
     /// (OnFailureDestinationDeliveredEventCount).
     pub destination_delivered_events: u64,
-    /// Time spent in invocations, in milliseconds.
-    pub invocation_ms_total: u64,
-    /// The shard is closed and every record of it is done.
-    pub finished: bool,
+    /// How long invocations took.
+    pub invocation_duration: DurationHistogram,
     /// Age of the newest record of the last batch, when it was invoked (Lambda's IteratorAge).
     pub iterator_age_ms: u64,
-    /// Retries of the batch now in flight (0 when it is a first attempt).
-    pub retrying_attempt: u32,
     pub last_error: Option<String>,
     /// Counts of function errors by kind (`timeout`, `trap`, ...).
     pub errors_by_kind: BTreeMap<&'static str, u64>,
+}
+
+/// Upper bounds of the invocation-duration histogram's buckets, in seconds:
+/// from a fast Wasm call to Lambda's 900 s limit.
+pub const DURATION_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 900.0];
+
+/// A Prometheus histogram of durations: a count per bucket of
+/// [`DURATION_BUCKETS`] (not cumulative; the exposition sums them), the total
+/// count and the sum in seconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DurationHistogram {
+    #[serde(skip)]
+    buckets: [u64; DURATION_BUCKETS.len()],
+    pub count: u64,
+    pub sum_seconds: f64,
+}
+
+impl DurationHistogram {
+    pub fn observe(&mut self, duration: std::time::Duration) {
+        let seconds = duration.as_secs_f64();
+        if let Some(i) = DURATION_BUCKETS.iter().position(|bound| seconds <= *bound) {
+            self.buckets[i] += 1;
+        }
+        self.count += 1;
+        self.sum_seconds += seconds;
+    }
+
+    /// `(le, cumulative count)` for each bucket, then `+Inf`.
+    pub fn cumulative(&self) -> impl Iterator<Item = (String, u64)> + '_ {
+        let mut running = 0;
+        DURATION_BUCKETS
+            .iter()
+            .zip(self.buckets)
+            .map(move |(bound, n)| {
+                running += n;
+                (bound.to_string(), running)
+            })
+            .chain(std::iter::once(("+Inf".to_owned(), self.count)))
+    }
 }
 
 /// The handle a shard loop updates.
@@ -379,7 +438,11 @@ impl StatusBoard {
                             shard: lease.shard.clone(),
                             owner: lease.owner.clone(),
                             checkpoint: lease.checkpoint.clone(),
-                            finished: lease.checkpoint.as_deref() == Some(crate::store::SHARD_END),
+                            state: if lease.checkpoint.as_deref() == Some(crate::store::SHARD_END) {
+                                ShardState::Finished
+                            } else {
+                                ShardState::Ok
+                            },
                             ..Default::default()
                         }),
                     }
@@ -391,24 +454,29 @@ impl StatusBoard {
     }
 }
 
-/// The status in Prometheus's text format.
+/// The status in Prometheus's text format: counters end in `_total`, times are
+/// in seconds, durations are histograms.
 pub fn prometheus(functions: &[FunctionStatus]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    type Metric = (&'static str, &'static str, fn(&ShardStatus) -> u64);
-    let metrics: [Metric; 12] = [
-        ("eddy_invocations_total", "Invocations of the function, retries included.", |s| s.invocations),
-        ("eddy_failed_invocations_total", "Invocations that ended in a function error or a failed batch.", |s| s.failed_invocations),
-        ("eddy_records_processed_total", "Records the function finished with.", |s| s.records_processed),
-        ("eddy_polled_events_total", "Records read from the shard (Lambda's PolledEventCount).", |s| s.polled_events),
-        ("eddy_filtered_out_events_total", "Records dropped by FilterCriteria (FilteredOutEventCount).", |s| s.filtered_out_events),
-        ("eddy_invoked_events_total", "Records handed to the function, retries included (InvokedEventCount).", |s| s.invoked_events),
-        ("eddy_failed_invoke_events_total", "Records of failed invocations (FailedInvokeEventCount).", |s| s.failed_invoke_events),
-        ("eddy_dropped_events_total", "Records discarded after retries or for their age (DroppedEventCount).", |s| s.records_discarded),
-        ("eddy_on_failure_destination_delivered_events_total", "Discarded records the on-failure destination accepted (OnFailureDestinationDeliveredEventCount).", |s| s.destination_delivered_events),
-        ("eddy_invocation_duration_milliseconds_total", "Time spent in invocations.", |s| s.invocation_ms_total),
-        ("eddy_iterator_age_milliseconds", "Age of the newest record of the last batch when it was invoked.", |s| s.iterator_age_ms),
-        ("eddy_retrying_attempt", "Retry attempt of the batch in flight (0 when none).", |s| u64::from(s.retrying_attempt)),
+    let _ = writeln!(out, "# HELP eddy_build_info The running Eddy's version.\n# TYPE eddy_build_info gauge");
+    let _ = writeln!(out, "eddy_build_info{{version=\"{}\",wasmtime=\"48\"}} 1", env!("CARGO_PKG_VERSION"));
+    type Metric = (&'static str, &'static str, fn(&ShardStatus) -> f64);
+    let metrics: [Metric; 11] = [
+        ("eddy_invocations_total", "Invocations of the function, retries included.", |s| s.invocations as f64),
+        ("eddy_failed_invocations_total", "Invocations that ended in a function error or a failed batch.", |s| s.failed_invocations as f64),
+        ("eddy_records_processed_total", "Records the function finished with.", |s| s.records_processed as f64),
+        ("eddy_polled_events_total", "Records read from the shard (Lambda's PolledEventCount).", |s| s.polled_events as f64),
+        ("eddy_filtered_out_events_total", "Records dropped by FilterCriteria (FilteredOutEventCount).", |s| s.filtered_out_events as f64),
+        ("eddy_invoked_events_total", "Records handed to the function, retries included (InvokedEventCount).", |s| s.invoked_events as f64),
+        ("eddy_failed_invoke_events_total", "Records of failed invocations (FailedInvokeEventCount).", |s| s.failed_invoke_events as f64),
+        ("eddy_dropped_events_total", "Records discarded after retries or for their age (DroppedEventCount).", |s| s.records_discarded as f64),
+        ("eddy_on_failure_destination_delivered_events_total", "Discarded records the on-failure destination accepted (OnFailureDestinationDeliveredEventCount).", |s| s.destination_delivered_events as f64),
+        ("eddy_iterator_age_seconds", "Age of the newest record of the last batch when it was invoked (IteratorAge).", |s| s.iterator_age_ms as f64 / 1e3),
+        ("eddy_retrying_attempt", "Retries of the batch in flight so far (0 when none).", |s| match s.state {
+            ShardState::Retrying { next_attempt, .. } => f64::from(next_attempt - 1),
+            _ => 0.0,
+        }),
     ];
     for (name, help, value) in metrics {
         let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
@@ -417,6 +485,18 @@ pub fn prometheus(functions: &[FunctionStatus]) -> String {
             for s in &f.shards {
                 let _ = writeln!(out, "{name}{{function=\"{}\",shard=\"{}\"}} {}", f.name, s.shard, value(s));
             }
+        }
+    }
+    let name = "eddy_invocation_duration_seconds";
+    let _ = writeln!(out, "# HELP {name} How long invocations took.\n# TYPE {name} histogram");
+    for f in functions {
+        for s in &f.shards {
+            let labels = format!("function=\"{}\",shard=\"{}\"", f.name, s.shard);
+            for (le, n) in s.invocation_duration.cumulative() {
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {n}");
+            }
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {}\n{name}_count{{{labels}}} {}",
+                s.invocation_duration.sum_seconds, s.invocation_duration.count);
         }
     }
     let _ = writeln!(out, "# HELP eddy_function_errors_total Function errors by kind.\n# TYPE eddy_function_errors_total counter");
@@ -438,4 +518,37 @@ pub fn prometheus(functions: &[FunctionStatus]) -> String {
         let _ = writeln!(out, "eddy_function_up{{function=\"{}\"}} {}", f.name, u8::from(f.state == FunctionState::Running));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn metrics_are_in_seconds_with_a_duration_histogram_and_build_info() {
+        let mut shard = ShardStatus { shard: "shard-0".into(), iterator_age_ms: 1500, invocations: 3, ..Default::default() };
+        for ms in [2, 2, 700] {
+            shard.invocation_duration.observe(Duration::from_millis(ms));
+        }
+        let mut function = FunctionStatus::new("orders", FunctionState::Running);
+        function.shards.push(shard);
+        let text = prometheus(&[function]);
+        let labels = "function=\"orders\",shard=\"shard-0\"";
+        for line in [
+            format!("eddy_build_info{{version=\"{}\",wasmtime=\"48\"}} 1", env!("CARGO_PKG_VERSION")),
+            "# TYPE eddy_invocation_duration_seconds histogram".to_owned(),
+            format!("eddy_invocation_duration_seconds_bucket{{{labels},le=\"0.001\"}} 0"),
+            format!("eddy_invocation_duration_seconds_bucket{{{labels},le=\"0.0025\"}} 2"),
+            format!("eddy_invocation_duration_seconds_bucket{{{labels},le=\"0.5\"}} 2"),
+            format!("eddy_invocation_duration_seconds_bucket{{{labels},le=\"1\"}} 3"),
+            format!("eddy_invocation_duration_seconds_bucket{{{labels},le=\"+Inf\"}} 3"),
+            format!("eddy_invocation_duration_seconds_count{{{labels}}} 3"),
+            format!("eddy_iterator_age_seconds{{{labels}}} 1.5"),
+            format!("eddy_invocations_total{{{labels}}} 3"),
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("milliseconds"), "{text}");
+    }
 }

@@ -1,6 +1,6 @@
 //! The status page as a browser shows it: headless Chromium, run by the tests.
 
-/// Debian's Chromium (`apt-get install chromium`; `.ci/run` installs it).
+/// Debian's Chromium (`apt-get install chromium`; `tests/setup.sh` installs it).
 pub fn chromium() -> std::path::PathBuf {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .iter()

@@ -167,9 +167,10 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) {
     fs::rename(&tmp, path).expect("rename");
 }
 
-/// A minimal manifest for a local stream.
+/// A minimal manifest for a local stream, which the host creates if it is missing.
 pub fn manifest(stream: &str, extra: &str) -> String {
-    format!("[EventSource]\nType = \"Local\"\nStream = \"{stream}\"\n{extra}\n")
+    let create = if extra.contains("CreateStream") { "" } else { "CreateStream = true\n" };
+    format!("[EventSource]\nType = \"Local\"\nStream = \"{stream}\"\n{create}{extra}\n")
 }
 
 /// A running `eddy run`, stopped (SIGKILL) when dropped.

@@ -28,7 +28,7 @@ use super::shard::Shared;
 use super::window::{OpenWindow, returned_state};
 use crate::record::{Batch, Records};
 use crate::runtime::{HandlerResponse, InvokeError, InvokeRequest};
-use crate::status::{ShardHandle, ShardStatus};
+use crate::status::{ShardHandle, ShardState, ShardStatus};
 use crate::store::{CheckpointKey, CheckpointStore, now_ms};
 
 /// The first wait before retrying a failed batch; it doubles up to `MAX_BACKOFF`.
@@ -104,7 +104,8 @@ impl Delivery<'_> {
             let started = Instant::now();
             let newest = batch.records.arrival_ms(count.saturating_sub(1));
             let iterator_age = newest.map_or(0, |t| now_ms().saturating_sub(t));
-            let result = self.invoke(&batch).await;
+            let request_id = uuid::Uuid::new_v4().to_string();
+            let result = self.invoke(&batch, &request_id).await;
             let elapsed = started.elapsed();
             part.records = batch.records;
             let throttled = matches!(result, Err(InvokeError::Throttled(_)));
@@ -118,8 +119,12 @@ impl Delivery<'_> {
                     Err(message) => outcome = Outcome::Failure(message),
                 }
             }
-            tracing::debug!(function = %self.function.name, shard = %self.shard, records = count,
-                elapsed_ms = elapsed.as_millis() as u64, ?outcome, "invoked");
+            // One line per invocation, as Lambda's START/END/REPORT lines.
+            tracing::info!(function = %self.function.name, shard = %self.shard, request_id = %request_id,
+                first_sequence = part.records.sequence_number(0).unwrap_or_default(),
+                last_sequence = part.records.sequence_number(count.saturating_sub(1)).unwrap_or_default(),
+                records = count, duration_ms = elapsed.as_secs_f64() * 1e3, outcome = outcome.label(),
+                "invoked with {count} records: {} in {:.1} ms", outcome.label(), elapsed.as_secs_f64() * 1e3);
             if !throttled {
                 part.invocations += 1;
             }
@@ -127,7 +132,7 @@ impl Delivery<'_> {
                 s.invocations += 1;
                 s.invoked_events += count as u64;
                 s.iterator_age_ms = iterator_age;
-                s.invocation_ms_total += elapsed.as_millis() as u64;
+                s.invocation_duration.observe(elapsed);
                 if let Err(error) = &result {
                     *s.errors_by_kind.entry(error.kind()).or_default() += 1;
                 }
@@ -141,13 +146,13 @@ impl Delivery<'_> {
                     self.checkpoint(&part.records, count).await?;
                     self.update(|s| {
                         s.records_processed += count as u64;
-                        s.retrying_attempt = 0;
+                        s.state = ShardState::Ok;
                     });
                     return Ok(None);
                 }
                 Outcome::PartialFailure { first_failed } => {
                     let failed_at = part.records.sequence_number(first_failed).unwrap_or_default().to_owned();
-                    tracing::warn!(function = %self.function.name, shard = %self.shard,
+                    tracing::warn!(function = %self.function.name, shard = %self.shard, request_id = %request_id,
                         "{first_failed} of {count} records done; going on from sequence number {failed_at}");
                     self.checkpoint(&part.records, first_failed).await?;
                     part.records.drop_front(first_failed);
@@ -163,7 +168,7 @@ impl Delivery<'_> {
                     }
                 }
                 Outcome::Failure(message) => {
-                    tracing::error!(function = %self.function.name, shard = %self.shard,
+                    tracing::error!(function = %self.function.name, shard = %self.shard, request_id = %request_id,
                         "invocation failed ({count} records): {message}");
                     self.update(|s| {
                         s.failed_invocations += 1;
@@ -194,7 +199,14 @@ impl Delivery<'_> {
                 self.discard(part.records, Condition::RetryAttemptsExhausted, part.invocations).await?;
                 return Ok(None);
             }
-            self.update(|s| s.retrying_attempt = part.retries);
+            let max_attempts = config.maximum_retry_attempts.map(|max| max + 1);
+            self.update(|s| {
+                let retrying_since_ms = match s.state {
+                    ShardState::Retrying { retrying_since_ms, .. } => retrying_since_ms,
+                    _ => now_ms(),
+                };
+                s.state = ShardState::Retrying { next_attempt: part.retries + 1, max_attempts, retrying_since_ms };
+            });
             tokio::select! {
                 // Stopped (a new version, or shutdown): the records are delivered
                 // again by whoever resumes from the checkpoint.
@@ -205,12 +217,12 @@ impl Delivery<'_> {
         }
     }
 
-    /// One invocation, with a fresh request id.
-    async fn invoke(&self, batch: &Batch) -> Result<HandlerResponse, InvokeError> {
+    /// One invocation, under the request id it is logged with.
+    async fn invoke(&self, batch: &Batch, request_id: &str) -> Result<HandlerResponse, InvokeError> {
         let request = InvokeRequest {
             function: &self.function.name,
             shard: self.shard,
-            request_id: uuid::Uuid::new_v4().to_string(),
+            request_id: request_id.to_owned(),
             timeout: self.function.manifest.timeout,
             memory_mb: self.function.manifest.memory_mb,
             environment: &self.function.environment,
@@ -253,13 +265,14 @@ impl Delivery<'_> {
         let mut retries = 0;
         let mut backoff = INITIAL_BACKOFF;
         loop {
-            let result = self.invoke(&batch).await;
+            let request_id = uuid::Uuid::new_v4().to_string();
+            let result = self.invoke(&batch, &request_id).await;
             self.update(|s| s.invocations += 1);
             let throttled = matches!(result, Err(InvokeError::Throttled(_)));
             match result {
                 Ok(_) => break,
                 Err(error) => {
-                    tracing::error!(function = %self.function.name, shard = %self.shard,
+                    tracing::error!(function = %self.function.name, shard = %self.shard, request_id = %request_id,
                         "the final invocation of the window failed: {error}");
                     self.update(|s| {
                         s.failed_invocations += 1;
@@ -330,7 +343,7 @@ impl Delivery<'_> {
         }
         self.update(|s| {
             s.records_discarded += count as u64;
-            s.retrying_attempt = 0;
+            s.state = ShardState::Ok;
         });
         Ok(true)
     }

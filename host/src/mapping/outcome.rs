@@ -30,6 +30,17 @@ pub enum Outcome {
     Failure(String),
 }
 
+impl Outcome {
+    /// A word or two for the invocation's log line.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::PartialFailure { .. } => "partial failure",
+            Outcome::Failure(_) => "failure",
+        }
+    }
+}
+
 /// Classifies an invocation's result for a batch of `records`.
 pub fn classify(result: &Result<HandlerResponse, InvokeError>, records: &Records, report_batch_item_failures: bool) -> Outcome {
     let response = match result {

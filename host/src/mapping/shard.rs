@@ -287,7 +287,7 @@ impl ShardLoop {
         self.context.store.set(&self.key, SHARD_END).await?;
         self.update(|s| {
             s.checkpoint = Some(SHARD_END.to_owned());
-            s.finished = true;
+            s.state = crate::status::ShardState::Finished;
         });
         Ok(ShardExit::Ended)
     }

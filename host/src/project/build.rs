@@ -156,8 +156,14 @@ pub fn check_toolchain(language: Language) -> anyhow::Result<()> {
             }
         }
         Language::C => {
-            if !have(&["clang-19", "clang"]) {
-                return Err(missing(language, "clang with the wasm32 target", "apt-get install clang-19 libclang-rt-19-dev-wasm32 wasi-libc"));
+            const C_PACKAGES: &str = "apt-get install clang-19 lld-19 libclang-rt-19-dev-wasm32 wasi-libc";
+            let Some(clang) = find_program(&["clang-19", "clang"]) else {
+                return Err(missing(language, "clang with the wasm32 target", C_PACKAGES));
+            };
+            // clang links wasm32 with wasm-ld, found beside it (Debian: lld-19).
+            let beside_clang = clang.canonicalize().ok().and_then(|c| c.parent().map(|d| d.join("wasm-ld")));
+            if !beside_clang.is_some_and(|p| p.is_file()) && !have(&["wasm-ld"]) {
+                return Err(missing(language, "wasm-ld, the wasm32 linker", "apt-get install lld-19"));
             }
             let sysroot = std::env::var_os("WASI_SYSROOT").map_or_else(|| PathBuf::from("/usr"), PathBuf::from);
             if !sysroot.join("lib/wasm32-wasi").is_dir() && !sysroot.join("lib/wasm32-wasip1").is_dir() {
@@ -191,6 +197,17 @@ fn install(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::copy(from, &partial).with_context(|| format!("cannot write {}", partial.display()))?;
     std::fs::rename(&partial, to).with_context(|| format!("cannot write {}", to.display()))?;
     Ok(())
+}
+
+/// Where `eddy build` puts a project's function when not told: the `functions`
+/// folder beside the project's folder. `eddy new` makes projects in the folder
+/// it runs in, so that is the folder `eddy run` started there watches, whether
+/// the build runs there or inside the project.
+pub fn default_out(project: &Path) -> anyhow::Result<PathBuf> {
+    let project = std::path::absolute(project).with_context(|| format!("cannot resolve {}", project.display()))?;
+    // `absolute` keeps `.` and `..`; the folder's real name is wanted here.
+    let project = project.canonicalize().unwrap_or(project);
+    Ok(project.parent().map_or_else(|| project.join("functions"), |parent| parent.join("functions")))
 }
 
 /// Builds the project in `dir` into the functions folder `out`.
@@ -253,6 +270,16 @@ mod tests {
         assert_eq!(detect(dir.path()).expect("go"), Language::Go);
         std::fs::write(dir.path().join("Cargo.toml"), "").expect("write");
         assert_eq!(detect(dir.path()).expect("rust"), Language::Rust);
+    }
+
+    #[test]
+    fn the_default_output_is_the_functions_folder_beside_the_project() {
+        let parent = tempfile::tempdir().expect("tempdir");
+        let project = parent.path().join("orders");
+        std::fs::create_dir(&project).expect("mkdir");
+        let expected = parent.path().canonicalize().expect("real path").join("functions");
+        assert_eq!(default_out(&project).expect("out"), expected);
+        assert_eq!(default_out(&project.join(".")).expect("out"), expected, "built from inside the project");
     }
 
     #[test]

@@ -24,15 +24,28 @@ fn files(language: Language) -> Vec<(&'static str, &'static str)> {
 }
 
 const MANIFEST: &str = r#"# {{name}}: what Eddy runs, and on what (see the manifest table in Eddy's README).
-Role = "{{name}}"
+Role = "{{name}}"  # roles/{{name}}.json: what the handler may do besides reading its stream
 Timeout = 3        # seconds
 MemorySize = 128   # MB
 
 [EventSource]
 Type = "Local"
 Stream = "{{name}}-input"
+CreateStream = true   # made on the host's first start; without it a missing stream is an error
 BatchSize = 100
+# The handler names the records it failed (batchItemFailures); the records
+# before the first failed one are done, and the batch is retried from it.
 FunctionResponseTypes = ["ReportBatchItemFailures"]
+# A failing batch is retried twice (three attempts in all) while the shard
+# waits; then its records from the first failed one on are given up on: their
+# failure record (stream, shard, sequence numbers) goes to the destination below
+# and the shard moves on. Lambda's default, -1, retries until the batch
+# succeeds, holding the shard back for as long as it fails.
+MaximumRetryAttempts = 2
+
+# Failure records of records given up on: one JSON file each, in this folder.
+[EventSource.DestinationConfig.OnFailure]
+Destination = "{{dir}}/failures/"
 "#;
 
 /// The execution role: reading its own source, nothing else.
@@ -55,7 +68,12 @@ const ROLE: &str = r#"{
 }
 "#;
 
-const BUILD_SCRIPT: &str = "#!/bin/sh\n# Builds {{name}} into the watched folder (./functions, or --out DIR).\nexec eddy build \"$(dirname \"$0\")\" \"$@\"\n";
+const BUILD_SCRIPT: &str = "#!/bin/sh\n# Builds {{name}} into the watched folder: `functions` beside this project's\n# folder (or EDDY_FUNCTIONS, or --out DIR), where `eddy run` started there looks.\nexec eddy build \"$(dirname \"$0\")\" \"$@\"\n";
+
+/// `text` as it may stand inside a TOML basic string.
+fn toml_escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"")
+}
 
 /// Whether `name` can be a function's name: it becomes file names and an ARN.
 fn valid_name(name: &str) -> bool {
@@ -73,7 +91,14 @@ pub fn new_project(parent: &Path, name: &str, language: Language, sdk: &Path) ->
     );
     let dir = parent.join(name);
     anyhow::ensure!(!dir.exists(), "{} exists already; choose another name or folder", dir.display());
-    let fill = |text: &str| text.replace("{{name}}", name).replace("{{sdk}}", &sdk.display().to_string());
+    // The failure records go into the project: found by absolute path, since the
+    // manifest is copied into the functions folder and read by a host elsewhere.
+    let absolute = std::path::absolute(&dir).with_context(|| format!("cannot resolve {}", dir.display()))?;
+    let fill = |text: &str| {
+        text.replace("{{name}}", name)
+            .replace("{{sdk}}", &sdk.display().to_string())
+            .replace("{{dir}}", &toml_escape(&absolute.display().to_string()))
+    };
     let mut written = files(language);
     written.push(("role.json", ROLE));
     written.push(("build.sh", BUILD_SCRIPT));
@@ -106,6 +131,17 @@ mod tests {
             let manifest = std::fs::read_to_string(dir.join(format!("{name}.toml"))).expect("manifest");
             let parsed = crate::manifest::Manifest::parse(&manifest).expect("a valid manifest");
             assert_eq!(parsed.role.as_deref(), Some(name.as_str()));
+            // A bad record is retried a few times, then goes to a destination in
+            // the project, rather than holding its shard forever.
+            let source = &parsed.event_source;
+            assert_eq!(source.maximum_retry_attempts, Some(2));
+            let destination = source.on_failure.as_ref().map(|o| &o.destination);
+            let expected = std::path::absolute(&dir).expect("absolute").join("failures/");
+            assert!(
+                matches!(destination, Some(crate::manifest::Destination::Directory(d)) if *d == expected),
+                "{destination:?}"
+            );
+            assert_eq!(source.source, crate::manifest::SourceRef::Local { stream: format!("{name}-input"), create: true });
             let role = std::fs::read_to_string(dir.join("role.json")).expect("role");
             crate::role::policy::Policy::parse(&role).expect("a valid policy");
             assert!(std::fs::read_to_string(dir.join("build.sh")).expect("build.sh").contains("eddy build"));

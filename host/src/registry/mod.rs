@@ -173,6 +173,7 @@ fn reconcile(
             && now.is_some_and(|s| s.modified.elapsed().is_ok_and(|age| age >= SETTLE_TIME))
     };
 
+    let mut new_functions = Vec::new();
     for (name, files) in names {
         let (wasm, manifest) = match files {
             (Some(w), Some(m)) => (w, m),
@@ -228,14 +229,20 @@ fn reconcile(
             }
             None => {
                 context.status.set_error(&name, FunctionState::Loading, "loading".into());
-                let (commands, rx) = mpsc::unbounded_channel();
-                let supervisor = Supervisor::new(Arc::from(name.as_str()), config.clone(), context.clone());
-                let predecessor = retiring.remove(&name);
-                let supervisor = tokio::spawn(supervisor.run(rx, predecessor));
-                let _ = commands.send(Some(files));
-                deployed.insert(name.clone(), Deployed { commands, supervisor, seen, sent: digests, role });
+                new_functions.push((name, files, seen, digests, role));
             }
         }
+    }
+    // Smallest first: their compiles are queued first, so small handlers start
+    // at once rather than behind a large one (see the runtime's compile gate).
+    new_functions.sort_by_key(|(_, files, ..)| files.wasm.len());
+    for (name, files, seen, sent, role) in new_functions {
+        let (commands, rx) = mpsc::unbounded_channel();
+        let supervisor = Supervisor::new(Arc::from(name.as_str()), config.clone(), context.clone());
+        let predecessor = retiring.remove(&name);
+        let supervisor = tokio::spawn(supervisor.run(rx, predecessor));
+        let _ = commands.send(Some(files));
+        deployed.insert(name, Deployed { commands, supervisor, seen, sent, role });
     }
     all_read
 }

@@ -25,12 +25,14 @@ use crate::source::local::{self, LocalSource};
 /// four times a second.
 const KINESIS_POLL_INTERVAL: Duration = Duration::from_secs(1);
 const DYNAMODB_POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How often a function whose local stream is missing looks for it again.
+const MISSING_STREAM_RETRY: Duration = Duration::from_secs(1);
 use crate::status::{FunctionState, FunctionStatus};
 
 /// A function's files, read whole: its component, its manifest, and the policy
 /// of the role the manifest names.
 pub struct FunctionFiles {
-    pub wasm: Vec<u8>,
+    pub wasm: Arc<[u8]>,
     pub manifest: String,
     pub wasm_digest: String,
     pub manifest_digest: String,
@@ -58,7 +60,7 @@ impl FunctionFiles {
             wasm_digest: hex::encode(Sha256::digest(&wasm)),
             manifest_digest: hex::encode(Sha256::digest(&manifest_bytes)),
             manifest,
-            wasm,
+            wasm: wasm.into(),
             role,
             role_digest,
         })
@@ -89,18 +91,31 @@ impl Supervisor {
             let _ = predecessor.await;
         }
         while let Some(Some(mut files)) = commands.recv().await {
-            // Several changes queued while a swap ran: only the newest matters.
             loop {
-                match commands.try_recv() {
-                    Ok(Some(newer)) => files = newer,
-                    Ok(None) => return self.stop().await,
-                    Err(_) => break,
+                // Several changes queued while a swap ran: only the newest matters.
+                loop {
+                    match commands.try_recv() {
+                        Ok(Some(newer)) => files = newer,
+                        Ok(None) => return self.stop().await,
+                        Err(_) => break,
+                    }
                 }
-            }
-            if let Err(error) = self.deploy(files).await {
+                let Err(error) = self.deploy(&files).await else { break };
                 let message = format!("{error:#}");
                 tracing::error!(function = %self.name, "cannot load the function: {message}");
                 self.context.status.set_error(&self.name, FunctionState::Failed, message);
+                if error.downcast_ref::<local::NoSuchStream>().is_none() {
+                    break;
+                }
+                // Its local stream may yet be created: look again now and then,
+                // unless a new version (or the stop) comes first.
+                tokio::select! {
+                    next = commands.recv() => match next {
+                        Some(Some(newer)) => files = newer,
+                        _ => return self.stop().await,
+                    },
+                    () = tokio::time::sleep(MISSING_STREAM_RETRY) => {}
+                }
             }
         }
         self.stop().await;
@@ -112,17 +127,29 @@ impl Supervisor {
         }
     }
 
-    async fn deploy(&mut self, files: FunctionFiles) -> anyhow::Result<()> {
+    async fn deploy(&mut self, files: &FunctionFiles) -> anyhow::Result<()> {
         let name = &self.name;
         let manifest = Manifest::parse(&files.manifest).with_context(|| format!("{name}.toml"))?;
-        let role = Arc::new(self.role(&manifest, files.role)?);
+        let role = Arc::new(self.role(&manifest, files.role.clone())?);
+        // The source first: a function waiting for its local stream looks again
+        // without compiling again.
+        let source = self.source(&manifest.event_source.source, manifest.event_source.polling_interval).await?;
         let runtime = Arc::clone(&self.config.runtime);
-        let wasm = files.wasm;
+        let wasm = Arc::clone(&files.wasm);
+        let first_compile = !runtime.is_cached(&wasm);
+        if first_compile {
+            tracing::info!(function = %name, bytes = wasm.len(),
+                "compiling {name}.wasm ({:.1} MB); a first compile takes up to seconds per MB, later loads use the cache",
+                wasm.len() as f64 / 1e6);
+        }
+        let started = std::time::Instant::now();
         let component = tokio::task::spawn_blocking(move || runtime.load(&wasm))
             .await
             .context("the loader task failed")?
             .with_context(|| format!("{name}.wasm"))?;
-        let source = self.source(&manifest.event_source.source, manifest.event_source.polling_interval).await?;
+        if first_compile {
+            tracing::info!(function = %name, "compiled {name}.wasm in {:.1} s", started.elapsed().as_secs_f64());
+        }
         tracing::info!(function = %name, world = component.world.name(), digest = %&component.digest[..12],
             compiled = component.compiled, wasi = component.imports_wasi, source = %manifest.event_source.source.id(), "loaded");
 
@@ -191,12 +218,16 @@ impl Supervisor {
                 };
                 Ok(Arc::new(DynamodbSource::new(&config, stream, polling.unwrap_or(DYNAMODB_POLL_INTERVAL))))
             }
-            SourceRef::Local { stream } => {
+            SourceRef::Local { stream, create } => {
                 let conn = self.config.embedded.connect()?;
                 if local::describe(&conn, stream)?.is_none() {
+                    // A typo must not quietly become a new, empty stream.
+                    if !create {
+                        return Err(local::NoSuchStream::new(&conn, stream)?.into());
+                    }
                     let d = local::create(&conn, stream, local::DEFAULT_SHARDS, local::DEFAULT_RETENTION_HOURS)?;
                     tracing::info!(stream = %stream, shards = d.shard_count,
-                        "created local stream {stream} for function {}", self.name);
+                        "created local stream {stream} for function {} (CreateStream = true)", self.name);
                 }
                 Ok(Arc::new(LocalSource::new(
                     Arc::clone(&self.config.embedded),

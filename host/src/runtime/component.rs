@@ -127,12 +127,21 @@ impl Runtime {
         Ok(LoadedComponent { world, digest, imports_wasi, compiled, pre })
     }
 
+    /// Whether loading these bytes would take them from the compile cache rather
+    /// than compile them (a first compile of a large component takes seconds).
+    pub fn is_cached(&self, bytes: &[u8]) -> bool {
+        self.cache_dir
+            .as_ref()
+            .is_some_and(|dir| cache::artifact_path(dir, &self.engine, &cache::content_digest(bytes)).exists())
+    }
+
     fn provides(&self, import: &str) -> bool {
         import.starts_with("wasi:") || import.starts_with("eddy:handler/")
     }
 
     fn compile_or_fetch(&self, bytes: &[u8], kind: WasmKind, digest: &str) -> Result<(Component, bool), LoadError> {
         let Some(dir) = &self.cache_dir else {
+            let _turn = self.compile_gate.wait_turn(bytes.len());
             return Ok((compile(&self.engine, bytes, kind)?, true));
         };
         let artifact = cache::artifact_path(dir, &self.engine, digest);
@@ -141,18 +150,29 @@ impl Runtime {
             // `Component::serialize`, under a name that includes the engine's
             // compatibility hash; wasmtime checks the header again on load.
             match unsafe { Component::deserialize_file(&self.engine, &artifact) } {
-                Ok(component) => return Ok((component, false)),
+                Ok(component) => {
+                    cache::touch(&artifact);
+                    return Ok((component, false));
+                }
                 Err(error) => tracing::warn!(
                     "compile cache entry {} is unusable ({error:#}); compiling again",
                     artifact.display()
                 ),
             }
         }
+        let _turn = self.compile_gate.wait_turn(bytes.len());
         let component = compile(&self.engine, bytes, kind)?;
         match component.serialize() {
             Ok(serialized) => {
-                if let Err(error) = cache::store(&artifact, &serialized) {
-                    tracing::warn!("cannot write compile cache entry {}: {error}", artifact.display());
+                match cache::store(&artifact, &serialized) {
+                    Ok(()) => {
+                        let freed = cache::prune(dir, self.cache_limit_bytes, &artifact);
+                        if freed > 0 {
+                            tracing::info!("compile cache {}: removed {} MB of the least recently used entries",
+                                dir.display(), freed >> 20);
+                        }
+                    }
+                    Err(error) => tracing::warn!("cannot write compile cache entry {}: {error}", artifact.display()),
                 }
             }
             Err(error) => tracing::warn!("cannot serialize compiled component: {error:#}"),

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
@@ -176,15 +177,17 @@ impl log::Host for HostState {
         if self.log_bytes > self.log_limit {
             return Err(LogLimitExceeded { limit_bytes: self.log_limit }.into());
         }
-        let fields = fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+        // As one JSON object, which the JSON log spreads into the line's fields.
+        let fields = (!fields.is_empty()).then(|| {
+            Value::Object(fields.into_iter().map(|(k, v)| (k, Value::String(v))).collect()).to_string()
+        });
         macro_rules! emit {
             ($level:expr) => {
-                if fields.is_empty() {
-                    tracing::event!(target: "handler", $level, function = %self.function, shard = %self.shard,
-                        request_id = %self.request_id, "{message}")
-                } else {
-                    tracing::event!(target: "handler", $level, function = %self.function, shard = %self.shard,
-                        request_id = %self.request_id, fields = %fields, "{message}")
+                match &fields {
+                    None => tracing::event!(target: "handler", $level, function = %self.function, shard = %self.shard,
+                        request_id = %self.request_id, "{message}"),
+                    Some(fields) => tracing::event!(target: "handler", $level, function = %self.function, shard = %self.shard,
+                        request_id = %self.request_id, handler_fields = %fields, "{message}"),
                 }
             };
         }

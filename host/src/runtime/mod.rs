@@ -8,6 +8,7 @@
 
 pub mod bindings;
 mod cache;
+mod compile_gate;
 pub mod component;
 mod componentize;
 pub mod invoke;
@@ -39,11 +40,26 @@ pub struct RuntimeConfig {
     pub max_memory_mb: u64,
     /// Where compiled components are cached; `None` compiles on every load.
     pub cache_dir: Option<PathBuf>,
+    /// The compile cache's size; past it the least recently used entries go.
+    pub cache_limit_bytes: u64,
+}
+
+/// The compile cache's default size limit.
+pub const DEFAULT_CACHE_LIMIT_BYTES: u64 = 2 << 30;
+
+/// The per-user compile cache of commands that have no data directory
+/// (`eddy invoke`): `$EDDY_CACHE_DIR`, else `$XDG_CACHE_HOME/eddy/compiled`, else
+/// `~/.cache/eddy/compiled`; `None` when there is no home to put it in.
+pub fn user_cache_dir() -> Option<PathBuf> {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("EDDY_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("eddy/compiled")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache/eddy/compiled")))
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { max_instances: 128, max_memory_mb: 4096, cache_dir: None }
+        RuntimeConfig { max_instances: 128, max_memory_mb: 4096, cache_dir: None, cache_limit_bytes: DEFAULT_CACHE_LIMIT_BYTES }
     }
 }
 
@@ -52,6 +68,8 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     cache_dir: Option<PathBuf>,
+    cache_limit_bytes: u64,
+    compile_gate: compile_gate::CompileGate,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -89,7 +107,14 @@ impl Runtime {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create the compile cache {}", dir.display()))?;
         }
-        Ok(Runtime { engine, linker, cache_dir: config.cache_dir.clone(), ticker_stop })
+        Ok(Runtime {
+            engine,
+            linker,
+            cache_dir: config.cache_dir.clone(),
+            cache_limit_bytes: config.cache_limit_bytes,
+            compile_gate: compile_gate::CompileGate::default(),
+            ticker_stop,
+        })
     }
 }
 

@@ -118,6 +118,46 @@ pub fn list(conn: &Connection) -> anyhow::Result<Vec<StreamDescription>> {
     names.iter().filter_map(|n| describe(conn, n).transpose()).collect()
 }
 
+/// A local stream that is not there, with what is there instead.
+#[derive(Debug, thiserror::Error)]
+#[error("no local stream named {name:?}{}; {}; create it with `eddy stream create {name}`", closest_hint(.closest), existing_list(.existing))]
+pub struct NoSuchStream {
+    pub name: String,
+    /// Every local stream of the data directory, by name.
+    pub existing: Vec<String>,
+    /// The existing name nearest to `name`, when one is near enough to be a typo.
+    pub closest: Option<String>,
+}
+
+fn closest_hint(closest: &Option<String>) -> String {
+    closest.as_ref().map(|c| format!(" (did you mean {c:?}?)")).unwrap_or_default()
+}
+
+fn existing_list(existing: &[String]) -> String {
+    if existing.is_empty() { "there are no local streams".to_owned() } else { format!("the local streams are {}", existing.join(", ")) }
+}
+
+impl NoSuchStream {
+    /// The error for `name`, naming the streams `conn` has.
+    pub fn new(conn: &Connection, name: &str) -> anyhow::Result<NoSuchStream> {
+        let mut stmt = conn.prepare_cached("SELECT name FROM streams ORDER BY name")?;
+        let existing: Vec<String> = stmt.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
+        Ok(NoSuchStream { name: name.to_owned(), closest: closest_name(name, &existing), existing })
+    }
+}
+
+/// The candidate a typo of `name` most likely meant: the smallest edit distance,
+/// at most a third of the name's length (and at least one edit allowed).
+fn closest_name(name: &str, candidates: &[String]) -> Option<String> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(name, c), c))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, c)| c.clone())
+}
+
 /// Appends records to a stream in one transaction, each to the shard of its
 /// partition key, and says where each landed.
 pub fn put(conn: &mut Connection, stream: &str, records: &[PutRecord]) -> anyhow::Result<Vec<PutResult>> {
@@ -131,8 +171,7 @@ pub fn put(conn: &mut Connection, stream: &str, records: &[PutRecord]) -> anyhow
     }
     // IMMEDIATE: take the write lock first, so two writers never pick the same number.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let description = describe(&tx, stream)?
-        .with_context(|| format!("no local stream named {stream:?}; create it with `eddy stream create {stream}`"))?;
+    let Some(description) = describe(&tx, stream)? else { return Err(NoSuchStream::new(&tx, stream)?.into()) };
     let arrival = now_ms() as i64;
     let mut results = Vec::with_capacity(records.len());
     {
@@ -383,12 +422,32 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_stream_is_named_with_the_streams_there_and_the_closest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedStore::open(dir.path()).expect("open");
+        let conn = store.connect().expect("connect");
+        for name in ["sales", "orders", "sales-eu"] {
+            create(&conn, name, 1, 24).expect("create");
+        }
+        let typo = NoSuchStream::new(&conn, "salse").expect("error").to_string();
+        assert_eq!(
+            typo,
+            "no local stream named \"salse\" (did you mean \"sales\"?); the local streams are orders, sales, sales-eu; \
+             create it with `eddy stream create salse`"
+        );
+        let far = NoSuchStream::new(&conn, "inventory").expect("error");
+        assert_eq!(far.closest, None, "nothing near enough to be a typo");
+        assert_eq!(far.existing, ["orders", "sales", "sales-eu"]);
+    }
+
+    #[test]
     fn put_refuses_bad_records_and_unknown_streams() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = EmbeddedStore::open(dir.path()).expect("open");
         let mut conn = store.connect().expect("connect");
         let err = put(&mut conn, "missing", &[PutRecord { partition_key: "k".into(), data: vec![] }]).unwrap_err();
         assert!(err.to_string().contains("eddy stream create missing"), "{err}");
+        assert!(err.to_string().contains("there are no local streams"), "{err}");
         create(&conn, "s", 2, 24).expect("create");
         assert!(put(&mut conn, "s", &[PutRecord { partition_key: String::new(), data: vec![] }]).is_err());
         assert!(put(&mut conn, "s", &[PutRecord { partition_key: "k".into(), data: vec![0; MAX_DATA_BYTES + 1] }]).is_err());
