@@ -15,9 +15,17 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
+# Each step says how long it took: on a fresh 2-core machine nearly all of it is
+# the first build of the host (BENCHMARKS.md has the split).
+step_started=$(date +%s)
+took() { local now; now=$(date +%s); echo "quickstart: $1 in $((now - step_started)) s" >&2; step_started=$now; }
 examples/setup.sh
+took "set up the Rust guest toolchain"
 examples/build.sh totals inspect
+took "built the totals and inspect handlers"
+echo "quickstart: building the host (a first build takes minutes; later ones seconds)" >&2
 cargo build --release --locked -p eddy-host
+took "built the host"
 eddy=${CARGO_TARGET_DIR:-$root/target}/release/eddy
 export EDDY_ADMIN_ADDR=${EDDY_ADMIN_ADDR:-127.0.0.1:8700}
 
@@ -54,8 +62,11 @@ wait_until() { # $1: what, then a command
 }
 wait_until "the functions to load" functions_done 0
 records=$(grep -c . "$root/examples/sample-records.jsonl")
+echo "quickstart: putting $records sales on the stream; one of them, \"this is not a sale\", is bad on purpose:" >&2
+echo "quickstart: totals reports it as a batch item failure, Eddy retries it twice (MaximumRetryAttempts = 2), then gives up on it" >&2
 "$eddy" put sales --file "$root/examples/sample-records.jsonl" >/dev/null
 wait_until "the records to be handled" functions_done "$records"
+took "handled the records"
 
 echo
 "$eddy" status

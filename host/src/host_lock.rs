@@ -56,7 +56,7 @@ impl HostLock {
         let path = data_dir.join(LOCK_FILE);
         let io = |source| LockError::Io { path: path.clone(), source };
         let data = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
-        match data.try_lock() {
+        match try_lock_patiently(&data) {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let holder = read_info(data_dir).map_or_else(|| "its pid is unknown".to_owned(), |h| describe(&h));
@@ -76,6 +76,18 @@ impl HostLock {
         std::io::Seek::rewind(&mut self.data).map_err(io)?;
         self.data.write_all(text.as_bytes()).map_err(io)
     }
+}
+
+/// Takes `file`'s exclusive lock, waiting a moment for a reader's shared lock
+/// ([`running_host`] holds one for an instant) but not for another host's.
+fn try_lock_patiently(file: &File) -> Result<(), TryLockError> {
+    for _ in 0..10 {
+        match file.try_lock() {
+            Err(TryLockError::WouldBlock) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            done => return done,
+        }
+    }
+    file.try_lock()
 }
 
 /// Locks the functions folder itself (it may be read-only: no file is written).

@@ -799,3 +799,43 @@ fn retrying_line(shard: &serde_json::Value) -> String {
     let since = shard["retrying_since_ms"].as_u64().map_or(0, |t| now_ms().saturating_sub(t) / 1000);
     format!("\n    RETRYING attempt {}{limit}, since {since} s", shard["next_attempt"])
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command a user can run shows examples in its help, and every
+    /// argument says what it is.
+    #[test]
+    fn every_command_has_examples_and_every_argument_a_description() {
+        Cli::command().debug_assert();
+        fn walk(command: &clap::Command, path: &str) {
+            let path = format!("{path} {}", command.get_name());
+            let subcommands: Vec<&clap::Command> = command.get_subcommands().filter(|c| c.get_name() != "help").collect();
+            if subcommands.is_empty() {
+                let help = command.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+                assert!(help.starts_with("Example"), "`{path}` has no examples in its help");
+            }
+            for argument in command.get_arguments() {
+                let id = argument.get_id().as_str();
+                if id != "help" && id != "version" {
+                    assert!(argument.get_help().is_some(), "`{path}`'s argument {id} has no description");
+                }
+            }
+            for sub in subcommands {
+                walk(sub, &path);
+            }
+        }
+        walk(&Cli::command(), "");
+    }
+
+    #[test]
+    fn generate_event_dynamodb_refuses_the_kinesis_options() {
+        use clap::Parser;
+        assert!(Cli::try_parse_from(["eddy", "generate-event", "kinesis", "--data", "x"]).is_ok());
+        let error = Cli::try_parse_from(["eddy", "generate-event", "dynamodb", "--data", "x"]).err().expect("refused");
+        assert!(error.to_string().contains("unexpected argument '--data'"), "{error}");
+    }
+}

@@ -123,7 +123,7 @@ impl Delivery<'_> {
             tracing::info!(function = %self.function.name, shard = %self.shard, request_id = %request_id,
                 first_sequence = part.records.sequence_number(0).unwrap_or_default(),
                 last_sequence = part.records.sequence_number(count.saturating_sub(1)).unwrap_or_default(),
-                records = count, duration_ms = elapsed.as_secs_f64() * 1e3, outcome = outcome.label(),
+                records = count, duration_ms = elapsed.as_micros() as f64 / 1e3, outcome = outcome.label(),
                 "invoked with {count} records: {} in {:.1} ms", outcome.label(), elapsed.as_secs_f64() * 1e3);
             if !throttled {
                 part.invocations += 1;
