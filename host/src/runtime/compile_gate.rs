@@ -63,9 +63,9 @@ mod tests {
         let waiters: Vec<_> = [30_000_000usize, 100_000, 5_000_000]
             .into_iter()
             .map(|size| {
-                let (gate, order) = (Arc::clone(&gate), Arc::clone(&order));
+                let (waiting_gate, order) = (Arc::clone(&gate), Arc::clone(&order));
                 let waiter = std::thread::spawn(move || {
-                    let _turn = gate.wait_turn(size);
+                    let _turn = waiting_gate.wait_turn(size);
                     order.lock().expect("order").push(size);
                 });
                 // Each is queued before the next arrives.
