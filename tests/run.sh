@@ -19,7 +19,7 @@ cargo build --release --locked -p eddy-host --bins --benches
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --release --locked --workspace "$@" 2>&1 | tee "$log"
+cargo test --release --locked --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 sum() { grep -E '^test result:' "$log" | grep -oE "[0-9]+ $1" | awk '{n += $1} END {print n + 0}'; }

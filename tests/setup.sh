@@ -11,13 +11,13 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 "$root/examples/setup.sh" --all
 
-jdk=()
-command -v java >/dev/null || jdk+=(openjdk-17-jre-headless)
-command -v javac >/dev/null || jdk+=(openjdk-17-jdk-headless)
-command -v chromium >/dev/null || jdk+=(chromium)
-if [ ${#jdk[@]} -gt 0 ]; then
-  say "installing ${jdk[*]}"
+packages=()
+command -v java >/dev/null || packages+=(openjdk-17-jre-headless)
+command -v javac >/dev/null || packages+=(openjdk-17-jdk-headless)
+command -v chromium >/dev/null || packages+=(chromium)
+if [ ${#packages[@]} -gt 0 ]; then
+  say "installing ${packages[*]}"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${jdk[@]}" >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null 2> >(grep -v '^debconf: delaying' >&2)
 fi
 "$root/tests/emulators/install.sh"

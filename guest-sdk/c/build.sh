@@ -3,7 +3,7 @@
 #
 #   guest-sdk/c/build.sh HANDLER.c OUT.wasm [typed-handler|json-handler]
 #
-# wit-bindgen writes the world's C bindings (<world>.h, <world>.c and the
+# wit-bindgen's C generator writes the world's C bindings (<world>.h, <world>.c and the
 # component-type object); clang compiles them with the handler for wasm32-wasi
 # as a reactor against Debian's wasi-libc (or WASI_SYSROOT).
 # Include "typed_handler.h" (or "json_handler.h") in the handler.
@@ -22,13 +22,22 @@ need() { echo "c: $1 is needed: $2" >&2; exit 1; }
 [ -x "$(dirname "$(realpath "$clang")")/wasm-ld" ] || command -v wasm-ld >/dev/null ||
   need "wasm-ld, the wasm32 linker" "apt-get install lld-19"
 [ -d "$sysroot/lib/wasm32-wasi" ] || [ -d "$sysroot/lib/wasm32-wasip1" ] || need "wasi-libc" "apt-get install wasi-libc (or WASI_SYSROOT=<wasi-sdk sysroot>)"
-# (examples/setup.sh installs it into ~/.cache/eddy/tools.)
-wit_bindgen=$(command -v wit-bindgen || ls "$HOME/.cache/eddy/tools/bin/wit-bindgen" 2>/dev/null || true)
-[ -n "$wit_bindgen" ] || need "wit-bindgen" "cargo install wit-bindgen-cli --locked"
+# The bindings come from `wit-bindgen c` where it is installed, else from the
+# SDK's own copy of its C generator (guest-sdk/c/bindgen), which cargo builds
+# once (about a minute) into ~/.cache/eddy/tools/target (or $EDDY_TOOLS_DIR).
+wit_bindgen=$(command -v wit-bindgen || true)
+[ -n "$wit_bindgen" ] || command -v cargo >/dev/null ||
+  need "wit-bindgen (or cargo, to build the SDK's C generator)" "install Rust (rustup), or cargo install wit-bindgen-cli --locked"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$wit_bindgen" c "$wit" --world "$world" --out-dir "$work" >"$work/bindgen.log" 2>&1 || { cat "$work/bindgen.log" >&2; exit 1; }
+if [ -n "$wit_bindgen" ]; then
+  "$wit_bindgen" c "$wit" --world "$world" --out-dir "$work" >"$work/bindgen.log" 2>&1
+else
+  # A target directory of its own: never the one a running `cargo test` holds.
+  CARGO_TARGET_DIR=${EDDY_TOOLS_DIR:-$HOME/.cache/eddy/tools}/target \
+    cargo run --quiet --release --locked --manifest-path "$sdk/bindgen/Cargo.toml" -- "$wit" "$world" "$work" >"$work/bindgen.log" 2>&1
+fi || { cat "$work/bindgen.log" >&2; exit 1; }
 binding=${world//-/_}
 # -mexec-model=reactor: a library of exports, no main. The preview1 imports of
 # wasi-libc are adapted to WASI 0.2 by the reactor adapter.

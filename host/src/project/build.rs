@@ -169,9 +169,14 @@ pub fn check_toolchain(language: Language) -> anyhow::Result<()> {
             if !sysroot.join("lib/wasm32-wasi").is_dir() && !sysroot.join("lib/wasm32-wasip1").is_dir() {
                 return Err(missing(language, "wasi-libc", "apt-get install wasi-libc (or set WASI_SYSROOT to a wasi-sdk sysroot)"));
             }
-            let cached = std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/eddy/tools/bin/wit-bindgen"));
-            if !have(&["wit-bindgen"]) && !cached.is_some_and(|p| p.is_file()) {
-                return Err(missing(language, "wit-bindgen's C generator", "cargo install wit-bindgen-cli --locked"));
+            // guest-sdk/c/build.sh uses wit-bindgen if installed, else builds the
+            // SDK's copy of its C generator with cargo.
+            if !have(&["wit-bindgen", "cargo"]) {
+                return Err(missing(
+                    language,
+                    "wit-bindgen's C generator (or cargo, to build the SDK's)",
+                    "install Rust with rustup (or cargo install wit-bindgen-cli --locked)",
+                ));
             }
             if !have(&["wasm-tools"]) {
                 return Err(missing(language, "wasm-tools", WASM_TOOLS));
