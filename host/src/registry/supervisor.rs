@@ -91,6 +91,9 @@ impl Supervisor {
             let _ = predecessor.await;
         }
         while let Some(Some(mut files)) = commands.recv().await {
+            // A function waiting for its stream fails the same way every look:
+            // the log says so once.
+            let mut logged: Option<String> = None;
             loop {
                 // Several changes queued while a swap ran: only the newest matters.
                 loop {
@@ -102,7 +105,10 @@ impl Supervisor {
                 }
                 let Err(error) = self.deploy(&files).await else { break };
                 let message = format!("{error:#}");
-                tracing::error!(function = %self.name, "cannot load the function: {message}");
+                if logged.as_ref() != Some(&message) {
+                    tracing::error!(function = %self.name, "cannot load the function: {message}");
+                    logged = Some(message.clone());
+                }
                 self.context.status.set_error(&self.name, FunctionState::Failed, message);
                 if error.downcast_ref::<local::NoSuchStream>().is_none() {
                     break;
