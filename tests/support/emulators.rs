@@ -152,5 +152,8 @@ pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
         // the same values, and the SDK reads them when the config loads.
         unsafe { std::env::set_var(name, value) };
     }
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint).load().await
+    // A client of its own each time: a test's tokio runtime ends with the test.
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let client = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(client).endpoint_url(endpoint).load().await
 }

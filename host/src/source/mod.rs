@@ -143,7 +143,7 @@ pub fn arn_region(arn: &str) -> Option<&str> {
 /// manifest's `Region` and `EndpointUrl` when it gives them. `AWS_ENDPOINT_URL`
 /// in the host's environment also works, as in every AWS SDK.
 pub async fn aws_config(endpoint_url: Option<&str>, region: Option<&str>) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client());
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }
@@ -151,6 +151,16 @@ pub async fn aws_config(endpoint_url: Option<&str>, region: Option<&str>) -> aws
         loader = loader.region(aws_config::Region::new(region.to_owned()));
     }
     loader.load().await
+}
+
+/// The HTTPS client every AWS client of the host shares (one connection pool):
+/// rustls with ring's crypto.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    static CLIENT: std::sync::OnceLock<aws_smithy_runtime_api::client::http::SharedHttpClient> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https())
+        .clone()
 }
 
 /// How a failed AWS call should be handled by a reader.
