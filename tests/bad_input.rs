@@ -113,12 +113,7 @@ fn trapping_looping_and_hoarding_handlers_fail_alone() {
         assert_eq!(shard["errors_by_kind"][kind], 2, "{name}: two attempts failed with {kind}: {f}");
         assert_eq!(f["state"], "running", "{name} is still up for its next records");
     }
-    let metrics = ureq::get(&format!("http://{}/metrics", host.admin))
-        .call()
-        .expect("metrics")
-        .body_mut()
-        .read_to_string()
-        .expect("text");
+    let metrics = host.metrics();
     assert!(metrics.contains("eddy_function_errors_total{function=\"loop\",shard=\"shardId-000000000000\",kind=\"timeout\"} 2"), "{metrics}");
 }
 

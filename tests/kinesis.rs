@@ -71,7 +71,7 @@ fn records_arrive_in_order_per_key_and_per_shard_in_batches_of_batch_size_with_p
         host.function("filtered").filter(|f| eddy_tests::shard_total(f, "filtered_out_events") == 110)
     });
     assert_eq!(eddy_tests::shard_total(&f, "polled_events"), 120);
-    let metrics = ureq::get(&format!("http://{}/metrics", host.admin)).call().expect("metrics").body_mut().read_to_string().expect("text");
+    let metrics = host.metrics();
     assert!(metrics.contains("eddy_filtered_out_events_total{function=\"filtered\""), "{metrics}");
 }
 

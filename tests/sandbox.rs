@@ -26,14 +26,6 @@ fn feed_healthy(host: &Host, count: usize) -> usize {
     count
 }
 
-fn metrics(host: &Host) -> String {
-    ureq::get(&format!("http://{}/metrics", host.admin))
-        .call()
-        .expect("metrics")
-        .body_mut()
-        .read_to_string()
-        .expect("text")
-}
 
 #[test]
 fn stack_overflow_huge_responses_and_log_floods_fail_alone() {
@@ -72,7 +64,7 @@ fn stack_overflow_huge_responses_and_log_floods_fail_alone() {
     // The flood was cut off near its limit: 1000-byte lines, 64 KiB.
     let flooded = host.handler_messages("flood").len();
     assert!((60..=66).contains(&flooded), "{flooded} lines of the flood were logged");
-    let metrics = metrics(&host);
+    let metrics = host.metrics();
     assert!(metrics.contains(r#"eddy_function_errors_total{function="big",shard="shardId-000000000000",kind="response_too_large"} 1"#), "{metrics}");
     assert!(metrics.contains(r#"eddy_function_errors_total{function="flood",shard="shardId-000000000000",kind="log_limit"} 1"#), "{metrics}");
 }
@@ -252,7 +244,7 @@ fn a_role_grants_exactly_what_it_names() {
         ],
         "{audit:?}"
     );
-    let metrics = metrics(&host);
+    let metrics = host.metrics();
     for action in ["eddy:HttpRequest", "eddy:Connect", "kinesis:PutRecord", "dynamodb:PutItem"] {
         assert!(
             metrics.contains(&format!("eddy_access_denied_total{{function=\"prober\",action=\"{action}\"}} 1")),

@@ -238,6 +238,16 @@ impl Host {
         get_json(&format!("http://{}/status", self.admin))
     }
 
+    /// `/metrics`, as Prometheus scrapes it.
+    pub fn metrics(&self) -> String {
+        ureq::get(&format!("http://{}/metrics", self.admin))
+            .call()
+            .expect("metrics")
+            .body_mut()
+            .read_to_string()
+            .expect("text")
+    }
+
     /// A function's entry in `/status`.
     pub fn function(&self, name: &str) -> Option<Value> {
         self.status()["functions"].as_array()?.iter().find(|f| f["name"] == name).cloned()
