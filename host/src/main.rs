@@ -509,7 +509,7 @@ async fn invoke(args: InvokeArgs) -> anyhow::Result<std::process::ExitCode> {
         (None, false) => eddy::runtime::user_cache_dir(),
     };
     let runtime = Runtime::new(&RuntimeConfig { max_instances: 4, cache_dir: cache_dir.clone(), ..RuntimeConfig::default() })?;
-    let first_compile = !runtime.is_cached(&bytes);
+    let first_compile = !runtime.is_cached(&eddy::runtime::content_digest(&bytes));
     if first_compile {
         let cached = cache_dir.map(|d| format!("; cached in {} for the next calls", d.display())).unwrap_or_default();
         eprintln!("compiling {} ({:.1} MB){cached}...", args.module.display(), bytes.len() as f64 / 1e6);

@@ -57,7 +57,7 @@ impl FunctionFiles {
             None => String::new(),
         };
         Ok(FunctionFiles {
-            wasm_digest: hex::encode(Sha256::digest(&wasm)),
+            wasm_digest: crate::runtime::content_digest(&wasm),
             manifest_digest: hex::encode(Sha256::digest(&manifest_bytes)),
             manifest,
             wasm: wasm.into(),
@@ -142,7 +142,8 @@ impl Supervisor {
         let source = self.source(&manifest.event_source.source, manifest.event_source.polling_interval).await?;
         let runtime = Arc::clone(&self.config.runtime);
         let wasm = Arc::clone(&files.wasm);
-        let first_compile = !runtime.is_cached(&wasm);
+        // The files' digest is the component's content digest: no second hashing.
+        let first_compile = !runtime.is_cached(&files.wasm_digest);
         if first_compile {
             tracing::info!(function = %name, bytes = wasm.len(),
                 "compiling {name}.wasm ({:.1} MB); a first compile takes up to seconds per MB, later loads use the cache",

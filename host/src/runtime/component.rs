@@ -127,12 +127,11 @@ impl Runtime {
         Ok(LoadedComponent { world, digest, imports_wasi, compiled, pre })
     }
 
-    /// Whether loading these bytes would take them from the compile cache rather
-    /// than compile them (a first compile of a large component takes seconds).
-    pub fn is_cached(&self, bytes: &[u8]) -> bool {
-        self.cache_dir
-            .as_ref()
-            .is_some_and(|dir| cache::artifact_path(dir, &self.engine, &cache::content_digest(bytes)).exists())
+    /// Whether loading the component of this digest ([`content_digest`]) would
+    /// take it from the compile cache rather than compile it (a first compile
+    /// of a large component takes seconds).
+    pub fn is_cached(&self, digest: &str) -> bool {
+        self.cache_dir.as_ref().is_some_and(|dir| cache::artifact_path(dir, &self.engine, digest).exists())
     }
 
     fn provides(&self, import: &str) -> bool {
@@ -141,8 +140,7 @@ impl Runtime {
 
     fn compile_or_fetch(&self, bytes: &[u8], kind: WasmKind, digest: &str) -> Result<(Component, bool), LoadError> {
         let Some(dir) = &self.cache_dir else {
-            let _turn = self.compile_gate.wait_turn(bytes.len());
-            return Ok((compile(&self.engine, bytes, kind)?, true));
+            return Ok((self.compile(bytes, kind)?, true));
         };
         let artifact = cache::artifact_path(dir, &self.engine, digest);
         if artifact.exists() {
@@ -160,8 +158,7 @@ impl Runtime {
                 ),
             }
         }
-        let _turn = self.compile_gate.wait_turn(bytes.len());
-        let component = compile(&self.engine, bytes, kind)?;
+        let component = self.compile(bytes, kind)?;
         match component.serialize() {
             Ok(serialized) => {
                 match cache::store(&artifact, &serialized) {
@@ -178,6 +175,15 @@ impl Runtime {
             Err(error) => tracing::warn!("cannot serialize compiled component: {error:#}"),
         }
         Ok((component, true))
+    }
+}
+
+impl Runtime {
+    /// Compiles a component (wrapping a core module first), in its turn at the
+    /// compile gate.
+    fn compile(&self, bytes: &[u8], kind: WasmKind) -> Result<Component, LoadError> {
+        let _turn = self.compile_gate.wait_turn(bytes.len());
+        compile(&self.engine, bytes, kind)
     }
 }
 

@@ -23,6 +23,7 @@ use anyhow::Context as _;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+pub use cache::content_digest;
 pub use component::{LoadError, LoadedComponent, World};
 pub use invoke::{HandlerResponse, InvokeError, InvokeRequest};
 use invoke::HostState;

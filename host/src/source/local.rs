@@ -113,9 +113,14 @@ pub fn describe(conn: &Connection, name: &str) -> anyhow::Result<Option<StreamDe
 }
 
 pub fn list(conn: &Connection) -> anyhow::Result<Vec<StreamDescription>> {
-    let mut stmt = conn.prepare("SELECT name FROM streams ORDER BY name")?;
-    let names: Vec<String> = stmt.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
-    names.iter().filter_map(|n| describe(conn, n).transpose()).collect()
+    stream_names(conn)?.iter().filter_map(|n| describe(conn, n).transpose()).collect()
+}
+
+/// The names of the local streams, in order.
+fn stream_names(conn: &Connection) -> anyhow::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT name FROM streams ORDER BY name")?;
+    let names = stmt.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
+    Ok(names)
 }
 
 /// A local stream that is not there, with what is there instead.
@@ -140,8 +145,7 @@ fn existing_list(existing: &[String]) -> String {
 impl NoSuchStream {
     /// The error for `name`, naming the streams `conn` has.
     pub fn new(conn: &Connection, name: &str) -> anyhow::Result<NoSuchStream> {
-        let mut stmt = conn.prepare_cached("SELECT name FROM streams ORDER BY name")?;
-        let existing: Vec<String> = stmt.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
+        let existing = stream_names(conn)?;
         Ok(NoSuchStream { name: name.to_owned(), closest: closest_name(name, &existing), existing })
     }
 }
