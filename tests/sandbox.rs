@@ -357,3 +357,74 @@ fn a_handler_waiting_on_the_network_still_times_out() {
     assert_eq!(f["shards"][0]["errors_by_kind"]["timeout"], 1, "{f}");
     assert!(f["shards"][0]["last_error"].as_str().unwrap_or_default().contains("timed out after 1s"), "{f}");
 }
+
+#[test]
+fn a_url_grant_matches_scheme_host_port_and_path_apart_and_every_denial_is_audited() {
+    let ws = Workspace::new();
+    ws.create_stream("probes", 1);
+    let (port, paths) = http_server();
+    ws.write_role(
+        "web",
+        &format!(
+            r#"{{"Statement": [
+                {{"Effect": "Allow", "Action": ["kinesis:Get*", "kinesis:Describe*", "kinesis:ListShards"], "Resource": "*"}},
+                {{"Effect": "Allow", "Action": "eddy:HttpRequest", "Resource": "http://*.example.com/*"}},
+                {{"Effect": "Allow", "Action": "eddy:HttpRequest", "Resource": "http://127.0.0.1:{port}/ok/*"}}
+            ]}}"#
+        ),
+    );
+    ws.deploy("prober", "hostile", &format!("Role = \"web\"\n{}", manifest("probes", "")));
+    let host = Host::start(&ws);
+    host.wait_state("prober", "running");
+    let bypasses = [
+        format!("http://127.0.0.1:{port}/.example.com/anything"),
+        format!("http://x.example.com@127.0.0.1:{port}/userinfo"),
+        format!("http://127.0.0.1:{port}/ok/%2e%2e/dotdot"),
+        format!("http://127.0.0.1:{port}/ok/../dotdot2"),
+        format!("http://[::1]:{port}/.example.com/v6"),
+    ];
+    let mut probes: Vec<String> = bypasses.iter().map(|url| format!("http {url}")).collect();
+    probes.push(format!("http http://127.0.0.1:{port}/ok/granted"));
+    host.put("probes", "k", &probes);
+    wait_for("every probe", || {
+        let n = host.handler_messages("prober").iter().filter(|m| m.contains("probe ")).count();
+        (n == probes.len()).then_some(())
+    });
+    let outcomes: Vec<String> =
+        host.handler_messages("prober").into_iter().filter(|m| m.contains("probe ")).collect();
+    for (probe, outcome) in probes.iter().zip(&outcomes) {
+        if probe.ends_with("/ok/granted") {
+            assert!(outcome.ends_with("status 200"), "{probe}: {outcome}");
+        } else {
+            assert!(outcome.contains("error") || outcome.contains("denied"), "{probe} was not refused: {outcome}");
+        }
+    }
+    assert_eq!(*paths.lock().expect("lock"), vec!["/ok/granted".to_owned()], "only the granted request reached the server");
+
+    let audit = lines_of(&host.lines(), "audit");
+    let actions: Vec<String> = audit.iter().filter_map(|l| l["fields"]["action"].as_str().map(str::to_owned)).collect();
+    assert!(actions.iter().filter(|a| *a == "eddy:HttpRequest").count() >= 4, "{audit:?}");
+}
+
+#[test]
+fn a_connection_by_a_role_without_any_connect_grant_is_audited() {
+    let ws = Workspace::new();
+    ws.create_stream("probes", 1);
+    let (port, _) = http_server();
+    ws.write_role(
+        "no-net",
+        r#"{"Statement": [{"Effect": "Allow", "Action": ["kinesis:Get*", "kinesis:Describe*", "kinesis:ListShards"], "Resource": "*"}]}"#,
+    );
+    ws.deploy("prober", "hostile", &format!("Role = \"no-net\"\n{}", manifest("probes", "")));
+    let host = Host::start(&ws);
+    host.wait_state("prober", "running");
+    host.put("probes", "k", &[format!("tcp 127.0.0.1:{port}")]);
+    wait_for("the probe", || host.handler_messages("prober").iter().any(|m| m.contains("probe tcp")).then_some(()));
+    assert!(outcome(&host, "tcp").starts_with("denied"), "{}", outcome(&host, "tcp"));
+    let audit = lines_of(&host.lines(), "audit");
+    assert!(
+        audit.iter().any(|l| l["fields"]["action"] == "eddy:Connect" && l["fields"]["resource"] == format!("127.0.0.1:{port}")),
+        "the refused connection is audited: {audit:?}"
+    );
+    assert!(host.metrics().contains("eddy_access_denied_total{function=\"prober\",action=\"eddy:Connect\"} 1"));
+}

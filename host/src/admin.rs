@@ -52,11 +52,7 @@ pub async fn serve(listener: TcpListener, state: AdminState, cancel: Cancellatio
 
 async fn status(State(state): State<AdminState>) -> Response {
     let functions: Vec<FunctionStatus> = state.status.snapshot();
-    let streams: Vec<StreamDescription> = state
-        .embedded
-        .connect()
-        .and_then(|c| local::list(&c))
-        .unwrap_or_default();
+    let streams: Vec<StreamDescription> = state.embedded.run(|c| local::list(&c)).await.unwrap_or_default();
     let checkpoints: Vec<Checkpoint> = state.checkpoints.list().await.unwrap_or_default();
     axum::Json(serde_json::json!({
         "functions": functions,
@@ -98,20 +94,29 @@ struct PutRecordsResponse {
     records: Vec<PutResult>,
 }
 
-async fn put_records(State(state): State<AdminState>, Path(name): Path<String>, body: Bytes) -> Response {
+async fn put_records(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let message = format!(
+                "the request body is over the ingest endpoint's limit of {} MiB; send the records in several requests \
+                 (a Kinesis PutRecords request carries at most 500 records and 5 MiB)\n",
+                INGEST_BODY_LIMIT >> 20
+            );
+            return (StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
+        }
+        Err(rejection) => return rejection.into_response(),
+    };
     let records = match crate::ingest::parse_put_records(&body) {
         Ok(records) => records,
         Err(message) => return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
     };
-    let embedded = Arc::clone(&state.embedded);
-    let result = tokio::task::spawn_blocking(move || {
-        let mut conn = embedded.connect()?;
-        local::put(&mut conn, &name, &records)
-    })
-    .await;
-    match result {
-        Ok(Ok(landed)) => axum::Json(PutRecordsResponse { failed_record_count: 0, records: landed }).into_response(),
-        Ok(Err(error)) => (StatusCode::BAD_REQUEST, format!("{error:#}\n")).into_response(),
-        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")).into_response(),
+    match state.embedded.run(move |mut conn| local::put(&mut conn, &name, &records)).await {
+        Ok(landed) => axum::Json(PutRecordsResponse { failed_record_count: 0, records: landed }).into_response(),
+        Err(error) => (StatusCode::BAD_REQUEST, format!("{error:#}\n")).into_response(),
     }
 }

@@ -240,6 +240,23 @@ struct RawOnFailure {
     region: Option<String>,
 }
 
+/// serde's type names in TOML's words: "expected i64" is "expected an integer".
+fn plain_type_names(message: &str) -> String {
+    let mut message = message.to_owned();
+    for (rust, plain) in [
+        ("i64", "an integer"),
+        ("u64", "a non-negative integer"),
+        ("i32", "an integer"),
+        ("u32", "a non-negative integer"),
+        ("u16", "a non-negative integer"),
+        ("f64", "a number"),
+        ("a boolean", "true or false"),
+    ] {
+        message = message.replace(&format!("expected {rust}"), &format!("expected {plain}"));
+    }
+    message
+}
+
 fn in_range(key: &'static str, value: i64, min: i64, max: i64, range: &'static str) -> Result<i64, ManifestError> {
     if (min..=max).contains(&value) {
         Ok(value)
@@ -258,7 +275,7 @@ impl Manifest {
 
     /// Parses and validates a manifest's text.
     pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
-        let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+        let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Syntax(plain_type_names(&e.to_string())))?;
         let timeout = in_range("Timeout", raw.timeout.unwrap_or(DEFAULT_TIMEOUT_SECONDS as i64), 1, 900, "1 to 900 seconds")?;
         let memory = in_range("MemorySize", raw.memory_size.unwrap_or(DEFAULT_MEMORY_MB as i64), 128, 10_240, "128 to 10240 MB")?;
         let environment = validate_environment(raw.environment.map(|e| e.variables).unwrap_or_default())?;
@@ -552,6 +569,15 @@ mod tests {
         assert_eq!(m.event_source.maximum_retry_attempts, None);
         assert!(m.event_source.enabled);
         assert_eq!((m.role, m.reserved_concurrency, m.log_limit_bytes), (None, None, DEFAULT_LOG_LIMIT_BYTES));
+    }
+
+    #[test]
+    fn a_mistyped_value_is_named_in_tomls_words() {
+        let err = Manifest::parse(&format!("{MINIMAL}BatchSize = \"ten\"\n")).unwrap_err().to_string();
+        assert!(err.contains("expected an integer"), "{err}");
+        assert!(!err.contains("i64"), "{err}");
+        let err = Manifest::parse(&format!("{MINIMAL}Enabled = \"yes\"\n")).unwrap_err().to_string();
+        assert!(err.contains("expected true or false"), "{err}");
     }
 
     #[test]

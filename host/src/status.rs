@@ -267,6 +267,11 @@ impl StatusBoard {
         }
     }
 
+    /// A function's error, if it has one.
+    pub fn error(&self, name: &str) -> Option<String> {
+        self.functions.lock().ok()?.get(name)?.status.error.clone()
+    }
+
     pub fn clear_error(&self, name: &str) {
         if let Ok(mut functions) = self.functions.lock()
             && let Some(entry) = functions.get_mut(name)

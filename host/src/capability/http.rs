@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
+use crate::role::url::RequestUrl;
 use crate::role::{Grants, actions};
 use crate::runtime::invoke::HostState;
 
@@ -31,13 +32,6 @@ impl HttpState {
     }
 }
 
-/// The request's URL as the role sees it: `scheme://authority/path?query`.
-pub fn request_url(uri: &http::Uri) -> String {
-    let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
-    let authority = uri.authority().map(|a| a.as_str().to_ascii_lowercase()).unwrap_or_default();
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    format!("{scheme}://{authority}{path}")
-}
 
 type SendResult = Box<dyn Future<Output = Result<(), Error>> + Send>;
 
@@ -49,7 +43,16 @@ impl WasiHttpHooks for HttpHooks {
         fut: SendResult,
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, SendResult), Error>> + Send> {
         _ = fut;
-        let url = request_url(request.uri());
+        // The grant is checked on the URL as the connection will reach it
+        // (`role::url`); a URL that cannot be read that way is refused.
+        let url = match RequestUrl::from_uri(request.uri()) {
+            Ok(url) => url.resource(),
+            Err(rejected) => {
+                tracing::debug!(function = %self.grants.function, uri = %request.uri(), "refused: {rejected}");
+                self.grants.refuse(actions::HTTP_REQUEST, &request.uri().to_string());
+                return Box::new(async { Err(Error::HttpRequestDenied) });
+            }
+        };
         if self.grants.check(actions::HTTP_REQUEST, &url).is_err() {
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
@@ -66,16 +69,5 @@ impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         let (http, table) = self.http_parts();
         WasiHttpCtxView { ctx: &mut http.ctx, table, hooks: &mut http.hooks }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn urls_as_the_role_sees_them() {
-        let uri: http::Uri = "HTTP://API.Example.com:8080/v1/Items?x=1".parse().expect("uri");
-        assert_eq!(super::request_url(&uri), "http://api.example.com:8080/v1/Items?x=1");
-        let uri: http::Uri = "https://example.com".parse().expect("uri");
-        assert_eq!(super::request_url(&uri), "https://example.com/");
     }
 }

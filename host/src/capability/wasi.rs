@@ -4,8 +4,9 @@
 //!   read-only, `eddy:WriteFile` read-write), at the same path as on the host;
 //!   none by default. Paths resolve inside a preopen only (`..` cannot leave it);
 //! - sockets: each TCP connection and UDP datagram is checked as `eddy:Connect`
-//!   on `IP:PORT`; binding to a chosen address or listening is never allowed,
-//!   and name lookup only when the role may connect somewhere;
+//!   on `IP:PORT`; binding to a chosen address or listening is never allowed
+//!   (audited as `eddy:Bind` and `eddy:Listen`), and name lookup only when the
+//!   role may connect somewhere;
 //! - stdout and stderr: captured into the log; for a command handler, stdin
 //!   is the event and stdout the response.
 //!   Clocks and random are always there.
@@ -72,20 +73,30 @@ pub fn build(
         .allow_udp(true)
         .allow_ip_name_lookup(may_connect)
         .socket_addr_check(move |addr, usage| {
-            let allowed = socket_allowed(&checker, may_connect, addr, usage);
+            let allowed = socket_allowed(&checker, addr, usage);
             Box::pin(async move { allowed })
         });
     (builder.build(), (logged_stdout, stderr))
 }
 
-fn socket_allowed(grants: &Grants, may_connect: bool, addr: SocketAddr, usage: SocketAddrUse) -> bool {
+fn socket_allowed(grants: &Grants, addr: SocketAddr, usage: SocketAddrUse) -> bool {
     match usage {
         SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => {
             grants.check(actions::CONNECT, &addr.to_string()).is_ok()
         }
         // The implicit bind before a connection or a datagram: any local
-        // address, any port. Binding to a chosen one would be for serving.
-        SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => may_connect && addr.ip().is_unspecified() && addr.port() == 0,
-        _ => false,
+        // address, any port. It is allowed, so that the connection or datagram
+        // itself is checked (and a denial of it audited with its address).
+        SocketAddrUse::TcpBind | SocketAddrUse::UdpBind if addr.ip().is_unspecified() && addr.port() == 0 => true,
+        // Binding a chosen address, listening, accepting: serving, which no
+        // role grants.
+        SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
+            grants.refuse(actions::BIND, &addr.to_string());
+            false
+        }
+        _ => {
+            grants.refuse(actions::LISTEN, &addr.to_string());
+            false
+        }
     }
 }

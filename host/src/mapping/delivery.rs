@@ -50,6 +50,26 @@ pub struct Delivery<'a> {
     pub window: Option<&'a Mutex<Option<OpenWindow>>>,
 }
 
+/// How a delivery ended.
+#[must_use = "records after an unfinished delivery must not be checkpointed"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    /// Every record is done: handled, or discarded and its failure record sent.
+    All,
+    /// The mapping stopped first: some records are not done, and whoever resumes
+    /// from the checkpoint delivers them again. Nothing after them may be
+    /// checkpointed (not even records the filters dropped).
+    Stopped,
+}
+
+/// How the delivery of one part ended.
+enum PartEnd {
+    Done,
+    /// To be bisected: the halves, first half first.
+    Split([Part; 2]),
+    Stopped,
+}
+
 /// Records still to deliver, and what has been spent on them.
 struct Part {
     records: Records,
@@ -63,23 +83,27 @@ impl Delivery<'_> {
     /// Delivers `records` until all are done (handled or discarded) or the mapping
     /// stops; what is not done then is delivered again by whoever resumes from the
     /// checkpoint.
-    pub async fn deliver(&self, records: Records) -> anyhow::Result<()> {
+    pub async fn deliver(&self, records: Records) -> anyhow::Result<Delivered> {
         // A stack: the first half of a split is on top.
         let mut parts = vec![Part { records, retries: 0, invocations: 0 }];
         while let Some(part) = parts.pop() {
             if self.cancel.is_cancelled() {
-                break;
+                return Ok(Delivered::Stopped);
             }
-            if let Some([first, second]) = self.deliver_part(part).await? {
-                parts.push(second);
-                parts.push(first);
+            match self.deliver_part(part).await? {
+                PartEnd::Done => {}
+                PartEnd::Split([first, second]) => {
+                    parts.push(second);
+                    parts.push(first);
+                }
+                PartEnd::Stopped => return Ok(Delivered::Stopped),
             }
         }
-        Ok(())
+        Ok(Delivered::All)
     }
 
-    /// Delivers one part; returns its halves when it is to be bisected.
-    async fn deliver_part(&self, mut part: Part) -> anyhow::Result<Option<[Part; 2]>> {
+    /// Delivers one part, until it is done, to be bisected, or the mapping stops.
+    async fn deliver_part(&self, mut part: Part) -> anyhow::Result<PartEnd> {
         let config = &self.function.manifest.event_source;
         let mut backoff = INITIAL_BACKOFF;
         loop {
@@ -90,12 +114,12 @@ impl Delivery<'_> {
                     tracing::warn!(function = %self.function.name, shard = %self.shard,
                         "{too_old} records are older than MaximumRecordAgeInSeconds; discarding them");
                     if !self.discard(part.records, Condition::RecordAgeExceeded, part.invocations).await? {
-                        return Ok(None);
+                        return Ok(PartEnd::Stopped);
                     }
                     part.records = rest;
                 }
                 if part.records.is_empty() {
-                    return Ok(None);
+                    return Ok(PartEnd::Done);
                 }
             }
 
@@ -148,7 +172,7 @@ impl Delivery<'_> {
                         s.records_processed += count as u64;
                         s.state = ShardState::Ok;
                     });
-                    return Ok(None);
+                    return Ok(PartEnd::Done);
                 }
                 Outcome::PartialFailure { first_failed } => {
                     let failed_at = part.records.sequence_number(first_failed).unwrap_or_default().to_owned();
@@ -180,7 +204,7 @@ impl Delivery<'_> {
                         tracing::info!(function = %self.function.name, shard = %self.shard,
                             "bisecting the batch into {} and {} records", part.records.len(), second.len());
                         let (retries, invocations) = (part.retries, part.invocations);
-                        return Ok(Some([part, Part { records: second, retries, invocations }]));
+                        return Ok(PartEnd::Split([part, Part { records: second, retries, invocations }]));
                     }
                 }
             }
@@ -196,8 +220,8 @@ impl Delivery<'_> {
                     part.invocations, part.records.len(),
                     part.records.sequence_number(0).unwrap_or_default(),
                     part.records.sequence_number(part.records.len().saturating_sub(1)).unwrap_or_default());
-                self.discard(part.records, Condition::RetryAttemptsExhausted, part.invocations).await?;
-                return Ok(None);
+                let sent = self.discard(part.records, Condition::RetryAttemptsExhausted, part.invocations).await?;
+                return Ok(if sent { PartEnd::Done } else { PartEnd::Stopped });
             }
             let max_attempts = config.maximum_retry_attempts.map(|max| max + 1);
             self.update(|s| {
@@ -210,7 +234,7 @@ impl Delivery<'_> {
             tokio::select! {
                 // Stopped (a new version, or shutdown): the records are delivered
                 // again by whoever resumes from the checkpoint.
-                () = self.cancel.cancelled() => return Ok(None),
+                () = self.cancel.cancelled() => return Ok(PartEnd::Stopped),
                 () = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -253,9 +277,12 @@ impl Delivery<'_> {
 
     /// Ends the open window: invokes the function once more, with no records and
     /// `isFinalInvokeForWindow` (and `isWindowTerminatedEarly` when its state grew
-    /// past 1 MB), retrying as a batch would; then forgets the window.
-    pub async fn close_window(&self, terminated_early: bool) -> anyhow::Result<()> {
-        let Some(window) = self.with_window(|w| w.for_invocation(true, terminated_early)) else { return Ok(()) };
+    /// past 1 MB), retrying as a batch would; then forgets the window. Stopped
+    /// first, the window stays open (and stored) for whoever resumes.
+    pub async fn close_window(&self, terminated_early: bool) -> anyhow::Result<Delivered> {
+        let Some(window) = self.with_window(|w| w.for_invocation(true, terminated_early)) else {
+            return Ok(Delivered::All);
+        };
         let config = &self.function.manifest.event_source;
         let mut batch = self.batch(match self.shared.info.event_source {
             crate::record::EventSource::Kinesis => Records::Kinesis(Vec::new()),
@@ -289,7 +316,7 @@ impl Delivery<'_> {
                 break;
             }
             tokio::select! {
-                () = self.cancel.cancelled() => return Ok(()),
+                () = self.cancel.cancelled() => return Ok(Delivered::Stopped),
                 () = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -299,7 +326,8 @@ impl Delivery<'_> {
         {
             *open = None;
         }
-        self.store.set(&crate::store::window_key(self.key), "").await
+        self.store.set(&crate::store::window_key(self.key), "").await?;
+        Ok(Delivered::All)
     }
 
     /// Gives up on `records`: sends their failure record to the destination (until

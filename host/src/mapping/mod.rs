@@ -196,7 +196,9 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
         Err(error) => {
             let message = format!("{error:#}");
             tracing::error!(function = %function.name, "cannot start the mapping: {message}");
-            context.status.set_error(&function.name, crate::status::FunctionState::Failed, message);
+            // The version is loaded, but its mapping does not run: failed (and
+            // /readyz 503) until a new version of the files comes.
+            context.status.set_failed(&function.name, format!("cannot start the mapping: {message}"));
             return;
         }
     };

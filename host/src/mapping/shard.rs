@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::batcher::{Batcher, Next};
-use super::delivery::Delivery;
+use super::delivery::{Delivered, Delivery};
 use super::destination::FailureSink;
 use super::filter::RecordFilter;
 use super::parallel::{LaneReader, SharedWatermark, deal};
@@ -164,7 +164,10 @@ impl ShardLoop {
             self.count_reads(&mut batcher);
             match next {
                 Next::Batch(records) => {
-                    delivery.deliver(records).await?;
+                    if delivery.deliver(records).await? == Delivered::Stopped {
+                        // The filtered records after the batch wait behind it.
+                        return Ok(ShardExit::Stopped);
+                    }
                     if let Some(sequence) = batcher.take_filtered_through() {
                         delivery.checkpoint_at(&sequence).await?;
                     }
@@ -201,23 +204,26 @@ impl ShardLoop {
                 Next::Batch(mut records) => {
                     while !records.is_empty() {
                         let (start, rest) = split_first_window(&mut records, width);
-                        if start_of().is_some_and(|open| open != start) {
-                            delivery.close_window(false).await?;
+                        if start_of().is_some_and(|open| open != start)
+                            && delivery.close_window(false).await? == Delivered::Stopped
+                        {
+                            return Ok(ShardExit::Stopped);
                         }
                         if let Ok(mut w) = window.lock()
                             && w.is_none()
                         {
                             *w = Some(OpenWindow::new(start, width));
                         }
-                        delivery.deliver(records).await?;
-                        if self.cancel.is_cancelled() {
+                        if delivery.deliver(records).await? == Delivered::Stopped {
                             return Ok(ShardExit::Stopped);
                         }
                         let over_cap = window.lock().ok().and_then(|w| w.as_ref().map(|w| w.over_cap)).unwrap_or(false);
                         if over_cap {
                             tracing::warn!(function = %self.function.name, shard = %self.shard,
                                 "the window's state passed 1 MB; ending the window early");
-                            delivery.close_window(true).await?;
+                            if delivery.close_window(true).await? == Delivered::Stopped {
+                                return Ok(ShardExit::Stopped);
+                            }
                             if let Ok(mut w) = window.lock() {
                                 *w = Some(OpenWindow::new(start, width));
                             }
@@ -230,13 +236,18 @@ impl ShardLoop {
                 }
                 Next::FilteredThrough(sequence) => delivery.checkpoint_at(&sequence).await?,
                 Next::Deadline => {
-                    if end_of().is_some_and(|end| now_ms() >= end + CLOSE_GRACE.as_millis() as u64) {
-                        delivery.close_window(false).await?;
+                    if end_of().is_some_and(|end| now_ms() >= end + CLOSE_GRACE.as_millis() as u64)
+                        && delivery.close_window(false).await? == Delivered::Stopped
+                    {
+                        return Ok(ShardExit::Stopped);
                     }
                 }
                 Next::ShardEnd => {
-                    // Windows do not cross a reshard.
-                    delivery.close_window(false).await?;
+                    // Windows do not cross a reshard; the shard is finished only
+                    // once its last window is.
+                    if delivery.close_window(false).await? == Delivered::Stopped {
+                        return Ok(ShardExit::Stopped);
+                    }
                     return self.finish().await;
                 }
                 Next::Stopped => return Ok(ShardExit::Stopped),
@@ -309,7 +320,11 @@ impl ShardLoop {
             lane_loops.push(async move {
                 loop {
                     match batcher.next_batch(cancel).await? {
-                        Next::Batch(records) => delivery.deliver(records).await?,
+                        Next::Batch(records) => {
+                            if delivery.deliver(records).await? == Delivered::Stopped {
+                                return Ok(ShardExit::Stopped);
+                            }
+                        }
                         Next::FilteredThrough(_) => {}
                         Next::ShardEnd => return anyhow::Ok(ShardExit::Ended),
                         Next::Stopped | Next::Deadline => return Ok(ShardExit::Stopped),

@@ -45,11 +45,36 @@ pub struct RegistryConfig {
     pub services: Arc<crate::capability::Services>,
 }
 
-/// A file as the last scan saw it.
+/// A file as the last scan saw it (through symlinks: a ConfigMap mounted by
+/// Kubernetes is a symlink to a symlinked directory, swapped when it changes).
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Seen {
+    kind: EntryKind,
     len: u64,
     modified: SystemTime,
+}
+
+/// What a name in the folder is, once symlinks are followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntryKind {
+    File,
+    Directory,
+    /// A symlink to nothing (yet).
+    BrokenLink,
+    /// A socket, a device, a FIFO.
+    Other,
+}
+
+impl EntryKind {
+    /// Why a function's file of this kind cannot be read; `None` for a file.
+    fn problem(self) -> Option<&'static str> {
+        match self {
+            EntryKind::File => None,
+            EntryKind::Directory => Some("is a directory, not a file"),
+            EntryKind::BrokenLink => Some("is a symlink to a file that does not exist"),
+            EntryKind::Other => Some("is not a regular file"),
+        }
+    }
 }
 
 struct Deployed {
@@ -116,11 +141,24 @@ pub(crate) fn scan(dir: &Path, ext_a: &str, ext_b: &str) -> std::io::Result<Hash
         if hidden || !relevant {
             continue;
         }
-        let Ok(meta) = entry.metadata() else { continue };
-        if meta.is_file() {
-            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-            files.insert(path, Seen { len: meta.len(), modified });
-        }
+        // `fs::metadata` follows symlinks (a `DirEntry`'s does not).
+        let seen = match std::fs::metadata(&path) {
+            Ok(meta) => {
+                let kind = if meta.is_file() {
+                    EntryKind::File
+                } else if meta.is_dir() {
+                    EntryKind::Directory
+                } else {
+                    EntryKind::Other
+                };
+                Seen { kind, len: meta.len(), modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH) }
+            }
+            Err(_) if entry.file_type().is_ok_and(|t| t.is_symlink()) => {
+                Seen { kind: EntryKind::BrokenLink, len: 0, modified: SystemTime::UNIX_EPOCH }
+            }
+            Err(_) => continue,
+        };
+        files.insert(path, seen);
     }
     Ok(files)
 }
@@ -193,6 +231,19 @@ fn reconcile(
             continue;
         }
         let (Some(wasm_seen), Some(manifest_seen)) = (current.get(wasm), current.get(manifest)) else { continue };
+        let not_files: Vec<String> = [(wasm, wasm_seen), (manifest, manifest_seen)]
+            .iter()
+            .filter_map(|(path, seen)| Some(format!("{} {}", file_name(path), seen.kind.problem()?)))
+            .collect();
+        if !not_files.is_empty() {
+            let message = not_files.join("; ");
+            // Logged once, not at every scan.
+            if context.status.error(&name).as_deref() != Some(message.as_str()) {
+                tracing::error!(function = %name, "cannot load the function: {message}");
+            }
+            context.status.set_error(&name, FunctionState::Failed, message);
+            continue;
+        }
         let role_seen = |role: &Option<String>| role.as_deref().and_then(|r| current.get(&role_path(r))).cloned();
         if deployed.get(&name).is_some_and(|d| d.seen == (wasm_seen.clone(), manifest_seen.clone(), role_seen(&d.role))) {
             continue;
@@ -245,6 +296,10 @@ fn reconcile(
         deployed.insert(name, Deployed { commands, supervisor, seen, sent, role });
     }
     all_read
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 fn valid_name(name: &str) -> bool {

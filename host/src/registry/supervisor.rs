@@ -39,10 +39,14 @@ pub struct FunctionFiles {
     /// The role's name and its policy file (`None`: the file is missing).
     pub role: Option<(String, Option<String>)>,
     pub role_digest: String,
+    /// When the component or the manifest last changed.
+    pub changed: std::time::SystemTime,
 }
 
 impl FunctionFiles {
     pub fn read(wasm: &Path, manifest: &Path, roles_dir: &Path) -> std::io::Result<FunctionFiles> {
+        let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+        let changed = modified(wasm).max(modified(manifest));
         let wasm = std::fs::read(wasm)?;
         let manifest_bytes = std::fs::read(manifest)?;
         let manifest = String::from_utf8_lossy(&manifest_bytes).into_owned();
@@ -63,9 +67,22 @@ impl FunctionFiles {
             wasm: wasm.into(),
             role,
             role_digest,
+            changed,
         })
     }
+
+    /// How much longer the files must stay untouched before an error in them is
+    /// reported: `None` once they have been still for [`STILL_CHANGING`].
+    fn still_changing(&self) -> Option<Duration> {
+        let age = self.changed.elapsed().unwrap_or(Duration::ZERO);
+        STILL_CHANGING.checked_sub(age).filter(|wait| !wait.is_zero())
+    }
 }
+
+/// Files that fail to load while they changed this recently may be a copy that
+/// stalled midway: the error is held back until they have been still this long
+/// (or a newer version comes). Renaming a file into place is always safe.
+const STILL_CHANGING: Duration = Duration::from_secs(2);
 
 pub struct Supervisor {
     name: Arc<str>,
@@ -104,13 +121,29 @@ impl Supervisor {
                     }
                 }
                 let Err(error) = self.deploy(&files).await else { break };
+                let missing_stream = error.downcast_ref::<local::NoSuchStream>().is_some();
+                if !missing_stream && let Some(wait) = files.still_changing() {
+                    tracing::debug!(function = %self.name, "the files changed {} ms ago and do not load yet ({error:#}); waiting for the rest",
+                        STILL_CHANGING.saturating_sub(wait).as_millis());
+                    tokio::select! {
+                        next = commands.recv() => match next {
+                            Some(Some(newer)) => {
+                                files = newer;
+                                continue;
+                            }
+                            _ => return self.stop().await,
+                        },
+                        // Still, and still broken: report it below.
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
                 let message = format!("{error:#}");
                 if logged.as_ref() != Some(&message) {
                     tracing::error!(function = %self.name, "cannot load the function: {message}");
                     logged = Some(message.clone());
                 }
                 self.context.status.set_error(&self.name, FunctionState::Failed, message);
-                if error.downcast_ref::<local::NoSuchStream>().is_none() {
+                if !missing_stream {
                     break;
                 }
                 // Its local stream may yet be created: look again now and then,
@@ -226,16 +259,22 @@ impl Supervisor {
                 Ok(Arc::new(DynamodbSource::new(&config, stream, polling.unwrap_or(DYNAMODB_POLL_INTERVAL))))
             }
             SourceRef::Local { stream, create } => {
-                let conn = self.config.embedded.connect()?;
-                if local::describe(&conn, stream)?.is_none() {
-                    // A typo must not quietly become a new, empty stream.
-                    if !create {
-                        return Err(local::NoSuchStream::new(&conn, stream)?.into());
-                    }
-                    let d = local::create(&conn, stream, local::DEFAULT_SHARDS, local::DEFAULT_RETENTION_HOURS)?;
-                    tracing::info!(stream = %stream, shards = d.shard_count,
-                        "created local stream {stream} for function {} (CreateStream = true)", self.name);
-                }
+                let (name, stream_name, create) = (self.name.to_string(), stream.clone(), *create);
+                self.config
+                    .embedded
+                    .run(move |conn| {
+                        if local::describe(&conn, &stream_name)?.is_none() {
+                            // A typo must not quietly become a new, empty stream.
+                            if !create {
+                                return Err(local::NoSuchStream::new(&conn, &stream_name)?.into());
+                            }
+                            let d = local::create(&conn, &stream_name, local::DEFAULT_SHARDS, local::DEFAULT_RETENTION_HOURS)?;
+                            tracing::info!(stream = %stream_name, shards = d.shard_count,
+                                "created local stream {stream_name} for function {name} (CreateStream = true)");
+                        }
+                        Ok(())
+                    })
+                    .await?;
                 Ok(Arc::new(LocalSource::new(
                     Arc::clone(&self.config.embedded),
                     stream,

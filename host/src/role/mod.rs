@@ -8,6 +8,7 @@
 //! for the operator, and a count in the metrics.
 
 pub mod policy;
+pub mod url;
 
 use std::sync::Arc;
 
@@ -33,6 +34,10 @@ pub mod actions {
     /// A TCP connection (or a UDP datagram) through wasi:sockets; resource:
     /// `IP:PORT` (`[IPv6]:PORT`).
     pub const CONNECT: &str = "eddy:Connect";
+    /// Binding a socket to a chosen address: never granted, only audited.
+    pub const BIND: &str = "eddy:Bind";
+    /// Listening on or accepting from a socket: never granted, only audited.
+    pub const LISTEN: &str = "eddy:Listen";
 
     pub const KINESIS_PUT_RECORD: &str = "kinesis:PutRecord";
     pub const KINESIS_PUT_RECORDS: &str = "kinesis:PutRecords";
@@ -310,6 +315,12 @@ impl Grants {
             budget.suppressed += 1;
             false
         }
+    }
+
+    /// Audits and counts a request that no role can be granted (a socket that
+    /// would serve), for the guest to get its error.
+    pub fn refuse(&self, action: &str, resource: &str) {
+        self.audit(action, resource);
     }
 
     /// Checks one call. A denial is logged as an audit line (target `audit`) and

@@ -79,7 +79,12 @@ pub enum Patterns {
 impl Patterns {
     /// Whether the statement covers `value` (an action: `ignore_case`; a resource: not).
     pub fn covers(&self, value: &str, ignore_case: bool) -> bool {
-        let any = |patterns: &[String]| patterns.iter().any(|p| wildcard_match(p, value, ignore_case));
+        self.covers_by(|pattern| wildcard_match(pattern, value, ignore_case))
+    }
+
+    /// Whether the statement covers a value that `matches` tells patterns of.
+    pub fn covers_by(&self, matches: impl Fn(&str) -> bool) -> bool {
+        let any = |patterns: &[String]| patterns.iter().any(|p| matches(p));
         match self {
             Patterns::Matching(patterns) => any(patterns),
             Patterns::NotMatching(patterns) => !any(patterns),
@@ -104,7 +109,14 @@ impl Patterns {
 impl Statement {
     /// Whether the statement speaks of this request (whatever its effect).
     pub fn covers(&self, action: &str, resource: &str) -> bool {
-        self.actions.covers(action, true) && self.resources.covers(resource, false)
+        if !self.actions.covers(action, true) {
+            return false;
+        }
+        // A URL is matched part by part (scheme, host, port, path): see `url`.
+        if action.eq_ignore_ascii_case(super::actions::HTTP_REQUEST) {
+            return self.resources.covers_by(|pattern| super::url::url_pattern_matches(pattern, resource));
+        }
+        self.resources.covers(resource, false)
     }
 }
 
@@ -457,8 +469,8 @@ mod tests {
         assert!(p.evaluate("kinesis:PutRecord", "arn:aws:dynamodb:r:1:table/t").is_allowed(), "NotAction allows every other action");
         assert!(!p.evaluate("dynamodb:DeleteItem", "arn:aws:dynamodb:r:1:table/t").is_allowed());
         assert!(!p.evaluate("dynamodb:GetItem", "arn:aws:dynamodb:r:1:table/u").is_allowed());
-        assert!(p.evaluate("eddy:HttpRequest", "https://api.example.com/x").is_allowed());
-        assert!(!p.evaluate("eddy:HttpRequest", "http://169.254.169.254/latest/meta-data").is_allowed());
+        assert!(p.evaluate("eddy:HttpRequest", "https://api.example.com:443/x").is_allowed());
+        assert!(!p.evaluate("eddy:HttpRequest", "http://169.254.169.254:80/latest/meta-data").is_allowed());
 
         // NotAction in a Deny: deny everything but reads.
         let p = policy(

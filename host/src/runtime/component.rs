@@ -2,7 +2,7 @@
 //! it from the compile cache), find which handler world it exports, and link it
 //! once into an `InstancePre` that every invocation instantiates from.
 
-use wasmtime::component::types::ComponentItem;
+use wasmtime::component::types::{self, ComponentItem};
 use wasmtime::component::{Component, InstancePre};
 
 use super::bindings::{COMMAND_EXPORT, JSON_EXPORT, TYPED_EXPORT, json, typed};
@@ -46,15 +46,28 @@ pub enum LoadError {
     CoreModule,
     #[error("the component is invalid: {0}")]
     Invalid(String),
+    #[error("the core WebAssembly module is invalid: {0}")]
+    InvalidModule(String),
     #[error(
         "the component exports {found}; a handler must export `{TYPED_EXPORT}` \
          (world typed-handler) or `{JSON_EXPORT}` (world json-handler), as in wit/handler.wit, \
          or be a WASI command (`wasi:cli/run`)"
     )]
     WrongWorld { found: String },
+    #[error(
+        "the component's `{export}` export does not match the contract (wit/handler.wit): \
+         {problem}; the contract says `{expected}`"
+    )]
+    WrongSignature { export: &'static str, problem: String, expected: &'static str },
     #[error("the component cannot be linked: {0}")]
     Link(String),
 }
+
+/// The contract's signatures of the exported functions, as wit/handler.wit
+/// writes them (a unit test keeps them equal to the file).
+const TYPED_HANDLE: &str = "handle: func(batch: batch, context: context) -> result<batch-response, string>";
+const JSON_HANDLE: &str = "handle: func(event: string, context: context) -> result<string, string>";
+const COMMAND_RUN: &str = "run: func() -> result";
 
 /// A component ready to be instantiated: compiled, checked and linked.
 pub struct LoadedComponent {
@@ -102,6 +115,7 @@ impl Runtime {
             };
             return Err(LoadError::WrongWorld { found });
         };
+        check_signature(&self.engine, &ty, world)?;
         for (name, item) in ty.imports(&self.engine) {
             if matches!(item.ty, ComponentItem::ComponentInstance(_)) && !self.provides(name) {
                 return Err(LoadError::Link(format!(
@@ -196,7 +210,87 @@ fn compile(engine: &wasmtime::Engine, bytes: &[u8], kind: WasmKind) -> Result<Co
             &wrapped
         }
     };
-    Component::new(engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))
+    Component::new(engine, bytes).map_err(|e| match kind {
+        WasmKind::Component => LoadError::Invalid(format!("{e:#}")),
+        WasmKind::CoreModule => LoadError::InvalidModule(format!("{e:#}")),
+    })
+}
+
+/// Checks the exported function's types as instantiation would, so that a
+/// mistyped export fails here, at load, while the version before it keeps
+/// running, and not at every invocation.
+fn check_signature(engine: &wasmtime::Engine, ty: &types::Component, world: World) -> Result<(), LoadError> {
+    use crate::record::{Batch, BatchResponse, Context};
+    let (export, function, expected) = match world {
+        World::TypedHandler => (TYPED_EXPORT, "handle", TYPED_HANDLE),
+        World::JsonHandler => (JSON_EXPORT, "handle", JSON_HANDLE),
+        World::Command => (COMMAND_EXPORT, "run", COMMAND_RUN),
+    };
+    let wrong = |problem: String| LoadError::WrongSignature { export, problem, expected };
+    let instance = ty
+        .exports(engine)
+        .find(|(name, _)| name.starts_with(export))
+        .and_then(|(_, item)| match item.ty {
+            ComponentItem::ComponentInstance(instance) => Some(instance),
+            _ => None,
+        })
+        .ok_or_else(|| wrong("it is not an exported instance".to_owned()))?;
+    let func = match instance.get_export(engine, function).map(|e| e.ty) {
+        Some(ComponentItem::ComponentFunc(func)) => func,
+        Some(_) => return Err(wrong(format!("its `{function}` is not a function"))),
+        None => return Err(wrong(format!("it has no `{function}` function"))),
+    };
+    let types = ty.instance_type();
+    let checked = match world {
+        World::TypedHandler => func.typecheck::<(Batch, Context), (Result<BatchResponse, String>,)>(&types),
+        World::JsonHandler => func.typecheck::<(String, Context), (Result<String, String>,)>(&types),
+        World::Command => func.typecheck::<(), (Result<(), ()>,)>(&types),
+    };
+    checked.map_err(|error| wrong(format!("its `{function}` is `{}` ({error:#})", signature(function, &func))))
+}
+
+/// A function type in WIT's words, as far as an error message needs.
+fn signature(name: &str, func: &types::ComponentFunc) -> String {
+    let params: Vec<String> = func.params().map(|(name, ty)| format!("{name}: {}", type_name(&ty))).collect();
+    let results: Vec<String> = func.results().map(|ty| type_name(&ty)).collect();
+    let results = if results.is_empty() { String::new() } else { format!(" -> {}", results.join(", ")) };
+    format!("{name}: func({}){results}", params.join(", "))
+}
+
+fn type_name(ty: &types::Type) -> String {
+    use types::Type;
+    match ty {
+        Type::Bool => "bool".into(),
+        Type::S8 => "s8".into(),
+        Type::U8 => "u8".into(),
+        Type::S16 => "s16".into(),
+        Type::U16 => "u16".into(),
+        Type::S32 => "s32".into(),
+        Type::U32 => "u32".into(),
+        Type::S64 => "s64".into(),
+        Type::U64 => "u64".into(),
+        Type::Float32 => "f32".into(),
+        Type::Float64 => "f64".into(),
+        Type::Char => "char".into(),
+        Type::String => "string".into(),
+        Type::List(list) => format!("list<{}>", type_name(&list.ty())),
+        Type::Option(option) => format!("option<{}>", type_name(&option.ty())),
+        Type::Result(result) => match (result.ok(), result.err()) {
+            (None, None) => "result".into(),
+            (Some(ok), None) => format!("result<{}>", type_name(&ok)),
+            (None, Some(err)) => format!("result<_, {}>", type_name(&err)),
+            (Some(ok), Some(err)) => format!("result<{}, {}>", type_name(&ok), type_name(&err)),
+        },
+        Type::Tuple(tuple) => format!("tuple<{}>", tuple.types().map(|t| type_name(&t)).collect::<Vec<_>>().join(", ")),
+        Type::Record(record) => {
+            format!("record {{ {} }}", record.fields().map(|f| f.name).collect::<Vec<_>>().join(", "))
+        }
+        Type::Variant(_) => "variant".into(),
+        Type::Enum(_) => "enum".into(),
+        Type::Flags(_) => "flags".into(),
+        Type::Own(_) | Type::Borrow(_) => "resource".into(),
+        _ => "an async type".into(),
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -212,4 +306,15 @@ fn check_header(bytes: &[u8]) -> Result<WasmKind, LoadError> {
         return Err(LoadError::NotWasm);
     }
     Ok(if bytes[6..8] == [0, 0] { WasmKind::CoreModule } else { WasmKind::Component })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_signatures_in_errors_are_the_contracts() {
+        let wit: String = include_str!("../../../wit/handler.wit").split_whitespace().collect::<Vec<_>>().join(" ");
+        for signature in [super::TYPED_HANDLE, super::JSON_HANDLE] {
+            assert!(wit.contains(signature), "wit/handler.wit has no `{signature}`");
+        }
+    }
 }

@@ -26,19 +26,19 @@ pub fn componentize(core: &[u8]) -> Result<Vec<u8>, LoadError> {
     let mut imports_preview1 = false;
     let mut exports_start = false;
     for payload in Parser::new(0).parse_all(core) {
-        match payload.map_err(|e| LoadError::Invalid(e.to_string()))? {
+        match payload.map_err(|e| LoadError::InvalidModule(e.to_string()))? {
             Payload::CustomSection(section) if section.name().starts_with("component-type") => {
                 has_component_type = true;
             }
             Payload::ImportSection(imports) => {
                 for import in imports.into_imports() {
-                    let import = import.map_err(|e| LoadError::Invalid(e.to_string()))?;
+                    let import = import.map_err(|e| LoadError::InvalidModule(e.to_string()))?;
                     imports_preview1 |= import.module == PREVIEW1;
                 }
             }
             Payload::ExportSection(exports) => {
                 for export in exports {
-                    exports_start |= export.map_err(|e| LoadError::Invalid(e.to_string()))?.name == "_start";
+                    exports_start |= export.map_err(|e| LoadError::InvalidModule(e.to_string()))?.name == "_start";
                 }
             }
             _ => {}
@@ -48,7 +48,7 @@ pub fn componentize(core: &[u8]) -> Result<Vec<u8>, LoadError> {
     if !has_component_type && !command {
         return Err(LoadError::CoreModule);
     }
-    let failed = |e: anyhow::Error| LoadError::Invalid(format!("cannot make a component of the core module: {e:#}"));
+    let failed = |e: anyhow::Error| LoadError::InvalidModule(format!("cannot make a component of the core module: {e:#}"));
     let mut encoder = ComponentEncoder::default();
     encoder.validate(true).module(core).map_err(failed)?;
     if imports_preview1 {

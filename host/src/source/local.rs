@@ -162,8 +162,15 @@ fn closest_name(name: &str, candidates: &[String]) -> Option<String> {
         .map(|(_, c)| c.clone())
 }
 
-/// Appends records to a stream in one transaction, each to the shard of its
-/// partition key, and says where each landed.
+/// Records appended per transaction: a large put commits in steps, so that the
+/// host's checkpoint writes (and other puts) wait at most one step for the lock.
+pub const PUT_RECORDS_PER_TRANSACTION: usize = 1000;
+
+/// Appends records to a stream, each to the shard of its partition key, and says
+/// where each landed. Every record is checked first, so a bad one puts nothing;
+/// then they are written in transactions of [`PUT_RECORDS_PER_TRANSACTION`]
+/// (as with Kinesis' PutRecords, a put that is killed midway may have written a
+/// prefix of its records).
 pub fn put(conn: &mut Connection, stream: &str, records: &[PutRecord]) -> anyhow::Result<Vec<PutResult>> {
     for (i, r) in records.iter().enumerate() {
         if r.partition_key.is_empty() || r.partition_key.chars().count() > MAX_PARTITION_KEY_CHARS {
@@ -173,11 +180,23 @@ pub fn put(conn: &mut Connection, stream: &str, records: &[PutRecord]) -> anyhow
             bail!("record {i}: {} bytes of data is over the 1 MiB limit of a record", r.data.len());
         }
     }
+    let mut results = Vec::with_capacity(records.len());
+    for step in records.chunks(PUT_RECORDS_PER_TRANSACTION) {
+        put_in_one_transaction(conn, stream, step, &mut results)?;
+    }
+    Ok(results)
+}
+
+fn put_in_one_transaction(
+    conn: &mut Connection,
+    stream: &str,
+    records: &[PutRecord],
+    results: &mut Vec<PutResult>,
+) -> anyhow::Result<()> {
     // IMMEDIATE: take the write lock first, so two writers never pick the same number.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let Some(description) = describe(&tx, stream)? else { return Err(NoSuchStream::new(&tx, stream)?.into()) };
     let arrival = now_ms() as i64;
-    let mut results = Vec::with_capacity(records.len());
     {
         let mut next_seq = tx.prepare_cached(
             "INSERT INTO shard_sequences (stream, shard, last_seq) VALUES (?1, ?2, 1)
@@ -195,7 +214,7 @@ pub fn put(conn: &mut Connection, stream: &str, records: &[PutRecord]) -> anyhow
         }
     }
     tx.commit()?;
-    Ok(results)
+    Ok(())
 }
 
 /// Deletes the records older than each stream's retention; returns how many.
@@ -240,9 +259,11 @@ impl StreamSource for LocalSource {
     }
 
     async fn list_shards(&self) -> anyhow::Result<Vec<Shard>> {
-        let conn = self.store.connect()?;
-        let description = describe(&conn, &self.stream)?
-            .with_context(|| format!("no local stream named {:?}", self.stream))?;
+        let stream = self.stream.clone();
+        let description = self
+            .store
+            .run(move |conn| describe(&conn, &stream)?.with_context(|| format!("no local stream named {stream:?}")))
+            .await?;
         Ok((0..description.shard_count).map(|i| Shard::root(shard_id(i))).collect())
     }
 
@@ -252,21 +273,28 @@ impl StreamSource for LocalSource {
 
     async fn open(&self, shard: &str, from: Position) -> anyhow::Result<Box<dyn ShardReader>> {
         let index = shard_index(shard).with_context(|| format!("{shard:?} is not a shard id"))?;
-        let conn = self.store.connect()?;
-        let after: i64 = match from {
-            Position::AfterSequence(seq) => seq
-                .parse()
-                .with_context(|| format!("checkpoint {seq:?} is not a local sequence number"))?,
-            Position::TrimHorizon => 0,
-            Position::Latest => last_sequence(&conn, &self.stream, index)?,
-            // A time still to come: every record from now on arrives after it.
-            Position::AtTimestamp(ms) if ms > now_ms() => last_sequence(&conn, &self.stream, index)?,
-            Position::AtTimestamp(ms) => conn.query_row(
-                "SELECT COALESCE(MAX(seq), 0) FROM records WHERE stream = ?1 AND shard = ?2 AND arrival_ms < ?3",
-                params![self.stream, index, ms as i64],
-                |row| row.get(0),
-            )?,
-        };
+        let stream = self.stream.clone();
+        let (conn, after) = self
+            .store
+            .run(move |conn| {
+                let after: i64 = match from {
+                    Position::AfterSequence(seq) => seq
+                        .parse()
+                        .with_context(|| format!("checkpoint {seq:?} is not a local sequence number"))?,
+                    Position::TrimHorizon => 0,
+                    Position::Latest => last_sequence(&conn, &stream, index)?,
+                    // A time still to come: every record from now on arrives after it.
+                    Position::AtTimestamp(ms) if ms > now_ms() => last_sequence(&conn, &stream, index)?,
+                    Position::AtTimestamp(ms) => conn.query_row(
+                        "SELECT COALESCE(MAX(seq), 0) FROM records WHERE stream = ?1 AND shard = ?2 AND arrival_ms < ?3",
+                        params![stream, index, ms as i64],
+                        |row| row.get(0),
+                    )?,
+                };
+                // The reader keeps this connection.
+                Ok((conn, after))
+            })
+            .await?;
         Ok(Box::new(LocalShardReader {
             conn: Arc::new(Mutex::new(conn)),
             stream: self.stream.clone(),
@@ -456,5 +484,29 @@ mod tests {
         assert!(put(&mut conn, "s", &[PutRecord { partition_key: String::new(), data: vec![] }]).is_err());
         assert!(put(&mut conn, "s", &[PutRecord { partition_key: "k".into(), data: vec![0; MAX_DATA_BYTES + 1] }]).is_err());
         assert!(create(&conn, "t", 0, 24).is_err());
+    }
+
+    /// A large put commits in steps: another writer (the host's checkpoints)
+    /// waits for one step at most, never for the whole put.
+    #[test]
+    fn a_large_put_commits_in_steps_that_others_see() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedStore::open(dir.path()).expect("open");
+        let mut conn = store.connect().expect("connect");
+        create(&conn, "s", 2, 24).expect("create");
+        let total = 40 * PUT_RECORDS_PER_TRANSACTION;
+        let records: Vec<PutRecord> =
+            (0..total).map(|i| PutRecord { partition_key: format!("k{i}"), data: vec![b'x'; 100] }).collect();
+        let watcher = store.connect().expect("connect");
+        let putter = std::thread::spawn(move || put(&mut conn, "s", &records).map(|r| r.len()));
+        let mut partial_counts = 0;
+        while !putter.is_finished() {
+            let count: i64 = watcher.query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0)).expect("count");
+            if count > 0 && (count as usize) < total {
+                partial_counts += 1;
+            }
+        }
+        assert_eq!(putter.join().expect("thread").expect("put"), total);
+        assert!(partial_counts > 0, "the put committed all at once: no other writer could interleave");
     }
 }

@@ -8,7 +8,7 @@
 //! ranges per shard are also a natural indexed query.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -59,10 +59,15 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 ";
 
 /// The database file of a data directory.
+///
+/// Every SQLite call blocks, and may wait up to the busy timeout for another
+/// process's write lock (`eddy put`), so the async methods here run them on
+/// tokio's blocking pool: a busy database slows the shards that wait on it, never
+/// the async workers that every other function and the admin port run on.
 pub struct EmbeddedStore {
     path: PathBuf,
-    /// Checkpoint writes share one connection; readers open their own.
-    writer: Mutex<Connection>,
+    /// Checkpoint reads and writes share one connection; other work opens its own.
+    writer: Arc<Mutex<Connection>>,
 }
 
 impl EmbeddedStore {
@@ -73,17 +78,39 @@ impl EmbeddedStore {
         let path = data_dir.join("eddy.db");
         let conn = open_connection(&path)?;
         conn.execute_batch(SCHEMA).context("cannot create the database schema")?;
-        Ok(EmbeddedStore { path, writer: Mutex::new(conn) })
+        Ok(EmbeddedStore { path, writer: Arc::new(Mutex::new(conn)) })
     }
 
-    /// A new connection to the same database, for a task that reads on its own.
+    /// A new connection to the same database, for a thread that may block (the
+    /// command line, a blocking task). Async code uses [`EmbeddedStore::run`].
     pub fn connect(&self) -> anyhow::Result<Connection> {
         open_connection(&self.path)
     }
 
-    fn with_writer<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> anyhow::Result<T> {
-        let conn = self.writer.lock().map_err(|_| anyhow::anyhow!("store connection poisoned"))?;
-        Ok(f(&conn)?)
+    /// Runs `work` on the blocking pool, with a connection of its own (which it
+    /// may keep).
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || work(open_connection(&path)?))
+            .await
+            .map_err(|e| anyhow::anyhow!("store task failed: {e}"))?
+    }
+
+    /// Runs `work` on the blocking pool, with the checkpoints' shared connection.
+    async fn with_writer<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let writer = Arc::clone(&self.writer);
+        tokio::task::spawn_blocking(move || {
+            let conn = writer.lock().map_err(|_| anyhow::anyhow!("store connection poisoned"))?;
+            Ok(work(&conn)?)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("store task failed: {e}"))?
     }
 }
 
@@ -101,7 +128,8 @@ fn open_connection(path: &Path) -> anyhow::Result<Connection> {
 #[async_trait]
 impl CheckpointStore for EmbeddedStore {
     async fn get(&self, key: &CheckpointKey) -> anyhow::Result<Option<String>> {
-        self.with_writer(|c| {
+        let key = key.clone();
+        self.with_writer(move |c| {
             c.query_row(
                 "SELECT sequence_number FROM checkpoints WHERE function = ?1 AND source = ?2 AND shard = ?3",
                 params![key.function, key.source, key.shard],
@@ -109,20 +137,24 @@ impl CheckpointStore for EmbeddedStore {
             )
             .optional()
         })
+        .await
     }
 
     async fn set(&self, key: &CheckpointKey, sequence_number: &str) -> anyhow::Result<()> {
-        self.with_writer(|c| upsert(c, key, sequence_number))
+        let (key, sequence_number) = (key.clone(), sequence_number.to_owned());
+        self.with_writer(move |c| upsert(c, &key, &sequence_number)).await
     }
 
     async fn set_many(&self, entries: &[(&CheckpointKey, &str)]) -> anyhow::Result<()> {
-        self.with_writer(|c| {
+        let entries: Vec<(CheckpointKey, String)> = entries.iter().map(|(k, v)| ((*k).clone(), (*v).to_owned())).collect();
+        self.with_writer(move |c| {
             let tx = c.unchecked_transaction()?;
-            for (key, value) in entries {
+            for (key, value) in &entries {
                 upsert(&tx, key, value)?;
             }
             tx.commit()
         })
+        .await
     }
 
     async fn list(&self) -> anyhow::Result<Vec<Checkpoint>> {
@@ -140,6 +172,7 @@ impl CheckpointStore for EmbeddedStore {
             })?;
             rows.collect()
         })
+        .await
     }
 }
 
@@ -173,5 +206,48 @@ mod tests {
         let all = store.list().await.expect("list");
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].sequence_number, "7");
+    }
+
+    /// Checkpoint writes wait for the database's write lock (another process's
+    /// `eddy put` may hold it); they must wait on the blocking pool, never on an
+    /// async worker that every other task needs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_locked_database_never_stalls_the_async_workers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(EmbeddedStore::open(dir.path()).expect("open"));
+        let key = CheckpointKey { function: "f".into(), source: "local:s".into(), shard: "shardId-000000000000".into() };
+        let other = store.connect().expect("connect");
+        other.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            other.execute_batch("COMMIT").expect("release the write lock");
+        });
+        // A task ticks every 10 ms; its longest gap is how long the only
+        // worker was taken away from it.
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ticker = tokio::spawn({
+            let done = Arc::clone(&done);
+            async move {
+                let (mut longest, mut last) = (Duration::ZERO, std::time::Instant::now());
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    longest = longest.max(last.elapsed());
+                    last = std::time::Instant::now();
+                }
+                longest
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let writer = tokio::spawn({
+            let store = Arc::clone(&store);
+            let key = key.clone();
+            async move { store.set(&key, "9").await }
+        });
+        writer.await.expect("task").expect("the write goes through once the lock is free");
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let longest = ticker.await.expect("ticker");
+        release.join().expect("thread");
+        assert!(longest < Duration::from_millis(700), "the async worker was blocked for {longest:?}");
+        assert_eq!(store.get(&key).await.expect("get").as_deref(), Some("9"));
     }
 }
