@@ -165,6 +165,7 @@ fn closest_name(name: &str, candidates: &[String]) -> Option<String> {
 /// Records appended per transaction: a large put commits in steps, so that the
 /// host's checkpoint writes (and other puts) wait at most one step for the lock.
 pub const PUT_RECORDS_PER_TRANSACTION: usize = 1000;
+const PAUSE_BETWEEN_TRANSACTIONS: Duration = Duration::from_millis(1);
 
 /// Appends records to a stream, each to the shard of its partition key, and says
 /// where each landed. Every record is checked first, so a bad one puts nothing;
@@ -181,7 +182,12 @@ pub fn put(conn: &mut Connection, stream: &str, records: &[PutRecord]) -> anyhow
         }
     }
     let mut results = Vec::with_capacity(records.len());
-    for step in records.chunks(PUT_RECORDS_PER_TRANSACTION) {
+    for (i, step) in records.chunks(PUT_RECORDS_PER_TRANSACTION).enumerate() {
+        if i > 0 {
+            // A moment between steps, for a writer waiting on the lock (it
+            // looks every millisecond) to take its turn.
+            std::thread::sleep(PAUSE_BETWEEN_TRANSACTIONS);
+        }
         put_in_one_transaction(conn, stream, step, &mut results)?;
     }
     Ok(results)

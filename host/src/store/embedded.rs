@@ -116,13 +116,31 @@ impl EmbeddedStore {
 
 fn open_connection(path: &Path) -> anyhow::Result<Connection> {
     let conn = Connection::open(path).with_context(|| format!("cannot open database {}", path.display()))?;
-    // Another process (`eddy put`) may hold the write lock for a moment.
-    conn.busy_timeout(Duration::from_secs(10))?;
+    // Another process (`eddy put`) may hold the write lock for a moment: look
+    // again every millisecond. (SQLite's own busy timeout backs off to 100 ms
+    // sleeps, and a writer that sleeps that long between looks starves beside
+    // a put that takes the lock again within microseconds of freeing it.)
+    conn.busy_handler(Some(wait_for_lock))?;
     // WAL: readers never block the writer; NORMAL sync is durable across a process
     // crash (it is the machine losing power that may lose the last commits).
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(conn)
+}
+
+/// How long a connection waits for another's write lock before it gives up
+/// with `database is locked`.
+const LOCK_PATIENCE: Duration = Duration::from_secs(10);
+
+/// SQLite's busy handler: called with the number of times it was called for
+/// this lock so far; true to try again.
+fn wait_for_lock(attempts: i32) -> bool {
+    const LOOK_EVERY: Duration = Duration::from_millis(1);
+    if u128::from(attempts.unsigned_abs()) * LOOK_EVERY.as_millis() >= LOCK_PATIENCE.as_millis() {
+        return false;
+    }
+    std::thread::sleep(LOOK_EVERY);
+    true
 }
 
 #[async_trait]
