@@ -100,8 +100,15 @@ pub struct HostState {
     function: Arc<str>,
     shard: Arc<str>,
     request_id: String,
+    /// When the invocation times out; moved later by the pauses of rationing.
     deadline: Instant,
     timeout: Duration,
+    /// The function's CPU ration, and when the guest last started running.
+    ration: Arc<super::ration::Ration>,
+    rations: Arc<super::ration::CpuRations>,
+    running_since: Instant,
+    /// The pauses of rationing so far, in µs (read by the host-side timer).
+    paused_us: Arc<std::sync::atomic::AtomicU64>,
     environment: Arc<[(String, String)]>,
     /// Log bytes written so far, and the limit.
     log_bytes: usize,
@@ -262,6 +269,7 @@ impl Runtime {
         request: InvokeRequest<'_>,
     ) -> Result<HandlerResponse, InvokeError> {
         let deadline = Instant::now() + request.timeout;
+        let paused_us = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let context = Context {
             function_name: request.function.to_string(),
             request_id: request.request_id.clone(),
@@ -277,6 +285,10 @@ impl Runtime {
                 request_id: request.request_id,
                 deadline,
                 timeout: request.timeout,
+                ration: self.rations.start_invocation(request.function),
+                rations: Arc::clone(&self.rations),
+                running_since: Instant::now(),
+                paused_us: Arc::clone(&paused_us),
                 environment: Arc::clone(request.environment),
                 log_bytes: 0,
                 log_limit: request.log_limit_bytes,
@@ -293,12 +305,27 @@ impl Runtime {
         );
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|store| {
-            let state = store.data();
-            if Instant::now() >= state.deadline {
+        store.epoch_deadline_callback(|mut store| {
+            let state = store.data_mut();
+            let now = Instant::now();
+            if now >= state.deadline {
                 return Err(TimedOut(state.timeout).into());
             }
-            Ok(UpdateDeadline::Yield(1))
+            // What the guest ran since it last resumed (a wait in a host call
+            // between two ticks counts at most two ticks).
+            let ran = now.saturating_duration_since(state.running_since).min(2 * super::EPOCH_TICK);
+            state.running_since = now;
+            match state.rations.charge(&state.ration, ran) {
+                None => Ok(UpdateDeadline::Yield(1)),
+                Some(pause) => {
+                    // The pause is the ration's, not the function's: the
+                    // deadline moves with it.
+                    state.deadline += pause;
+                    state.running_since = now + pause;
+                    state.paused_us.fetch_add(pause.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+                    Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::time::sleep(pause))))
+                }
+            }
         });
 
         // A command reads the event from stdin and answers on stdout.
@@ -354,9 +381,20 @@ impl Runtime {
                 _ => Err(wasmtime::Error::msg("the input does not match the component's world").context(Instantiating)),
             }
         };
-        let outcome = match tokio::time::timeout_at((deadline + HOST_WAIT_GRACE).into(), call).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(TimedOut(request.timeout).into()),
+        // The deadline, with the grace and the pauses of rationing so far.
+        let timer = async {
+            loop {
+                let paused = Duration::from_micros(paused_us.load(std::sync::atomic::Ordering::Relaxed));
+                let until = deadline + HOST_WAIT_GRACE + paused;
+                if Instant::now() >= until {
+                    return;
+                }
+                tokio::time::sleep_until(until.into()).await;
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = call => outcome,
+            () = timer => Err(TimedOut(request.timeout).into()),
         };
         store.data_mut().flush_output();
         // A command's response is what it wrote (even if it then trapped on

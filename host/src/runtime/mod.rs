@@ -9,6 +9,7 @@
 pub mod bindings;
 mod cache;
 mod compile_gate;
+pub mod ration;
 pub mod component;
 mod componentize;
 pub mod invoke;
@@ -71,6 +72,8 @@ pub struct Runtime {
     cache_dir: Option<PathBuf>,
     cache_limit_bytes: u64,
     compile_gate: compile_gate::CompileGate,
+    /// Guest CPU rationed between functions while several are busy.
+    rations: Arc<ration::CpuRations>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -114,6 +117,7 @@ impl Runtime {
             cache_dir: config.cache_dir.clone(),
             cache_limit_bytes: config.cache_limit_bytes,
             compile_gate: compile_gate::CompileGate::default(),
+            rations: Arc::default(),
             ticker_stop,
         })
     }
