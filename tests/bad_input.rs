@@ -145,3 +145,94 @@ fn throttles_are_retried_without_counting_as_attempts() {
     assert_eq!(shard["records_discarded"], 0, "with MaximumRetryAttempts = 0, only throttles can explain the retry: {f}");
     assert_eq!(healthy_count(&host), 1);
 }
+
+/// The bad-input catalogue, all at once, while a healthy function keeps going:
+/// each bad input gets a clear error and costs the healthy function nothing.
+#[test]
+fn the_bad_input_catalogue_costs_the_healthy_function_nothing() {
+    let ws = Workspace::with_function("s", 2, "healthy", "inspect", "");
+    let functions = ws.functions();
+    let good = std::fs::read(component("inspect")).expect("component");
+    let mut random = vec![0u8; 4096];
+    let mut x = unique() as u64 | 1;
+    for byte in random.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *byte = x as u8;
+    }
+    let mut truncated_core = wat::parse_str("(module (func (export \"f\")))").expect("wat");
+    truncated_core.extend_from_slice(b"garbage after the header");
+    let cases: Vec<(&str, Vec<u8>, String, &str)> = vec![
+        ("truncated", good[..good.len() / 3].to_vec(), manifest("s", ""), "the component is invalid"),
+        ("random", random, manifest("s", ""), "not a WebAssembly file"),
+        ("garbled-core", truncated_core, manifest("s", ""), "the core WebAssembly module is invalid"),
+        ("typo", good.clone(), manifest("s", "BatchSise = 10"), "BatchSise"),
+        ("wrong-type", good.clone(), manifest("s", "BatchSize = \"ten\""), "expected an integer"),
+        ("too-big-batch", good.clone(), manifest("s", "BatchSize = 100000"), "BatchSize = 100000 is out of range"),
+        ("no-role", good.clone(), format!("Role = \"missing-role\"\n{}", manifest("s", "")), "roles/missing-role.json"),
+        ("bad-role", good.clone(), format!("Role = \"broken\"\n{}", manifest("s", "")), "roles/broken.json"),
+    ];
+    ws.write_role("broken", r#"{"Statement": [{"Effect": "Perhaps", "Action": "*", "Resource": "*"}]}"#);
+    // Binary, empty and 1 MiB records go to a function that reads any bytes.
+    ws.deploy("binary", "noop", &manifest("bin", ""));
+    let host = Host::start(&ws);
+    host.wait_state("healthy", "running");
+    host.wait_state("binary", "running");
+    for (name, wasm, manifest_text, _) in &cases {
+        atomic_write(&functions.join(format!("{name}.toml")), manifest_text.as_bytes());
+        atomic_write(&functions.join(format!("{name}.wasm")), wasm);
+    }
+    // Thousands of files that are not functions.
+    let clutter = functions.join("clutter");
+    std::fs::create_dir_all(&clutter).expect("clutter");
+    for i in 0..2000 {
+        std::fs::write(functions.join(format!("notes-{i}.txt")), "not a function").expect("file");
+    }
+    // Records of every size the stream takes, binary and empty ones too.
+    let sizes: Vec<serde_json::Value> = [0usize, 1, 1000, 1 << 20]
+        .iter()
+        .map(|&n| {
+            use base64::Engine as _;
+            let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+            serde_json::json!({"PartitionKey": "bin", "Data": base64::engine::general_purpose::STANDARD.encode(data)})
+        })
+        .collect();
+    let ingest = |body: serde_json::Value| {
+        ureq::post(&format!("http://{}/streams/bin/records", host.admin))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .send_json(body)
+            .expect("ingest answers")
+    };
+    assert_eq!(ingest(serde_json::json!({ "Records": sizes })).status(), 200);
+    // Over the record limit, and over the body limit: refused, with the limit.
+    let over = "x".repeat((1 << 20) + 1);
+    let mut refused = ingest(serde_json::json!({"Records": [{"PartitionKey": "k", "Text": over}]}));
+    assert_eq!(refused.status(), 400);
+    assert!(refused.body_mut().read_to_string().expect("body").contains("1 MiB"));
+    let huge = "x".repeat(9 << 20);
+    let mut refused = ingest(serde_json::json!({"Records": [{"PartitionKey": "k", "Text": huge}]}));
+    assert_eq!(refused.status(), 413);
+    assert!(refused.body_mut().read_to_string().expect("body").contains("limit of 8 MiB"));
+
+    for (name, _, _, words) in &cases {
+        let f = host.wait_state(name, "failed");
+        let error = f["error"].as_str().unwrap_or_default();
+        assert!(error.contains(words), "{name}: {error}");
+    }
+    host.put("s", "k", &(0..10).map(|i| format!("n-{i}")).collect::<Vec<_>>());
+    wait_for("the healthy function's records", || (healthy_count(&host) == 10).then_some(()));
+    let f = wait_for("the binary records", || host.function("binary").filter(|f| shard_total(f, "records_processed") == 4));
+    assert_eq!(shard_total(&f, "failed_invocations"), 0, "binary, empty and 1 MiB records: {f}");
+
+    // Deleting a role file keeps the function running with the role it had.
+    ws.write_role("reader", r#"{"Statement": [{"Effect": "Allow", "Action": ["kinesis:Get*", "kinesis:Describe*", "kinesis:ListShards"], "Resource": "*"}]}"#);
+    ws.deploy("with-role", "inspect", &format!("Role = \"reader\"\n{}", manifest("s", "")));
+    host.wait_state("with-role", "running");
+    std::fs::remove_file(functions.join("roles/reader.json")).expect("remove role");
+    let f = wait_for("the missing role's error", || host.function("with-role").filter(|f| f["error"].is_string()));
+    assert_eq!(f["state"], "running", "the version that was running keeps running: {f}");
+    assert!(host.function("notes-1").is_none(), "other files are not functions");
+}

@@ -374,3 +374,88 @@ fn sigkill_at_random_points_loses_nothing_and_keeps_order() {
         assert!(report.duplicates <= bound, "{} duplicates, more than {bound}: {report:?}", report.duplicates);
     }
 }
+
+/// Killing a producer loses nothing it was told was written: a killed host's
+/// ingest answers only what it committed, and a killed `eddy put` leaves a prefix
+/// of its records (whole steps), which the function gets in order.
+#[test]
+fn killed_producers_lose_no_acknowledged_record() {
+    let ws = Workspace::with_function("p", 2, "f", "inspect", "BatchSize = 50");
+    let mut random = Random::new();
+    let host = Host::start(&ws);
+    host.wait_state("f", "running");
+    // Ingest in batches of 50 until the host is killed.
+    let admin = host.admin.clone();
+    let producer = std::thread::spawn(move || {
+        let mut acknowledged = Vec::new();
+        for batch in 0.. {
+            let records: Vec<serde_json::Value> =
+                (0..50).map(|i| serde_json::json!({"PartitionKey": format!("k{i}"), "Text": format!("r-{}", batch * 50 + i)})).collect();
+            match ureq::post(&format!("http://{admin}/streams/p/records")).send_json(serde_json::json!({ "Records": records })) {
+                Ok(_) => acknowledged.extend(batch * 50..batch * 50 + 50),
+                Err(_) => break,
+            }
+        }
+        acknowledged
+    });
+    std::thread::sleep(Duration::from_millis(300 + random.below(700)));
+    let first_log = host.log_path();
+    host.kill();
+    let acknowledged = producer.join().expect("producer");
+    assert!(!acknowledged.is_empty());
+
+    // `eddy put` of 300,000 records, killed once the function has its first.
+    let host = Host::start(&ws);
+    let log = host.log_path();
+    let base = 1_000_000usize;
+    let lines: String = (0..300_000).map(|i| format!("{{\"PartitionKey\":\"k{}\",\"Text\":\"r-{}\"}}\n", i % 50, base + i)).collect();
+    std::fs::write(ws.path().join("big.jsonl"), lines).expect("file");
+    let mut put = std::process::Command::new(eddy_bin())
+        .args(["put", "p", "--file", "big.jsonl"])
+        .current_dir(ws.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("put starts");
+    wait_for("the put's first records", || delivered(&log).iter().any(|r| *r >= base).then_some(()));
+    std::thread::sleep(Duration::from_millis(random.below(100)));
+    let _ = put.kill();
+    let _ = put.wait();
+
+    let seen = || -> std::collections::BTreeSet<usize> { delivered(&first_log).into_iter().chain(delivered(&log)).collect() };
+    wait_for("every acknowledged record", || {
+        let seen = seen();
+        acknowledged.iter().all(|r| seen.contains(r)).then_some(())
+    });
+    // The function is done with what the killed put wrote once the count holds
+    // still for a second.
+    let mut last = (usize::MAX, std::time::Instant::now());
+    let put_records = wait_for("the killed put's records", || {
+        let records: Vec<usize> = seen().into_iter().filter(|r| *r >= base).map(|r| r - base).collect();
+        if records.len() != last.0 {
+            last = (records.len(), std::time::Instant::now());
+            return None;
+        }
+        (last.1.elapsed() >= Duration::from_secs(1)).then_some(records)
+    });
+    let written = put_records.len();
+    assert_eq!(put_records, (0..written).collect::<Vec<_>>(), "the killed put left a prefix of its records");
+    assert_eq!(written % 1000, 0, "whole steps of 1,000 records: {written}");
+    assert!(written < 300_000, "the put was killed midway");
+    eprintln!("acknowledged ingest records: {}, all delivered; the killed put had written {written} records", acknowledged.len());
+}
+
+#[test]
+fn a_memory_size_over_the_hosts_budget_is_refused_at_load() {
+    let ws = Workspace::with_function("s", 1, "small", "inspect", "");
+    ws.deploy("big", "inspect", &format!("MemorySize = 512\n{}", manifest("s", "")));
+    let host = Host::start_with(&ws, &["--memory-budget-mb", "256"]);
+    host.wait_state("small", "running");
+    let big = host.wait_state("big", "failed");
+    assert!(
+        big["error"].as_str().is_some_and(|e| e.contains("MemorySize = 512 MB is more than the host's memory budget of 256 MB")),
+        "{big}"
+    );
+    host.put("s", "k", &["fits".to_owned()]);
+    wait_for("the small function's record", || inspect_texts(&host, "small").iter().any(|t| t == "fits").then_some(()));
+}

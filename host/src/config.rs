@@ -9,6 +9,7 @@
 //! scan-ms = 250
 //! local-poll-ms = 100
 //! max-instances = 128
+//! memory-budget-mb = 16384
 //! lease-table = "eddy-leases"   # cluster mode (DynamoDB)
 //! failover-ms = 10000
 //! log-format = "json"
@@ -31,6 +32,7 @@ pub struct HostFile {
     pub scan_ms: Option<u64>,
     pub local_poll_ms: Option<u64>,
     pub max_instances: Option<u32>,
+    pub memory_budget_mb: Option<u64>,
     /// Cluster mode: the DynamoDB lease table.
     pub lease_table: Option<String>,
     pub failover_ms: Option<u64>,

@@ -147,6 +147,11 @@ struct RunArgs {
     /// Instances that may run at once (slots of the pooling allocator).
     #[arg(long, default_value_t = 128, env = "EDDY_MAX_INSTANCES")]
     max_instances: u32,
+    /// The MB that the MemorySize of all invocations running at once may add up
+    /// to; an invocation waits for room (default: three quarters of the
+    /// machine's memory).
+    #[arg(long, env = "EDDY_MEMORY_BUDGET_MB")]
+    memory_budget_mb: Option<u64>,
     /// Cluster mode: share the shards of Kinesis and DynamoDB sources with other
     /// hosts through this DynamoDB lease table (created if absent), which also
     /// keeps their checkpoints. Without it, one host reads every shard.
@@ -339,6 +344,9 @@ fn parse_cli() -> anyhow::Result<(Cli, Option<String>)> {
     from_file!(local_poll_ms, "local_poll_ms", args.local_poll_ms);
     from_file!(max_instances, "max_instances", args.max_instances);
     from_file!(failover_ms, "failover_ms", args.failover_ms);
+    if args.memory_budget_mb.is_none() {
+        args.memory_budget_mb = file.memory_budget_mb;
+    }
     if let Some(table) = file.lease_table.clone()
         && defaulted("lease_table")
     {
@@ -432,7 +440,11 @@ async fn run(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
             admin_addr: (!args.no_admin).then_some(args.admin),
             scan_interval: Duration::from_millis(args.scan_ms.max(10)),
             local_poll_interval: Duration::from_millis(args.local_poll_ms.max(1)),
-            runtime: RuntimeConfig { max_instances: args.max_instances, ..RuntimeConfig::default() },
+            runtime: RuntimeConfig {
+                max_instances: args.max_instances,
+                memory_budget_mb: args.memory_budget_mb,
+                ..RuntimeConfig::default()
+            },
             cluster: args.lease_table.map(|table| host::ClusterConfig {
                 lease_table: table,
                 failover: Duration::from_millis(args.failover_ms),

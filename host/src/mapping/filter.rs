@@ -61,6 +61,10 @@ impl RecordFilter {
         }
         let mut all = Quamina::new();
         let mut without_data = Quamina::new();
+        // Values per field, over every pattern: the matcher's automaton holds at
+        // most 255 transitions per state (quamina panics past that when it
+        // first matches), so a mapping is refused before it gets there.
+        let mut values_per_field: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for (index, text) in patterns.iter().enumerate() {
             let invalid = |message: String| FilterError::Invalid { index, message };
             if text.chars().count() > MAX_PATTERN_CHARS {
@@ -72,6 +76,12 @@ impl RecordFilter {
             }
             let names_data = pattern.get("data").is_some() || names_data_in_or(&pattern);
             for expanded in expand_or(&pattern).map_err(invalid)? {
+                count_values(&expanded, String::new(), &mut values_per_field);
+                if let Some((field, n)) = values_per_field.iter().find(|(_, n)| **n > MAX_VALUES_PER_FIELD) {
+                    return Err(invalid(format!(
+                        "the filters give {n} values for {field}; at most {MAX_VALUES_PER_FIELD} in all the filters"
+                    )));
+                }
                 let expanded = expanded.to_string();
                 all.add_pattern(index, &expanded).map_err(|e| invalid(e.to_string()))?;
                 if !names_data {
@@ -117,12 +127,42 @@ impl RecordFilter {
             &self.without_data
         };
         text.push('}');
-        matcher.has_matches(text.as_bytes()).unwrap_or(false)
+        has_matches(matcher, text.as_bytes())
     }
 
     pub fn matches_dynamodb(&self, record: &DynamodbRecord, aws_region: &str, event_source_arn: &str) -> bool {
         let text = crate::event::dynamodb_record_json(aws_region, event_source_arn, record);
-        self.all.has_matches(text.as_bytes()).unwrap_or(false)
+        has_matches(&self.all, text.as_bytes())
+    }
+}
+
+/// The matcher's answer. Should it panic (on a limit of its own that `new`
+/// does not know of), the shard loop goes on and the record is delivered:
+/// better a record the function did not ask for than one lost.
+fn has_matches(matcher: &Quamina<usize>, event: &[u8]) -> bool {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| matcher.has_matches(event))) {
+        Ok(result) => result.unwrap_or(false),
+        Err(_) => {
+            tracing::error!("the filter's matcher failed on a record; delivering the record");
+            true
+        }
+    }
+}
+
+/// The most values (and matchers) all the filters may give one field.
+const MAX_VALUES_PER_FIELD: usize = 200;
+
+/// Adds the number of values each field's list holds in `pattern` to `counts`.
+fn count_values(pattern: &Value, path: String, counts: &mut std::collections::HashMap<String, usize>) {
+    match pattern {
+        Value::Object(fields) => {
+            for (name, value) in fields {
+                let path = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+                count_values(value, path, counts);
+            }
+        }
+        Value::Array(values) => *counts.entry(path).or_default() += values.len(),
+        _ => {}
     }
 }
 
@@ -330,4 +370,30 @@ mod tests {
             assert!(err.contains(expected), "{patterns:?}: {err}");
         }
     }
+
+    /// Found by `examples/fuzz_parsers.rs`: a numeric matcher beside 300 plain
+    /// numbers in one list made the matcher panic at its first record. Such
+    /// filters are refused; up to the limit, they match.
+    #[test]
+    fn a_field_with_too_many_values_is_refused_and_one_within_the_limit_matches() {
+        let pattern = |n: usize| {
+            let numbers = vec!["10"; n].join(",");
+            format!(r#"{{"data":{{"amount":[{{"numeric":[">",10,"<=",100]}},{numbers},120]}}}}"#)
+        };
+        let err = RecordFilter::new(&[pattern(300)]).unwrap_err().to_string();
+        assert!(err.contains("302 values for data.amount; at most 200"), "{err}");
+        // Spread over several filters, the values count together.
+        let err = RecordFilter::new(&[pattern(120), pattern(120)]).unwrap_err().to_string();
+        assert!(err.contains("values for data.amount"), "{err}");
+        let filter = RecordFilter::new(&[pattern(197)]).expect("within the limit");
+        let records = Records::Kinesis(vec![kinesis(r#"{"amount":50}"#), kinesis(r#"{"amount":5}"#)]);
+        assert!(filter.matches(&records, 0, "us-east-1", "arn:aws:kinesis:us-east-1:1:stream/s"));
+        assert!(!filter.matches(&records, 1, "us-east-1", "arn:aws:kinesis:us-east-1:1:stream/s"));
+        // 255 transitions is the matcher's limit: 200 distinct strings work too.
+        let strings: Vec<String> = (0..200).map(|i| format!("\"v{i}\"")).collect();
+        let filter = RecordFilter::new(&[format!(r#"{{"data":{{"s":[{}]}}}}"#, strings.join(","))]).expect("valid");
+        let records = Records::Kinesis(vec![kinesis(r#"{"s":"v199"}"#)]);
+        assert!(filter.matches(&records, 0, "us-east-1", "arn:aws:kinesis:us-east-1:1:stream/s"));
+    }
+
 }

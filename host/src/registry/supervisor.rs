@@ -169,6 +169,14 @@ impl Supervisor {
     async fn deploy(&mut self, files: &FunctionFiles) -> anyhow::Result<()> {
         let name = &self.name;
         let manifest = Manifest::parse(&files.manifest).with_context(|| format!("{name}.toml"))?;
+        let budget = self.config.runtime.memory_budget_mb();
+        if u64::from(manifest.memory_mb) > budget {
+            anyhow::bail!(
+                "{name}.toml: MemorySize = {} MB is more than the host's memory budget of {budget} MB \
+                 (--memory-budget-mb), so it could never run",
+                manifest.memory_mb
+            );
+        }
         let role = Arc::new(self.role(&manifest, files.role.clone())?);
         // The source first: a function waiting for its local stream looks again
         // without compiling again.

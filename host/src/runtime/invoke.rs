@@ -268,6 +268,8 @@ impl Runtime {
         input: Input<'_>,
         request: InvokeRequest<'_>,
     ) -> Result<HandlerResponse, InvokeError> {
+        // The memory budget first: the wait for room is not the function's time.
+        let _memory = self.memory.reserve(request.memory_mb).await;
         let deadline = Instant::now() + request.timeout;
         let paused_us = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let context = Context {

@@ -10,6 +10,7 @@ pub mod bindings;
 mod cache;
 mod compile_gate;
 pub mod ration;
+pub mod memory_budget;
 pub mod component;
 mod componentize;
 pub mod invoke;
@@ -44,6 +45,9 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// The compile cache's size; past it the least recently used entries go.
     pub cache_limit_bytes: u64,
+    /// The MB that the `MemorySize` of the invocations running at once may add
+    /// up to; `None`: three quarters of the machine's memory.
+    pub memory_budget_mb: Option<u64>,
 }
 
 /// The compile cache's default size limit.
@@ -61,7 +65,13 @@ pub fn user_cache_dir() -> Option<PathBuf> {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { max_instances: 128, max_memory_mb: 4096, cache_dir: None, cache_limit_bytes: DEFAULT_CACHE_LIMIT_BYTES }
+        RuntimeConfig {
+            max_instances: 128,
+            max_memory_mb: 4096,
+            cache_dir: None,
+            cache_limit_bytes: DEFAULT_CACHE_LIMIT_BYTES,
+            memory_budget_mb: None,
+        }
     }
 }
 
@@ -74,6 +84,8 @@ pub struct Runtime {
     compile_gate: compile_gate::CompileGate,
     /// Guest CPU rationed between functions while several are busy.
     rations: Arc<ration::CpuRations>,
+    /// What the running invocations' `MemorySize` may add up to.
+    memory: memory_budget::MemoryBudget,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -118,8 +130,18 @@ impl Runtime {
             cache_limit_bytes: config.cache_limit_bytes,
             compile_gate: compile_gate::CompileGate::default(),
             rations: Arc::default(),
+            memory: memory_budget::MemoryBudget::new(
+                config.memory_budget_mb.unwrap_or_else(memory_budget::MemoryBudget::default_total_mb),
+            ),
             ticker_stop,
         })
+    }
+}
+
+impl Runtime {
+    /// The host's memory budget in MB, which no function's `MemorySize` may pass.
+    pub fn memory_budget_mb(&self) -> u64 {
+        self.memory.total_mb()
     }
 }
 
