@@ -238,6 +238,9 @@ fn a_discarded_batch_is_described_on_the_failure_stream() {
     assert_eq!(record["requestContext"]["approximateInvokeCount"], 2, "an attempt and one retry");
     assert_eq!(record["requestContext"]["functionArn"].as_str().map(|a| a.ends_with(":function:totals")), Some(true));
     assert_eq!(record["responseContext"]["statusCode"], 200);
+    // The function returned; its batch item failures failed the batch: AWS writes null.
+    assert!(record["responseContext"]["functionError"].is_null(), "{record}");
+    assert!(record["responseContext"].as_object().is_some_and(|c| c.contains_key("functionError")), "{record}");
     assert_eq!(record["version"], "1.0");
     let info = &record["KinesisBatchInfo"];
     assert_eq!(info["shardId"], shard_of[0].as_str());

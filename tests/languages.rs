@@ -247,6 +247,7 @@ fn eddy_new_and_eddy_build_make_a_working_function_in_every_language() {
         });
         assert_eq!(record["requestContext"]["condition"], "RetryAttemptsExhausted", "{name}: {record}");
         assert_eq!(record["requestContext"]["approximateInvokeCount"], 3, "{name}: {record}");
+        assert!(record["responseContext"]["functionError"].is_null(), "{name}: batch item failures are not a function error: {record}");
         let function = host.function(&name).expect("listed");
         assert_eq!(shard_total(&function, "records_discarded"), 2, "{name}: the bad record and the one after it: {function}");
     }

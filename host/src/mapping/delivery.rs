@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::FunctionVersion;
-use super::destination::{Condition, Discarded, failure_record};
+use super::destination::{Condition, Discarded, LastAttempt, failure_record};
 use super::outcome::{self, Outcome};
 use super::parallel::SharedWatermark;
 use super::shard::Shared;
@@ -77,6 +77,8 @@ struct Part {
     retries: u32,
     /// Invocations so far (Lambda's approximateInvokeCount).
     invocations: u32,
+    /// How the last invocation that reached the function ended.
+    last: LastAttempt,
 }
 
 impl Delivery<'_> {
@@ -85,7 +87,7 @@ impl Delivery<'_> {
     /// checkpoint.
     pub async fn deliver(&self, records: Records) -> anyhow::Result<Delivered> {
         // A stack: the first half of a split is on top.
-        let mut parts = vec![Part { records, retries: 0, invocations: 0 }];
+        let mut parts = vec![Part { records, retries: 0, invocations: 0, last: LastAttempt::FunctionError }];
         while let Some(part) = parts.pop() {
             if self.cancel.is_cancelled() {
                 return Ok(Delivered::Stopped);
@@ -151,6 +153,8 @@ impl Delivery<'_> {
                 "invoked with {count} records: {} in {:.1} ms", outcome.label(), elapsed.as_secs_f64() * 1e3);
             if !throttled {
                 part.invocations += 1;
+                // A response that fails the batch is not a function error.
+                part.last = if result.is_ok() { LastAttempt::Returned } else { LastAttempt::FunctionError };
             }
             self.update(|s| {
                 s.invocations += 1;
@@ -203,8 +207,8 @@ impl Delivery<'_> {
                         let second = part.records.split_off(count / 2);
                         tracing::info!(function = %self.function.name, shard = %self.shard,
                             "bisecting the batch into {} and {} records", part.records.len(), second.len());
-                        let (retries, invocations) = (part.retries, part.invocations);
-                        return Ok(PartEnd::Split([part, Part { records: second, retries, invocations }]));
+                        let (retries, invocations, last) = (part.retries, part.invocations, part.last);
+                        return Ok(PartEnd::Split([part, Part { records: second, retries, invocations, last }]));
                     }
                 }
             }
@@ -220,7 +224,8 @@ impl Delivery<'_> {
                     part.invocations, part.records.len(),
                     part.records.sequence_number(0).unwrap_or_default(),
                     part.records.sequence_number(part.records.len().saturating_sub(1)).unwrap_or_default());
-                let sent = self.discard(part.records, Condition::RetryAttemptsExhausted, part.invocations).await?;
+                let condition = Condition::RetryAttemptsExhausted { last: part.last };
+                let sent = self.discard(part.records, condition, part.invocations).await?;
                 return Ok(if sent { PartEnd::Done } else { PartEnd::Stopped });
             }
             let max_attempts = config.maximum_retry_attempts.map(|max| max + 1);

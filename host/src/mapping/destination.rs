@@ -16,14 +16,26 @@ use crate::record::{Batch, Records};
 /// Why a batch was discarded: Lambda's `condition`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Condition {
-    RetryAttemptsExhausted,
+    /// `MaximumRetryAttempts` spent; how the last attempt ended decides the
+    /// record's `functionError`.
+    RetryAttemptsExhausted { last: LastAttempt },
     RecordAgeExceeded,
+}
+
+/// How a batch's last invocation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastAttempt {
+    /// The handler raised, trapped or timed out: `"functionError": "Unhandled"`.
+    FunctionError,
+    /// The handler returned, and its response failed the batch (batch item
+    /// failures, an invalid response): `"functionError": null`, as AWS writes.
+    Returned,
 }
 
 impl Condition {
     pub fn as_str(self) -> &'static str {
         match self {
-            Condition::RetryAttemptsExhausted => "RetryAttemptsExhausted",
+            Condition::RetryAttemptsExhausted { .. } => "RetryAttemptsExhausted",
             Condition::RecordAgeExceeded => "RecordAgeExceeded",
         }
     }
@@ -35,8 +47,19 @@ pub struct Discarded<'a> {
     pub condition: Condition,
     pub request_id: &'a str,
     pub function_arn: &'a str,
-    /// Invocations of these records so far (Lambda's approximateInvokeCount).
+    /// Invocations of these records so far.
     pub invoke_count: u32,
+}
+
+impl Discarded<'_> {
+    /// Lambda's `approximateInvokeCount`: the invocations, and 1 for records
+    /// that grew too old before any (AWS writes 1 there).
+    fn approximate_invoke_count(&self) -> u32 {
+        match self.condition {
+            Condition::RecordAgeExceeded => self.invoke_count.max(1),
+            Condition::RetryAttemptsExhausted { .. } => self.invoke_count,
+        }
+    }
 }
 
 /// Lambda's on-failure record for a discarded batch.
@@ -45,12 +68,18 @@ pub fn failure_record(discarded: &Discarded<'_>, include_payload: bool) -> Value
     let records = &batch.records;
     let first_arrival = records.arrival_ms(0).unwrap_or(0);
     let last_arrival = records.arrival_ms(records.len().saturating_sub(1)).unwrap_or(0);
+    // Kinesis' arrival times have milliseconds; DynamoDB's, as its creation
+    // times, whole seconds.
+    let arrival = |ms: u64| match records {
+        Records::Kinesis(_) => iso8601(ms),
+        Records::Dynamodb(_) => iso8601_seconds(ms),
+    };
     let batch_info = json!({
         "shardId": batch.shard_id,
         "startSequenceNumber": records.sequence_number(0).unwrap_or_default(),
         "endSequenceNumber": records.sequence_number(records.len().saturating_sub(1)).unwrap_or_default(),
-        "approximateArrivalOfFirstRecord": iso8601(first_arrival),
-        "approximateArrivalOfLastRecord": iso8601(last_arrival),
+        "approximateArrivalOfFirstRecord": arrival(first_arrival),
+        "approximateArrivalOfLastRecord": arrival(last_arrival),
         "batchSize": records.len(),
         "streamArn": batch.event_source_arn,
     });
@@ -59,16 +88,20 @@ pub fn failure_record(discarded: &Discarded<'_>, include_payload: bool) -> Value
             "requestId": discarded.request_id,
             "functionArn": discarded.function_arn,
             "condition": discarded.condition.as_str(),
-            "approximateInvokeCount": discarded.invoke_count,
+            "approximateInvokeCount": discarded.approximate_invoke_count(),
         },
         "version": "1.0",
         "timestamp": iso8601(crate::store::now_ms()),
     });
-    if discarded.condition == Condition::RetryAttemptsExhausted {
+    if let Condition::RetryAttemptsExhausted { last } = discarded.condition {
+        let function_error = match last {
+            LastAttempt::FunctionError => Value::String("Unhandled".into()),
+            LastAttempt::Returned => Value::Null,
+        };
         record["responseContext"] = json!({
             "statusCode": 200,
             "executedVersion": "$LATEST",
-            "functionError": "Unhandled",
+            "functionError": function_error,
         });
     }
     let info_key = match records {
@@ -86,6 +119,11 @@ pub fn failure_record(discarded: &Discarded<'_>, include_payload: bool) -> Value
 /// `2019-11-14T00:38:06.021Z`.
 pub fn iso8601(ms: u64) -> String {
     humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
+}
+
+/// `2019-11-14T00:38:06Z`.
+fn iso8601_seconds(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
 }
 
 /// An opened destination.
@@ -184,7 +222,7 @@ mod tests {
         };
         let discarded = Discarded {
             batch: &batch,
-            condition: Condition::RetryAttemptsExhausted,
+            condition: Condition::RetryAttemptsExhausted { last: LastAttempt::FunctionError },
             request_id: "req-1",
             function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f",
             invoke_count: 3,
@@ -203,10 +241,56 @@ mod tests {
         assert_eq!(info["streamArn"], "arn:aws:kinesis:us-east-1:000000000000:stream/s");
         assert!(record.get("payload").is_none());
 
-        let aged = Discarded { condition: Condition::RecordAgeExceeded, ..discarded };
+        // The function returned, and its response failed the batch: null.
+        let returned = Discarded { condition: Condition::RetryAttemptsExhausted { last: LastAttempt::Returned }, ..discarded };
+        let record = failure_record(&returned, false);
+        assert!(record["responseContext"]["functionError"].is_null(), "{record}");
+        assert!(record["responseContext"].as_object().is_some_and(|c| c.contains_key("functionError")), "null, not absent");
+
+        let aged = Discarded { condition: Condition::RecordAgeExceeded, invoke_count: 0, ..discarded };
         let record = failure_record(&aged, true);
         assert!(record.get("responseContext").is_none(), "RecordAgeExceeded has no responseContext");
+        assert_eq!(record["requestContext"]["approximateInvokeCount"], 1, "AWS writes 1 for records never invoked");
         let payload: Value = serde_json::from_str(record["payload"].as_str().unwrap()).unwrap();
         assert_eq!(payload["Records"].as_array().map(Vec::len), Some(3));
     }
+
+    #[test]
+    fn dynamodb_arrival_times_have_whole_seconds() {
+        use crate::record::{DynamodbEventName, DynamodbRecord};
+        let record = |seq: &str, ms: u64| DynamodbRecord {
+            event_id: format!("e{seq}"),
+            event_name: DynamodbEventName::Insert,
+            sequence_number: seq.into(),
+            approximate_creation_date_time_ms: ms,
+            keys: r#"{"id":{"S":"1"}}"#.into(),
+            new_image: None,
+            old_image: None,
+            size_bytes: 10,
+            stream_view_type: "KEYS_ONLY".into(),
+            user_identity_principal: None,
+        };
+        let batch = Batch {
+            event_source: EventSource::Dynamodb,
+            event_source_arn: "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/2019-11-14T00:00:00.000".into(),
+            aws_region: "us-east-1".into(),
+            invoke_identity_arn: "arn:aws:iam::000000000000:role/r".into(),
+            shard_id: "shardId-00000001573689600000-abcdef12".into(),
+            records: Records::Dynamodb(vec![record("100", 1_573_691_886_500), record("200", 1_573_691_887_999)]),
+            window: None,
+        };
+        let discarded = Discarded {
+            batch: &batch,
+            condition: Condition::RetryAttemptsExhausted { last: LastAttempt::FunctionError },
+            request_id: "req-1",
+            function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f",
+            invoke_count: 1,
+        };
+        let record = failure_record(&discarded, false);
+        let info = &record["DDBStreamBatchInfo"];
+        assert_eq!(info["approximateArrivalOfFirstRecord"], "2019-11-14T00:38:06Z", "{info}");
+        assert_eq!(info["approximateArrivalOfLastRecord"], "2019-11-14T00:38:07Z", "{info}");
+        assert_eq!(info["startSequenceNumber"], "100");
+    }
+
 }
