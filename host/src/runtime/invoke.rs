@@ -3,8 +3,9 @@
 //!
 //! A store lives exactly as long as one call, so no state leaks from one batch to
 //! the next and a trap poisons nothing. Timeouts come from the epoch deadline,
-//! which also makes a busy guest yield its thread every tick, so one looping
-//! handler never starves the others.
+//! which also makes a busy guest yield its thread every tick and charges its
+//! function's CPU ration ([`super::ration`]): a greedy function pauses while
+//! others are busy, and the pause moves its deadline.
 
 use std::borrow::Cow;
 use std::sync::Arc;
