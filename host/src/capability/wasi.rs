@@ -100,3 +100,32 @@ fn socket_allowed(grants: &Grants, addr: SocketAddr, usage: SocketAddrUse) -> bo
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use wasmtime_wasi::sockets::SocketAddrUse;
+
+    use super::socket_allowed;
+    use crate::role::{Grants, Role};
+    use crate::status::{FunctionState, FunctionStatus, StatusBoard};
+
+    #[test]
+    fn serving_sockets_are_refused_and_counted_and_the_implicit_bind_is_allowed() {
+        let status = Arc::new(StatusBoard::default());
+        status.set_function(FunctionStatus::new("f", FunctionState::Running), true);
+        // A role with no eddy:Connect at all.
+        let grants = Grants::new(Arc::from("f"), Arc::new(Role::source_only("f")), Some(Arc::clone(&status)));
+        let addr = |a: &str| a.parse().expect("address");
+        assert!(socket_allowed(&grants, addr("0.0.0.0:0"), SocketAddrUse::TcpBind), "the implicit bind of a connect");
+        assert!(socket_allowed(&grants, addr("[::]:0"), SocketAddrUse::UdpBind));
+        assert!(!socket_allowed(&grants, addr("127.0.0.1:8080"), SocketAddrUse::TcpConnect));
+        assert!(!socket_allowed(&grants, addr("0.0.0.0:8080"), SocketAddrUse::TcpBind), "a chosen port");
+        assert!(!socket_allowed(&grants, addr("0.0.0.0:0"), SocketAddrUse::TcpListen));
+        let denied = &status.snapshot()[0].access_denied;
+        assert_eq!(denied.get("eddy:Connect"), Some(&1), "{denied:?}");
+        assert_eq!(denied.get("eddy:Bind"), Some(&1), "{denied:?}");
+        assert_eq!(denied.get("eddy:Listen"), Some(&1), "{denied:?}");
+    }
+}
