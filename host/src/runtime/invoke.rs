@@ -95,21 +95,41 @@ impl InvokeError {
     }
 }
 
+/// When an invocation times out: its timeout from the start, moved later by
+/// every pause of rationing. Shared by the epoch callback, which pauses, and
+/// the host-side timer, which stops a call blocked in the host.
+#[derive(Clone)]
+struct Deadline {
+    unpaused: Instant,
+    paused_us: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Deadline {
+    fn new(timeout: Duration) -> Deadline {
+        Deadline { unpaused: Instant::now() + timeout, paused_us: Arc::default() }
+    }
+
+    fn at(&self) -> Instant {
+        self.unpaused + Duration::from_micros(self.paused_us.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    fn extend(&self, pause: Duration) {
+        self.paused_us.fetch_add(pause.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// The data of one invocation's store.
 pub struct HostState {
     limiter: MemoryLimiter,
     function: Arc<str>,
     shard: Arc<str>,
     request_id: String,
-    /// When the invocation times out; moved later by the pauses of rationing.
-    deadline: Instant,
+    deadline: Deadline,
     timeout: Duration,
     /// The function's CPU ration, and when the guest last started running.
     ration: Arc<super::ration::Ration>,
     rations: Arc<super::ration::CpuRations>,
     running_since: Instant,
-    /// The pauses of rationing so far, in µs (read by the host-side timer).
-    paused_us: Arc<std::sync::atomic::AtomicU64>,
     environment: Arc<[(String, String)]>,
     /// Log bytes written so far, and the limit.
     log_bytes: usize,
@@ -212,7 +232,7 @@ impl log::Host for HostState {
 
 impl invocation::Host for HostState {
     fn remaining_time_ms(&mut self) -> u64 {
-        self.deadline.saturating_duration_since(Instant::now()).as_millis() as u64
+        self.deadline.at().saturating_duration_since(Instant::now()).as_millis() as u64
     }
 }
 
@@ -271,8 +291,7 @@ impl Runtime {
     ) -> Result<HandlerResponse, InvokeError> {
         // The memory budget first: the wait for room is not the function's time.
         let _memory = self.memory.reserve(request.memory_mb).await;
-        let deadline = Instant::now() + request.timeout;
-        let paused_us = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let deadline = Deadline::new(request.timeout);
         let context = Context {
             function_name: request.function.to_string(),
             request_id: request.request_id.clone(),
@@ -286,12 +305,11 @@ impl Runtime {
                 function: Arc::clone(request.function),
                 shard: Arc::clone(request.shard),
                 request_id: request.request_id,
-                deadline,
+                deadline: deadline.clone(),
                 timeout: request.timeout,
                 ration: self.rations.start_invocation(request.function),
                 rations: Arc::clone(&self.rations),
                 running_since: Instant::now(),
-                paused_us: Arc::clone(&paused_us),
                 environment: Arc::clone(request.environment),
                 log_bytes: 0,
                 log_limit: request.log_limit_bytes,
@@ -311,7 +329,7 @@ impl Runtime {
         store.epoch_deadline_callback(|mut store| {
             let state = store.data_mut();
             let now = Instant::now();
-            if now >= state.deadline {
+            if now >= state.deadline.at() {
                 return Err(TimedOut(state.timeout).into());
             }
             // What the guest ran since it last resumed (a wait in a host call
@@ -323,9 +341,8 @@ impl Runtime {
                 Some(pause) => {
                     // The pause is the ration's, not the function's: the
                     // deadline moves with it.
-                    state.deadline += pause;
+                    state.deadline.extend(pause);
                     state.running_since = now + pause;
-                    state.paused_us.fetch_add(pause.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
                     Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::time::sleep(pause))))
                 }
             }
@@ -384,11 +401,10 @@ impl Runtime {
                 _ => Err(wasmtime::Error::msg("the input does not match the component's world").context(Instantiating)),
             }
         };
-        // The deadline, with the grace and the pauses of rationing so far.
+        // The deadline (moved by any pauses meanwhile), with the grace.
         let timer = async {
             loop {
-                let paused = Duration::from_micros(paused_us.load(std::sync::atomic::Ordering::Relaxed));
-                let until = deadline + HOST_WAIT_GRACE + paused;
+                let until = deadline.at() + HOST_WAIT_GRACE;
                 if Instant::now() >= until {
                     return;
                 }

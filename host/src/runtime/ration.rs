@@ -31,11 +31,16 @@ const BUSY_WITHIN: Duration = Duration::from_millis(500);
 const MAX_PAUSE: Duration = Duration::from_millis(250);
 
 /// Every function's ration.
-#[derive(Default)]
 pub struct CpuRations {
     functions: Mutex<HashMap<Arc<str>, Arc<Ration>>>,
     /// When the rations' clock started, for the invocation times below.
-    epoch: std::sync::OnceLock<Instant>,
+    epoch: Instant,
+}
+
+impl Default for CpuRations {
+    fn default() -> Self {
+        CpuRations { functions: Mutex::default(), epoch: Instant::now() }
+    }
 }
 
 /// One function's ration.
@@ -53,7 +58,7 @@ struct Bucket {
 
 impl CpuRations {
     fn now_us(&self) -> u64 {
-        self.epoch.get_or_init(Instant::now).elapsed().as_micros() as u64
+        self.epoch.elapsed().as_micros() as u64
     }
 
     /// The function's ration, marked as starting an invocation now.
