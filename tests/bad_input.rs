@@ -153,14 +153,8 @@ fn the_bad_input_catalogue_costs_the_healthy_function_nothing() {
     let ws = Workspace::with_function("s", 2, "healthy", "inspect", "");
     let functions = ws.functions();
     let good = std::fs::read(component("inspect")).expect("component");
-    let mut random = vec![0u8; 4096];
-    let mut x = unique() as u64 | 1;
-    for byte in random.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *byte = x as u8;
-    }
+    let mut rng = Random::new();
+    let random: Vec<u8> = (0..4096).map(|_| rng.below(256) as u8).collect();
     let mut truncated_core = wat::parse_str("(module (func (export \"f\")))").expect("wat");
     truncated_core.extend_from_slice(b"garbage after the header");
     let cases: Vec<(&str, Vec<u8>, String, &str)> = vec![

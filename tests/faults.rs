@@ -37,13 +37,20 @@ fn wait_retrying(host: &Host, function: &str) {
     });
 }
 
-#[test]
-fn a_failing_batch_stopped_by_shutdown_is_delivered_again_after_restart() {
+/// A host whose function `f` (hostile) is retrying [keep: error], with the
+/// filtered record [drop: filtered] behind it.
+fn start_retrying() -> (Workspace, Host) {
     let ws = Workspace::with_function("s", 1, "f", "hostile", KEEP_ONLY);
     let host = Host::start(&ws);
     host.wait_state("f", "running");
     put_keyed(&host, "s", &[("keep", "error"), ("drop", "filtered")]);
     wait_retrying(&host, "f");
+    (ws, host)
+}
+
+#[test]
+fn a_failing_batch_stopped_by_shutdown_is_delivered_again_after_restart() {
+    let (ws, host) = start_retrying();
     assert!(host.stop().success(), "the host stops cleanly");
 
     // The fixed version: it handles every record.
@@ -58,11 +65,7 @@ fn a_failing_batch_stopped_by_shutdown_is_delivered_again_after_restart() {
 
 #[test]
 fn a_failing_batch_stopped_by_a_hot_swap_goes_to_the_new_version() {
-    let ws = Workspace::with_function("s", 1, "f", "hostile", KEEP_ONLY);
-    let host = Host::start(&ws);
-    host.wait_state("f", "running");
-    put_keyed(&host, "s", &[("keep", "error"), ("drop", "filtered")]);
-    wait_retrying(&host, "f");
+    let (ws, host) = start_retrying();
     let old = host.function("f").expect("f")["digest"].clone();
     ws.write_component("f", "inspect");
     wait_for("the new version", || host.function("f").filter(|f| f["digest"] != old));
@@ -224,25 +227,6 @@ fn files_that_stall_midway_are_not_reported_broken_while_they_change() {
     atomic_write(&ws.functions().join("broken.wasm"), &bytes[..bytes.len() / 2]);
     let broken = host.wait_state("broken", "failed");
     assert!(broken["error"].as_str().is_some_and(|e| e.contains("broken.wasm")), "{broken}");
-}
-
-/// A small xorshift generator: the kill points differ from run to run, and the
-/// seed is printed so a failing run can be repeated (`EDDY_FAULTS_SEED`).
-struct Random(u64);
-
-impl Random {
-    fn new() -> Random {
-        let seed = std::env::var("EDDY_FAULTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(unique() as u64 | 1);
-        eprintln!("fault suite seed: EDDY_FAULTS_SEED={seed}");
-        Random(seed)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
 }
 
 const KILL_BATCH: usize = 1;

@@ -337,3 +337,30 @@ pub fn lines_of(lines: &[Value], target: &str) -> Vec<Value> {
 pub fn shard_total(function: &Value, counter: &str) -> u64 {
     function["shards"].as_array().map_or(0, |s| s.iter().filter_map(|s| s[counter].as_u64()).sum())
 }
+
+/// A small xorshift generator for tests that pick at random (kill points,
+/// garbage bytes): each run differs, and the seed is printed so a failing run
+/// can be repeated (`EDDY_FAULTS_SEED`).
+pub struct Random(u64);
+
+impl Random {
+    pub fn new() -> Random {
+        let seed = std::env::var("EDDY_FAULTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(unique() as u64 | 1);
+        eprintln!("fault suite seed: EDDY_FAULTS_SEED={seed}");
+        Random(seed)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+impl Default for Random {
+    fn default() -> Self {
+        Random::new()
+    }
+}

@@ -199,6 +199,17 @@ mod tests {
     use super::*;
     use crate::record::{EventSource, KinesisRecord};
 
+    /// `batch` discarded after `invoke_count` invocations, the last one failing.
+    fn exhausted_after_an_error(batch: &Batch, invoke_count: u32) -> Discarded<'_> {
+        Discarded {
+            batch,
+            condition: Condition::RetryAttemptsExhausted { last: LastAttempt::FunctionError },
+            request_id: "req-1",
+            function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f",
+            invoke_count,
+        }
+    }
+
     #[test]
     fn the_failure_record_has_lambdas_fields() {
         let records = (1..=3u64)
@@ -220,13 +231,7 @@ mod tests {
             records: Records::Kinesis(records),
             window: None,
         };
-        let discarded = Discarded {
-            batch: &batch,
-            condition: Condition::RetryAttemptsExhausted { last: LastAttempt::FunctionError },
-            request_id: "req-1",
-            function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f",
-            invoke_count: 3,
-        };
+        let discarded = exhausted_after_an_error(&batch, 3);
         let record = failure_record(&discarded, false);
         assert_eq!(record["requestContext"]["condition"], "RetryAttemptsExhausted");
         assert_eq!(record["requestContext"]["approximateInvokeCount"], 3);
@@ -279,13 +284,7 @@ mod tests {
             records: Records::Dynamodb(vec![record("100", 1_573_691_886_500), record("200", 1_573_691_887_999)]),
             window: None,
         };
-        let discarded = Discarded {
-            batch: &batch,
-            condition: Condition::RetryAttemptsExhausted { last: LastAttempt::FunctionError },
-            request_id: "req-1",
-            function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f",
-            invoke_count: 1,
-        };
+        let discarded = exhausted_after_an_error(&batch, 1);
         let record = failure_record(&discarded, false);
         let info = &record["DDBStreamBatchInfo"];
         assert_eq!(info["approximateArrivalOfFirstRecord"], "2019-11-14T00:38:06Z", "{info}");
