@@ -238,3 +238,85 @@ fn a_role_lets_a_handler_keep_state_in_the_dynamodb_tables_it_names_and_no_other
     let count = dynamo.rt.block_on(dynamo.client.scan().table_name("other").send()).expect("Scan").count();
     assert_eq!(count, 0, "the denied write never reached the table");
 }
+
+/// A DynamoDB stream's failure records on moto: after an exception (SQS) and
+/// after a batch item failure (S3, with the batch's event as `payload`), with
+/// `DDBStreamBatchInfo` and its whole-second arrival times.
+#[test]
+fn failure_records_of_a_dynamodb_stream_reach_sqs_and_s3_as_lambda_writes_them() {
+    use eddy_tests::destinations::{Expected, Moto, check_failure_record};
+    let dynamo = Dynamo::start();
+    let moto = Moto::start();
+    let ws = Workspace::new();
+    let thrown_arn = dynamo.create_table("thrown", StreamViewType::NewImage);
+    let items_arn = dynamo.create_table("items", StreamViewType::NewImage);
+    let queue = moto.create_queue("ddb-thrown");
+    let bucket = moto.create_bucket("ddb-items");
+    ws.deploy(
+        "thrown",
+        "responder",
+        &dynamo.manifest("Table = \"thrown\"", &format!("MaximumRetryAttempts = 1\n{}", moto.on_failure(&queue))),
+    );
+    ws.deploy(
+        "items",
+        "responder",
+        &dynamo.manifest(
+            "Table = \"items\"",
+            &format!("FunctionResponseTypes = [\"ReportBatchItemFailures\"]\nMaximumRetryAttempts = 0\n{}", moto.on_failure(&bucket)),
+        ),
+    );
+    let host = Host::start(&ws);
+    host.wait_state("thrown", "running");
+    host.wait_state("items", "running");
+    let put = |table: &str, id: &str, respond: &str| {
+        dynamo
+            .rt
+            .block_on(
+                dynamo
+                    .client
+                    .put_item()
+                    .table_name(table)
+                    .item("id", AttributeValue::S(id.into()))
+                    .item("respond", AttributeValue::S(respond.into()))
+                    .send(),
+            )
+            .expect("PutItem");
+    };
+    put("thrown", "a", "raise");
+    put("items", "b", r#"{"batchItemFailures":[{"itemIdentifier":"$SEQ0"}]}"#);
+
+    let shard_of = |name: &str| {
+        let f = wait_for(&format!("{name}'s shard"), || host.function(name).filter(|f| f["shards"][0]["shard"].is_string()));
+        f["shards"][0]["shard"].as_str().unwrap_or_default().to_owned()
+    };
+    let record = moto.messages("ddb-thrown", 1).remove(0);
+    check_failure_record(
+        &record,
+        &Expected {
+            condition: "RetryAttemptsExhausted",
+            function_error: Some(serde_json::json!("Unhandled")),
+            invoke_count: 2,
+            batch_size: 1,
+            start_sequence: None,
+            stream_arn: &thrown_arn,
+            shard: &shard_of("thrown"),
+        },
+    );
+    let (_, record) = moto.objects("ddb-items", 1).remove(0);
+    check_failure_record(
+        &record,
+        &Expected {
+            condition: "RetryAttemptsExhausted",
+            function_error: Some(Value::Null),
+            invoke_count: 1,
+            batch_size: 1,
+            start_sequence: None,
+            stream_arn: &items_arn,
+            shard: &shard_of("items"),
+        },
+    );
+    let change = &record["payload"]["Records"][0];
+    assert_eq!(change["eventSource"], "aws:dynamodb", "{record}");
+    assert_eq!(change["dynamodb"]["NewImage"]["id"]["S"], "b", "{record}");
+    assert_eq!(change["dynamodb"]["SequenceNumber"], record["DDBStreamBatchInfo"]["startSequenceNumber"]);
+}

@@ -19,8 +19,8 @@ fn json_world_handler_gets_lambdas_seed_event_and_sees_the_decoded_text() {
 fn typed_world_handler_gets_the_seed_event_decoded_into_records() {
     // Totals expects JSON data; the seed's records are plain text, so it reports
     // both as batch item failures, by their sequence numbers.
-    let Invoked { ok, response, log, .. } = invoke(&component("totals"), &fixture("kinesis-event.json"), &[]);
-    assert!(ok, "{log}");
+    let Invoked { code, response, log, .. } = invoke(&component("totals"), &fixture("kinesis-event.json"), &[]);
+    assert_eq!(code, Some(2), "the batch fails at a sequence number: {log}");
     assert_eq!(
         response,
         serde_json::json!({"batchItemFailures": [
@@ -48,6 +48,10 @@ fn generated_events_invoke_handlers() {
     let names: Vec<&str> = dynamodb["Records"].as_array().expect("records").iter()
         .filter_map(|r| r["eventName"].as_str()).collect();
     assert_eq!(names, ["INSERT", "MODIFY", "REMOVE"]);
+    // SizeBytes as DynamoDB computes it for Lambda's sample items.
+    let sizes: Vec<u64> = dynamodb["Records"].as_array().expect("records").iter()
+        .filter_map(|r| r["dynamodb"]["SizeBytes"].as_u64()).collect();
+    assert_eq!(sizes, [26, 59, 38]);
 }
 
 #[test]
@@ -146,4 +150,39 @@ fn invoke_runs_a_handler_under_the_role_it_is_given_and_none_by_default() {
     let refused = invoke(&component("hostile"), &event, &["--role", role.to_str().expect("utf-8")]);
     assert!(!refused.ok);
     assert!(refused.log.contains("neither Resource nor NotResource"), "{}", refused.log);
+}
+
+/// `eddy invoke` judges the response as the host does, with an exit code for
+/// each end: 0 success, 1 a function error, 2 a failure at a sequence number,
+/// 3 a response that fails the whole batch. An error prints as Lambda's
+/// runtimes print it.
+#[test]
+fn invoke_judges_the_response_by_the_hosts_rules_with_an_exit_code_for_each() {
+    let ws = Workspace::new();
+    let cases: [(&str, i32, &str); 7] = [
+        ("{}", 0, "the batch succeeds: all 2 records are done"),
+        ("null", 0, "the batch succeeds"),
+        (r#"{"batchItemFailures":[{"itemIdentifier":"$SEQ1"}]}"#, 2, "fails at sequence number $SEQ1 (record 2 of 2)"),
+        (r#"{"batchItemFailures":[{"itemIdentifier":""}]}"#, 3, "fails whole, for its response"),
+        (r#"{"batchItemFailures":[{"itemIdentifier":"12345"}]}"#, 3, "is not the sequence number of a record in the batch"),
+        ("not json", 3, "not valid JSON"),
+        ("raise", 1, "fails whole, as a function error"),
+    ];
+    for (i, (respond, code, words)) in cases.iter().enumerate() {
+        let out = eddy(&["generate-event", "kinesis", "--data", respond, "--data", "{}"], ws.path());
+        let event_text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let event: Value = serde_json::from_str(&event_text).expect("event JSON");
+        let second = event["Records"][1]["kinesis"]["sequenceNumber"].as_str().expect("sequence").to_owned();
+        let path = ws.path().join(format!("event-{i}.json"));
+        std::fs::write(&path, &event_text).expect("write");
+        let out = invoke(&component("responder"), &path, &[]);
+        assert_eq!(out.code, Some(*code), "{respond}: {}{}", out.stdout, out.log);
+        let words = words.replace("$SEQ1", &second);
+        assert!(out.log.contains(&words), "{respond}: {}", out.log);
+        if *code == 1 {
+            assert_eq!(out.response["errorMessage"], "raised, as the record asked", "{}", out.stdout);
+            assert_eq!(out.response["errorType"], "handler_error");
+            assert_eq!(out.response["stackTrace"], serde_json::json!([]), "Lambda's three keys: {}", out.stdout);
+        }
+    }
 }

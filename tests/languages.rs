@@ -137,8 +137,10 @@ fn every_language_reports_the_bad_records_of_a_kinesis_and_a_dynamodb_event() {
             }
             let out = invoke_with(handler, event, dir.path());
             let what = format!("{} on the {kind} event", handler.component);
-            assert!(out.ok, "{what}: {}{}", out.stdout, out.log);
+            // Exit code 2: the batch fails at a sequence number (the first bad record).
+            assert_eq!(out.code, Some(2), "{what}: {}{}", out.stdout, out.log);
             assert_eq!(failures(&out.response), [sequence(2), sequence(4)], "{what}: {}", out.stdout);
+            assert!(out.log.contains(&format!("fails at sequence number {}", sequence(2))), "{what}: {}", out.log);
             assert!(out.log.contains(TOTALS), "{what} logs its totals: {}", out.log);
         }
     }
@@ -190,7 +192,7 @@ fn lambda_handlers_see_lambdas_context() {
     std::fs::write(&path, kinesis_event().to_string()).expect("event");
     for component in LAMBDA_HANDLERS {
         let out = invoke(&eddy_tests::component(component), &path, &["--function-name", "sales-report", "--memory", "256", "--timeout", "5"]);
-        assert!(out.ok, "{component}: {}", out.log);
+        assert_eq!(out.code, Some(2), "{component}: {}", out.log);
         assert!(out.log.contains("sales-report: 5 records, 2 failed"), "{component}: {}", out.log);
         let line = out.log.lines().find(|l| l.contains(" ms left of ")).unwrap_or_else(|| panic!("{component}: {}", out.log));
         let left: u64 = line.split("handler: ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
@@ -299,4 +301,45 @@ fn eddy_build_says_what_is_missing_and_how_to_install_it() {
     assert!(!out.status.success());
     assert!(stderr.contains("c handlers need clang with the wasm32 target") && stderr.contains("apt-get install clang-19"), "{stderr}");
     assert!(!ws.functions().join("orders.wasm").exists());
+}
+
+/// What Lambda's runtimes send for a handler's falsy returns: Python's runtime
+/// passes the return value through `json.dumps` (None is `null`), Node.js's
+/// through `JSON.stringify` (undefined is sent as `null`). Each is judged a
+/// success, as AWS judges them with ReportBatchItemFailures. The handlers are
+/// `tests/fixtures/returns/`, built here with the SDKs' build scripts.
+#[test]
+fn falsy_returns_are_sent_as_lambdas_python_and_nodejs_runtimes_send_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = eddy_tests::repo_root();
+    let builds = [
+        ("python", "guest-sdk/python/build.sh", "lambda_function.py"),
+        ("js", "guest-sdk/js/build.sh", "index.mjs"),
+    ];
+    // The record's text, and what each runtime sends for it.
+    let cases = [("absent", "null"), ("null", "null"), ("0", "0"), ("\"\"", "\"\""), ("false", "false"), ("[]", "[]"), ("{}", "{}")];
+    for (lang, script, handler) in builds {
+        let wasm = dir.path().join(format!("returns-{lang}.wasm"));
+        let out = std::process::Command::new(root.join(script))
+            .arg(root.join("tests/fixtures/returns").join(handler))
+            .arg(&wasm)
+            .arg("json-handler")
+            .output()
+            .expect("the build script runs");
+        assert!(out.status.success(), "{lang}: {}", String::from_utf8_lossy(&out.stderr));
+        for (i, (record, sent)) in cases.iter().enumerate() {
+            let event = json!({"Records": [{
+                "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "k", "sequenceNumber": "1",
+                            "data": base64::engine::general_purpose::STANDARD.encode(record),
+                            "approximateArrivalTimestamp": 1_700_000_000.0},
+                "eventSource": "aws:kinesis", "eventVersion": "1.0", "eventID": "shardId-000000000000:1",
+                "eventName": "aws:kinesis:record", "invokeIdentityArn": "arn:aws:iam::123456789012:role/r",
+                "awsRegion": "us-east-1", "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/s"}]});
+            let path = dir.path().join(format!("{lang}-{i}.json"));
+            std::fs::write(&path, event.to_string()).expect("event");
+            let out = invoke(&wasm, &path, &[]);
+            assert_eq!(out.stdout.trim_end(), *sent, "{lang} returning {record}: {}", out.log);
+            assert_eq!(out.code, Some(0), "{lang} returning {record} succeeds: {}", out.log);
+        }
+    }
 }

@@ -113,7 +113,7 @@ function failure(error) {
 
 /**
  * The JSON world's export for `async (event, context) => response`: the event
- * parsed, the response (any JSON value; undefined means success) serialized, and
+ * parsed, the response (any JSON value; undefined is sent as null) serialized, and
  * a thrown error made a function error.
  */
 export function jsonHandler(handle) {
@@ -121,7 +121,9 @@ export function jsonHandler(handle) {
     async handle(event, context) {
       try {
         const response = await handle(JSON.parse(event), lambdaContext(context));
-        return response === undefined ? '' : JSON.stringify(response);
+        // As Lambda's Node.js runtime: undefined is sent as null, every other
+        // value (0, '', false, [], {}) as its JSON.
+        return JSON.stringify(response === undefined ? null : response);
       } catch (error) {
         throw failure(error);
       }

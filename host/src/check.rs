@@ -53,6 +53,10 @@ fn check_function(functions_dir: &Path, roles_dir: &Path, name: &str, runtime: &
             }
             None => "access checked when the stream is described".to_owned(),
         };
+        if let Some(crate::manifest::Destination::Aws { target, .. }) = manifest.event_source.on_failure.as_ref().map(|o| &o.destination) {
+            role.check_destination(name, target)
+                .map_err(|denied| anyhow::anyhow!("the execution role cannot write to the on-failure destination: {denied}"))?;
+        }
         Ok(format!("{}, role {}, source {} ({source_note})", component.world.name(), role.name, source.id()))
     })();
     match result {

@@ -570,11 +570,13 @@ async fn invoke(args: InvokeArgs) -> anyhow::Result<std::process::ExitCode> {
         )
         .await
         .with_context(|| format!("{}", args.event.display()))?;
-    match result {
-        Ok(HandlerResponse::Json(text)) => {
-            println!("{text}");
-            Ok(std::process::ExitCode::SUCCESS)
-        }
+    // What the handler answered, as Lambda's runtimes print it, on stdout; the
+    // host's judgement of it, as a mapping would judge it, on stderr and in the
+    // exit code.
+    let records = eddy::verdict::event_records(&event);
+    let judgement = eddy::verdict::judge(&result, &records);
+    match &result {
+        Ok(HandlerResponse::Json(text)) => println!("{text}"),
         Ok(HandlerResponse::Typed(response)) => {
             let failures: Vec<_> = response
                 .batch_item_failures
@@ -582,13 +584,11 @@ async fn invoke(args: InvokeArgs) -> anyhow::Result<std::process::ExitCode> {
                 .map(|id| serde_json::json!({ "itemIdentifier": id }))
                 .collect();
             println!("{}", serde_json::json!({ "batchItemFailures": failures }));
-            Ok(std::process::ExitCode::SUCCESS)
         }
-        Err(error) => {
-            println!("{}", serde_json::json!({ "errorType": error.kind(), "errorMessage": error.to_string() }));
-            Ok(std::process::ExitCode::FAILURE)
-        }
+        Err(error) => println!("{}", eddy::verdict::error_response(error)),
     }
+    eprintln!("{}", judgement.describe(&records));
+    Ok(judgement.exit_code())
 }
 
 fn generate_event(command: GenerateEventCommand) -> anyhow::Result<std::process::ExitCode> {
@@ -636,7 +636,7 @@ fn generate_event(command: GenerateEventCommand) -> anyhow::Result<std::process:
                 sequence_number: format!("{}00000000000000000000{}", i, i),
                 approximate_creation_date_time_ms: (arrival / 1000) * 1000,
                 keys: keys.clone(),
-                size_bytes: 26 + new_image.as_ref().map_or(0, String::len) as u64,
+                size_bytes: eddy::dynamodb_size::record_size(&keys, new_image.as_deref(), old_image.as_deref()),
                 new_image,
                 old_image,
                 stream_view_type: "NEW_AND_OLD_IMAGES".into(),
@@ -747,12 +747,23 @@ fn print_status(report: &serde_json::Value) {
     }
     for f in functions {
         let shards = f["shards"].as_array().cloned().unwrap_or_default();
-        let retrying = shards.iter().filter(|s| s["state"] == "retrying").count();
-        // A running function with a shard stuck on a failing batch is not healthy.
-        let state = match (text(&f["state"]).as_str(), retrying) {
-            ("running", 0) => "running".to_owned(),
-            ("running", n) => format!("running, {n} shard{} RETRYING", if n == 1 { "" } else { "s" }),
-            (other, _) => other.to_owned(),
+        let count = |state: &str| shards.iter().filter(|s| s["state"] == state).count();
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        // A running function with a shard stuck on a failing batch, or on a
+        // destination that refuses, is not healthy.
+        let state = match (text(&f["state"]).as_str(), count("retrying"), count("destination_refused")) {
+            ("running", 0, 0) => "running".to_owned(),
+            ("running", retrying, refused) => {
+                let mut stuck = Vec::new();
+                if retrying > 0 {
+                    stuck.push(format!("{retrying} shard{} RETRYING", plural(retrying)));
+                }
+                if refused > 0 {
+                    stuck.push(format!("{refused} shard{} DESTINATION REFUSED", plural(refused)));
+                }
+                format!("running, {}", stuck.join(", "))
+            }
+            (other, _, _) => other.to_owned(),
         };
         println!(
             "{}  {}  {}  source {}  role {}",
@@ -762,6 +773,7 @@ fn print_status(report: &serde_json::Value) {
             text(&f["source"]),
             text(&f["role"])
         );
+        println!("  last processing result: {}", text(&f["last_processing_result"]));
         if let Some(denied) = f["access_denied"].as_object().filter(|d| !d.is_empty()) {
             let counts: Vec<String> = denied.iter().map(|(action, n)| format!("{action} {n}")).collect();
             println!("  access denied: {}", counts.join(", "));
@@ -799,8 +811,13 @@ fn print_status(report: &serde_json::Value) {
     }
 }
 
-/// "RETRYING attempt 3 of 3, since 12 s" for a shard stuck on a failing batch.
+/// "RETRYING attempt 3 of 3, since 12 s" for a shard stuck on a failing batch;
+/// "DESTINATION REFUSED 4 times, since 9 s" for one whose destination refuses.
 fn retrying_line(shard: &serde_json::Value) -> String {
+    if shard["state"] == "destination_refused" {
+        let since = shard["refused_since_ms"].as_u64().map_or(0, |t| now_ms().saturating_sub(t) / 1000);
+        return format!("\n    DESTINATION REFUSED the failure record {} times, since {since} s (retrying)", shard["attempts"]);
+    }
     if shard["state"] != "retrying" {
         return String::new();
     }

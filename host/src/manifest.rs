@@ -35,7 +35,7 @@
 //! Filters = [{ Pattern = '{"data":{"type":["sale"]}}' }]
 //!
 //! [EventSource.DestinationConfig.OnFailure]
-//! Destination = "failures/"   # a directory, a .jsonl file, or a Kinesis stream ARN
+//! Destination = "failures/"   # a directory, a .jsonl file, or an SQS, SNS, S3 or Kinesis ARN
 //! ```
 
 use std::collections::BTreeMap;
@@ -43,6 +43,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+pub use crate::mapping::destination::target::AwsTarget;
 
 /// Why a manifest was refused.
 #[derive(Debug, thiserror::Error)]
@@ -141,8 +143,8 @@ pub enum Destination {
     Directory(PathBuf),
     /// One line per failure appended to this file.
     JsonLines(PathBuf),
-    /// A record per failure put to this Kinesis stream (name or ARN).
-    Kinesis { stream: String, endpoint: AwsEndpoint },
+    /// An SQS queue, SNS topic, S3 bucket or Kinesis stream, by its ARN.
+    Aws { target: AwsTarget, endpoint: AwsEndpoint },
 }
 
 /// Where a mapping without a checkpoint starts reading.
@@ -413,30 +415,25 @@ fn validate_source(raw: &RawEventSource) -> Result<SourceRef, ManifestError> {
 }
 
 fn validate_on_failure(raw: RawOnFailure, source: &SourceRef) -> Result<OnFailure, ManifestError> {
+    const KEY: &str = "EventSource.DestinationConfig.OnFailure.Destination";
     let target = raw.destination.trim();
     let destination = if target.starts_with("arn:") {
-        if !(target.contains(":kinesis:") && target.contains(":stream/")) {
-            return Err(invalid(
-                "EventSource.DestinationConfig.OnFailure.Destination",
-                format!("{target:?}: the ARN destinations this host supports are Kinesis streams; other destinations are a directory or a .jsonl file"),
-            ));
-        }
-        // The destination is reached like the source unless it says otherwise.
+        let target = AwsTarget::parse(target).map_err(|reason| invalid(KEY, reason))?;
+        // The destination is reached like the source unless it says otherwise; its
+        // region is the one its ARN names.
         let source_endpoint = match source {
             SourceRef::Kinesis { endpoint, .. } | SourceRef::Dynamodb { endpoint, .. } => endpoint.clone(),
             SourceRef::Local { .. } => AwsEndpoint::default(),
         };
-        Destination::Kinesis {
-            stream: target.to_owned(),
-            endpoint: AwsEndpoint {
-                endpoint_url: raw.endpoint_url.or(source_endpoint.endpoint_url),
-                region: raw.region.or(source_endpoint.region),
-            },
-        }
+        let region = raw.region.or_else(|| target.region().map(str::to_owned)).or(source_endpoint.region);
+        Destination::Aws { target, endpoint: AwsEndpoint { endpoint_url: raw.endpoint_url.or(source_endpoint.endpoint_url), region } }
     } else if target.is_empty() {
-        return Err(invalid("EventSource.DestinationConfig.OnFailure.Destination", "is empty"));
+        return Err(invalid(KEY, "is empty"));
     } else if raw.endpoint_url.is_some() || raw.region.is_some() {
-        return Err(invalid("EventSource.DestinationConfig.OnFailure.EndpointUrl", "is only for a Kinesis stream destination"));
+        return Err(invalid(
+            "EventSource.DestinationConfig.OnFailure.EndpointUrl",
+            "is only for an AWS destination (an SQS queue, SNS topic, S3 bucket or Kinesis stream ARN)",
+        ));
     } else if target.ends_with(".jsonl") {
         Destination::JsonLines(PathBuf::from(target))
     } else {
@@ -733,12 +730,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("EventSource.FilterCriteria") && err.contains("filter 0"), "{err}");
-        let err = Manifest::parse(&format!(
-            "{MINIMAL}[EventSource.DestinationConfig.OnFailure]\nDestination = \"arn:aws:sqs:us-east-1:1:q\"\n"
-        ))
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("Kinesis streams"), "{err}");
+        let on_failure = |destination: &str| {
+            Manifest::parse(&format!("{MINIMAL}[EventSource.DestinationConfig.OnFailure]\nDestination = \"{destination}\"\n"))
+                .map(|m| m.event_source.on_failure.map(|o| o.destination))
+        };
+        let Ok(Some(Destination::Aws { target, endpoint })) = on_failure("arn:aws:sqs:eu-west-1:123456789012:q") else {
+            panic!("an SQS queue ARN is a destination");
+        };
+        assert!(matches!(target, AwsTarget::SqsQueue { .. }));
+        assert_eq!(endpoint.region.as_deref(), Some("eu-west-1"), "the ARN's region");
+        let err = on_failure("arn:aws:lambda:us-east-1:1:function:f").unwrap_err().to_string();
+        assert!(err.contains("Destination") && err.contains("SQS queues, SNS topics, S3 buckets and Kinesis streams"), "{err}");
         let err = Manifest::parse(&format!("{MINIMAL}[EventSource.DestinationConfig.OnFailure]\nDestinaton = \"x\"\n")).unwrap_err().to_string();
         assert!(err.contains("Destinaton"), "{err}");
     }

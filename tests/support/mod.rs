@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod browser;
+pub mod destinations;
 pub mod emulators;
 pub mod kinesis;
 
@@ -60,6 +61,9 @@ pub fn eddy(args: &[&str], dir: &Path) -> Output {
 /// What `eddy invoke` did.
 pub struct Invoked {
     pub ok: bool,
+    /// The exit code: 0 the batch succeeds, 1 a function error, 2 it fails at a
+    /// sequence number, 3 its response fails it whole.
+    pub code: Option<i32>,
     /// Standard output as printed, and parsed as JSON (`Null` when it is not JSON).
     pub stdout: String,
     pub response: Value,
@@ -75,6 +79,7 @@ pub fn invoke(component: &Path, event: &Path, extra: &[&str]) -> Invoked {
     let out = eddy(&args, dir.path());
     Invoked {
         ok: out.status.success(),
+        code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         response: serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
         log: String::from_utf8_lossy(&out.stderr).into_owned(),

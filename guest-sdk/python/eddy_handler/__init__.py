@@ -110,7 +110,9 @@ def json_handler(handle):
                 response = handle(_json.loads(event), LambdaContext(context))
             except Exception as error:  # noqa: BLE001 - Lambda reports any exception
                 raise Err(_json.dumps({"errorType": type(error).__name__, "errorMessage": str(error)}))
-            return "" if response is None else _json.dumps(response)
+            # As Lambda's Python runtime: the return value through json.dumps, so
+            # None is `null` and every falsy value its own JSON.
+            return _json.dumps(response)
 
     return Json
 

@@ -28,7 +28,7 @@ use super::shard::Shared;
 use super::window::{OpenWindow, returned_state};
 use crate::record::{Batch, Records};
 use crate::runtime::{HandlerResponse, InvokeError, InvokeRequest};
-use crate::status::{ShardHandle, ShardState, ShardStatus};
+use crate::status::{ProcessingResult, ShardHandle, ShardState, ShardStatus};
 use crate::store::{CheckpointKey, CheckpointStore, now_ms};
 
 /// The first wait before retrying a failed batch; it doubles up to `MAX_BACKOFF`.
@@ -158,6 +158,11 @@ impl Delivery<'_> {
             }
             self.update(|s| {
                 s.invocations += 1;
+                if !throttled {
+                    s.last_processing_result =
+                        if result.is_ok() { ProcessingResult::Ok } else { ProcessingResult::FunctionCallFailed };
+                    s.last_processing_result_ms = now_ms();
+                }
                 s.invoked_events += count as u64;
                 s.iterator_age_ms = iterator_age;
                 s.invocation_duration.observe(elapsed);
@@ -342,25 +347,31 @@ impl Delivery<'_> {
         if let Some(sink) = &self.shared.sink {
             let request_id = uuid::Uuid::new_v4().to_string();
             let batch = self.batch(records);
-            let include_payload = self.function.manifest.event_source.on_failure.as_ref().is_some_and(|o| o.include_payload);
-            let record = failure_record(
-                &Discarded {
-                    batch: &batch,
-                    condition,
-                    request_id: &request_id,
-                    function_arn: &self.shared.function_arn,
-                    invoke_count: invocations,
-                },
-                include_payload,
-            );
+            let record = failure_record(&Discarded {
+                batch: &batch,
+                condition,
+                request_id: &request_id,
+                function_arn: &self.shared.function_arn,
+                invoke_count: invocations,
+            });
             let mut backoff = INITIAL_BACKOFF;
+            let mut attempts = 0;
             loop {
-                match sink.send(&record, self.shard).await {
+                match sink.send(&record, &batch).await {
                     Ok(()) => break,
                     Err(error) => {
+                        attempts += 1;
                         tracing::error!(function = %self.function.name, shard = %self.shard,
                             "the on-failure destination did not accept the record: {error:#}; retrying");
-                        self.update(|s| s.last_error = Some(format!("on-failure destination: {error:#}")));
+                        // The shard waits here, and says so: the records are not skipped.
+                        self.update(|s| {
+                            let refused_since_ms = match s.state {
+                                ShardState::DestinationRefused { refused_since_ms, .. } => refused_since_ms,
+                                _ => now_ms(),
+                            };
+                            s.state = ShardState::DestinationRefused { attempts, refused_since_ms };
+                            s.last_error = Some(format!("on-failure destination: {error:#}"));
+                        });
                         tokio::select! {
                             () = self.cancel.cancelled() => return Ok(false),
                             () = tokio::time::sleep(backoff) => {}

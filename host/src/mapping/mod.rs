@@ -33,7 +33,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::manifest::Manifest;
+use crate::manifest::{Destination, Manifest};
 use crate::source::StreamSource;
 use crate::status::StatusBoard;
 use crate::store::{CheckpointKey, CheckpointStore, SHARD_END};
@@ -178,6 +178,14 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
     // never reads a record of it.
     if let Err(denied) = function.grants.check_source(source_kind(&function.manifest.event_source.source), &info.arn) {
         let message = format!("the execution role cannot read the event source: {denied}");
+        tracing::error!(function = %function.name, "{message}; the mapping is not started");
+        context.status.set_failed(&function.name, message);
+        return;
+    }
+    if let Some(Destination::Aws { target, .. }) = function.manifest.event_source.on_failure.as_ref().map(|o| &o.destination)
+        && let Err(denied) = function.grants.check_destination(target)
+    {
+        let message = format!("the execution role cannot write to the on-failure destination: {denied}");
         tracing::error!(function = %function.name, "{message}; the mapping is not started");
         context.status.set_failed(&function.name, message);
         return;

@@ -1,16 +1,17 @@
 //! What an invocation's result means for the batch, by Lambda's rules for
 //! `ReportBatchItemFailures` (design notes §1):
 //!
-//! - success: an empty or `null` response, `[]`, `{}`, or `batchItemFailures`
-//!   that is empty or `null`;
+//! - success: an empty body, or a JSON value that is empty or falsy (`null`,
+//!   `""`, `0`, `false`, `[]`, `{}`), or `batchItemFailures` that is empty or
+//!   `null`;
 //! - partial failure: `batchItemFailures` lists sequence numbers of the batch;
 //!   the batch is checkpointed before the lowest one and retried from there;
 //! - failure of the whole batch: a function error, a response that is not JSON,
 //!   or an item whose `itemIdentifier` is empty, `null`, missing, misspelled, not a
 //!   string, or not a sequence number of the batch.
 //!
-//! Where Lambda is silent, Eddy decides: a response that is JSON but neither an
-//! object, an array nor `null` (say `"ok"` or `1`) fails the batch, since it cannot
+//! Where Lambda is silent, Eddy decides: any other response that is JSON but
+//! neither an object nor an array (say `"ok"` or `1`) fails the batch, since it cannot
 //! be the response Lambda expects; an object without `batchItemFailures` (say a
 //! tumbling window's `{"state":{}}`) is success. Without `ReportBatchItemFailures`
 //! the response is ignored, as Lambda ignores it.
@@ -67,7 +68,11 @@ fn json_failures(text: &str) -> Result<Vec<String>, String> {
     }
     let value: Value = serde_json::from_str(text).map_err(|e| format!("the response is not valid JSON: {e}"))?;
     let failures = match &value {
-        Value::Null => return Ok(Vec::new()),
+        // Every empty or falsy value is success: AWS recorded `""` (a handler's
+        // `return ""`), `null`, `[]` and `{}`, and treats `0` and `false` alike.
+        Value::Null | Value::Bool(false) => return Ok(Vec::new()),
+        Value::Number(n) if n.as_f64() == Some(0.0) => return Ok(Vec::new()),
+        Value::String(s) if s.is_empty() => return Ok(Vec::new()),
         Value::Array(items) if items.is_empty() => return Ok(Vec::new()),
         Value::Object(fields) => match fields.get("batchItemFailures") {
             None | Some(Value::Null) => return Ok(Vec::new()),
@@ -137,7 +142,11 @@ mod tests {
 
     #[test]
     fn lambdas_success_responses() {
-        for text in ["", "  ", "null", "[]", "{}", r#"{"batchItemFailures":[]}"#, r#"{"batchItemFailures":null}"#, r#"{"state":{"n":1}}"#] {
+        let falsy = ["\"\"", "0", "0.0", "false"];
+        for text in ["", "  ", "null", "[]", "{}", r#"{"batchItemFailures":[]}"#, r#"{"batchItemFailures":null}"#, r#"{"state":{"n":1}}"#]
+            .into_iter()
+            .chain(falsy)
+        {
             assert_eq!(json(text), Outcome::Success, "{text:?}");
         }
     }

@@ -48,7 +48,10 @@ impl Shared {
             Some(Arc::new(RecordFilter::new(&config.filter_patterns)?))
         };
         let sink = match &config.on_failure {
-            Some(on_failure) => Some(FailureSink::open(on_failure).await?),
+            Some(on_failure) => {
+                let uuid = super::destination::sink::mapping_uuid(&function.name, &config.source.id());
+                Some(FailureSink::open(on_failure, &uuid).await?)
+            }
             None => None,
         };
         Ok(Shared { function_arn: function.arn(&info.region), info, filter, sink, started_at_ms })

@@ -206,6 +206,7 @@ impl Supervisor {
             world: Some(component.world.name()),
             digest: Some(component.digest.clone()),
             source: Some(manifest.event_source.source.id()),
+            uuid: Some(crate::mapping::destination::sink::mapping_uuid(name, &manifest.event_source.source.id())),
             role: Some(role.name.clone()),
             ..FunctionStatus::new(name, state)
         };

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use policy::{Decision, Patterns, Policy, wildcard_match};
 
+use crate::mapping::destination::target::AwsTarget;
 use crate::status::StatusBoard;
 
 /// The account Eddy's own resources (local streams, embedded tables, roles
@@ -160,6 +161,17 @@ impl Role {
         source_actions(kind).iter().try_for_each(|action| self.check(function, action, source_arn))
     }
 
+    /// Whether the mapping may write its failure records to `target`, as Lambda
+    /// checks when a mapping with a destination is created: the first grant
+    /// missing is the error. A function without a role may (its manifest's
+    /// author chose the destination, as the source).
+    pub fn check_destination(&self, function: &str, target: &AwsTarget) -> Result<(), AccessDenied> {
+        if self.source_only {
+            return Ok(());
+        }
+        target.required_grants().iter().try_for_each(|(action, resource)| self.check(function, action, resource))
+    }
+
     /// The directories WASI preopens: every absolute path that an `Allow`
     /// statement names for `eddy:ReadFile` or `eddy:WriteFile`, with the access
     /// the whole policy (denies included) gives it. `*` alone grants no directory:
@@ -281,6 +293,16 @@ impl Grants {
         let result = self.role.check_source(&self.function, kind, source_arn);
         if let Err(denied) = &result {
             self.audit(&denied.action, source_arn);
+        }
+        result
+    }
+
+    /// Whether the mapping may write to its destination; audited as
+    /// [`Grants::check_source`].
+    pub fn check_destination(&self, target: &AwsTarget) -> Result<(), AccessDenied> {
+        let result = self.role.check_destination(&self.function, target);
+        if let Err(denied) = &result {
+            self.audit(&denied.action, &denied.resource);
         }
         result
     }

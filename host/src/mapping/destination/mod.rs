@@ -3,15 +3,16 @@
 //! describing it goes here, in the shape Lambda writes (design notes §1). The
 //! shard moves on only once the destination has accepted the record.
 
-use std::io::Write as _;
-use std::path::PathBuf;
+pub mod sink;
+pub mod target;
+
 use std::time::SystemTime;
 
-use anyhow::Context as _;
 use serde_json::{Value, json};
 
-use crate::manifest::{Destination, OnFailure};
 use crate::record::{Batch, Records};
+
+pub use sink::FailureSink;
 
 /// Why a batch was discarded: Lambda's `condition`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,8 +63,9 @@ impl Discarded<'_> {
     }
 }
 
-/// Lambda's on-failure record for a discarded batch.
-pub fn failure_record(discarded: &Discarded<'_>, include_payload: bool) -> Value {
+/// Lambda's on-failure record for a discarded batch, without the batch's event
+/// (the destination adds it as `payload` where it takes one: [`sink::record_text`]).
+pub fn failure_record(discarded: &Discarded<'_>) -> Value {
     let batch = discarded.batch;
     let records = &batch.records;
     let first_arrival = records.arrival_ms(0).unwrap_or(0);
@@ -109,10 +111,6 @@ pub fn failure_record(discarded: &Discarded<'_>, include_payload: bool) -> Value
         Records::Dynamodb(_) => "DDBStreamBatchInfo",
     };
     record[info_key] = batch_info;
-    if include_payload {
-        // The payload is the event as the function received it.
-        record["payload"] = Value::String(crate::event::encode(batch));
-    }
     record
 }
 
@@ -124,74 +122,6 @@ pub fn iso8601(ms: u64) -> String {
 /// `2019-11-14T00:38:06Z`.
 fn iso8601_seconds(ms: u64) -> String {
     humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
-}
-
-/// An opened destination.
-pub enum FailureSink {
-    Directory(PathBuf),
-    JsonLines(PathBuf),
-    Kinesis { client: aws_sdk_kinesis::Client, stream: String },
-}
-
-impl FailureSink {
-    pub async fn open(config: &OnFailure) -> anyhow::Result<FailureSink> {
-        Ok(match &config.destination {
-            Destination::Directory(dir) => {
-                std::fs::create_dir_all(dir).with_context(|| format!("cannot create the destination directory {}", dir.display()))?;
-                FailureSink::Directory(dir.clone())
-            }
-            Destination::JsonLines(path) => {
-                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-                }
-                FailureSink::JsonLines(path.clone())
-            }
-            Destination::Kinesis { stream, endpoint } => {
-                let config = crate::source::aws_config(endpoint.endpoint_url.as_deref(), endpoint.region.as_deref()).await;
-                FailureSink::Kinesis { client: aws_sdk_kinesis::Client::new(&config), stream: stream.clone() }
-            }
-        })
-    }
-
-    /// Writes one failure record; an error means it was not accepted.
-    pub async fn send(&self, record: &Value, shard_id: &str) -> anyhow::Result<()> {
-        let text = record.to_string();
-        match self {
-            FailureSink::Directory(dir) => {
-                // Named so that a listing sorts by time; the request id keeps names apart.
-                let request_id = record["requestContext"]["requestId"].as_str().unwrap_or("unknown");
-                let name = format!("{}-{request_id}.json", crate::store::now_ms());
-                let path = dir.join(name);
-                let tmp = path.with_extension("json.tmp");
-                let write = tokio::fs::write(&tmp, text.as_bytes()).await;
-                write.and(tokio::fs::rename(&tmp, &path).await).with_context(|| format!("cannot write {}", path.display()))
-            }
-            FailureSink::JsonLines(path) => {
-                let path = path.clone();
-                tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-                    let mut file = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&path)
-                        .with_context(|| format!("cannot open {}", path.display()))?;
-                    // One write per line, so concurrent writers never interleave a line.
-                    file.write_all(format!("{text}\n").as_bytes())?;
-                    file.sync_data()?;
-                    Ok(())
-                })
-                .await?
-            }
-            FailureSink::Kinesis { client, stream } => {
-                let request = client.put_record().data(aws_sdk_kinesis::primitives::Blob::new(text.into_bytes())).partition_key(shard_id);
-                let request = if stream.starts_with("arn:") { request.stream_arn(stream) } else { request.stream_name(stream) };
-                request
-                    .send()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("PutRecord to {stream} failed: {}", crate::source::describe_call_failure(&e)))?;
-                Ok(())
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -232,7 +162,7 @@ mod tests {
             window: None,
         };
         let discarded = exhausted_after_an_error(&batch, 3);
-        let record = failure_record(&discarded, false);
+        let record = failure_record(&discarded);
         assert_eq!(record["requestContext"]["condition"], "RetryAttemptsExhausted");
         assert_eq!(record["requestContext"]["approximateInvokeCount"], 3);
         assert_eq!(record["responseContext"]["functionError"], "Unhandled");
@@ -248,16 +178,14 @@ mod tests {
 
         // The function returned, and its response failed the batch: null.
         let returned = Discarded { condition: Condition::RetryAttemptsExhausted { last: LastAttempt::Returned }, ..discarded };
-        let record = failure_record(&returned, false);
+        let record = failure_record(&returned);
         assert!(record["responseContext"]["functionError"].is_null(), "{record}");
         assert!(record["responseContext"].as_object().is_some_and(|c| c.contains_key("functionError")), "null, not absent");
 
         let aged = Discarded { condition: Condition::RecordAgeExceeded, invoke_count: 0, ..discarded };
-        let record = failure_record(&aged, true);
+        let record = failure_record(&aged);
         assert!(record.get("responseContext").is_none(), "RecordAgeExceeded has no responseContext");
         assert_eq!(record["requestContext"]["approximateInvokeCount"], 1, "AWS writes 1 for records never invoked");
-        let payload: Value = serde_json::from_str(record["payload"].as_str().unwrap()).unwrap();
-        assert_eq!(payload["Records"].as_array().map(Vec::len), Some(3));
     }
 
     #[test]
@@ -285,7 +213,7 @@ mod tests {
             window: None,
         };
         let discarded = exhausted_after_an_error(&batch, 1);
-        let record = failure_record(&discarded, false);
+        let record = failure_record(&discarded);
         let info = &record["DDBStreamBatchInfo"];
         assert_eq!(info["approximateArrivalOfFirstRecord"], "2019-11-14T00:38:06Z", "{info}");
         assert_eq!(info["approximateArrivalOfLastRecord"], "2019-11-14T00:38:07Z", "{info}");
