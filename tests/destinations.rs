@@ -40,6 +40,9 @@ fn failure_records_reach_sqs_sns_and_s3_as_lambda_writes_them() {
     let item_topic = moto.create_topic("item-failures");
     let invalid_bucket = moto.create_bucket("invalid-responses");
     let batch_items = "FunctionResponseTypes = [\"ReportBatchItemFailures\"]\n";
+    for stream in ["raises", "items", "invalid", "idle"] {
+        ws.create_stream(stream, 1);
+    }
     ws.deploy("raises", "responder", &manifest("raises", &format!("MaximumRetryAttempts = 1\n{}", moto.on_failure(&raise_queue))));
     // AWS's own case: 6 records in batches of 3, the last fails as a batch item
     // failure each time; 3 retries. AWS recorded approximateInvokeCount 4: the
@@ -137,7 +140,7 @@ fn failure_records_reach_sqs_sns_and_s3_as_lambda_writes_them() {
     assert_eq!(result("raises"), "PROBLEM: Function call failed");
     assert_eq!(result("items"), "OK", "the function returned; its response failed a record");
     assert_eq!(result("idle"), "No records processed");
-    let out = eddy_tests::eddy(&["status", "--admin", &format!("http://{}", host.admin)], ws.path());
+    let out = eddy_tests::eddy(&["status", "--admin", &host.admin], ws.path());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("last processing result: PROBLEM: Function call failed"), "{text}");
 }
@@ -239,6 +242,7 @@ fn a_role_must_grant_the_destination_and_the_mapping_does_not_start_without() {
     let ws = Workspace::new();
     let queue = moto.create_queue("guarded");
     let bucket = moto.create_bucket("guarded-bucket");
+    ws.create_stream("allowed", 1);
     let source = "{\"Effect\":\"Allow\",\"Action\":\"kinesis:*\",\"Resource\":\"*\"}";
     ws.write_role("no-send", &format!("{{\"Statement\":[{source}]}}"));
     ws.write_role(
@@ -277,6 +281,7 @@ fn a_destination_that_refuses_holds_the_shard_in_status_until_it_takes_the_recor
     let ws = Workspace::new();
     // The queue does not exist yet: every send is refused.
     let queue = queue_arn("late");
+    ws.create_stream("held", 1);
     ws.deploy("held", "responder", &manifest("held", &format!("MaximumRetryAttempts = 0\n{}", moto.on_failure(&queue))));
     let host = Host::start(&ws);
     host.wait_state("held", "running");
@@ -287,7 +292,7 @@ fn a_destination_that_refuses_holds_the_shard_in_status_until_it_takes_the_recor
     assert!(f["shards"][0]["last_error"].as_str().is_some_and(|e| e.contains("on-failure destination")), "{f}");
     assert!(f["shards"][0]["checkpoint"].is_null(), "nothing is checkpointed past a record not yet sent: {f}");
     assert_eq!(eddy_tests::shard_total(&f, "records_discarded"), 0);
-    let out = eddy_tests::eddy(&["status", "--admin", &format!("http://{}", host.admin)], ws.path());
+    let out = eddy_tests::eddy(&["status", "--admin", &host.admin], ws.path());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("DESTINATION REFUSED"), "{text}");
 
