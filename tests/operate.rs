@@ -181,6 +181,7 @@ fn the_status_page_shows_the_functions_in_chromium_and_updates() {
     assert!(dom.contains(r#"<tr data-function="good">"#), "{dom}");
     assert!(dom.contains(r#"data-field="state">running<"#), "{dom}");
     assert!(dom.contains(r#"data-field="records">3<"#), "{dom}");
+    assert!(dom.contains(r#"data-last-processing-result="OK""#), "Lambda's LastProcessingResult under the state: {dom}");
     assert!(dom.contains(r#"data-field="state">failed<"#) && dom.contains("BatchSize = 0 is out of range"), "the broken function and its error: {dom}");
     assert!(dom.matches("<polyline").count() >= 6, "three charts per function: {dom}");
     assert!(refreshes(&dom) >= 2, "the page refreshed itself: {dom}");

@@ -41,6 +41,7 @@ impl Verdict {
         let n = records.len();
         let rule = "as a mapping with ReportBatchItemFailures judges it; without, only a function error fails the batch";
         match self {
+            Verdict::Succeeds if n == 1 => format!("eddy: the batch succeeds: its record is done ({rule})"),
             Verdict::Succeeds => format!("eddy: the batch succeeds: all {n} records are done ({rule})"),
             Verdict::FunctionError(message) => {
                 format!("eddy: the batch fails whole, as a function error (functionError \"Unhandled\"): {message}")
