@@ -250,7 +250,10 @@ fn eddy_new_and_eddy_build_make_a_working_function_in_every_language() {
         assert_eq!(record["requestContext"]["condition"], "RetryAttemptsExhausted", "{name}: {record}");
         assert_eq!(record["requestContext"]["approximateInvokeCount"], 3, "{name}: {record}");
         assert!(record["responseContext"]["functionError"].is_null(), "{name}: batch item failures are not a function error: {record}");
-        let function = host.function(&name).expect("listed");
+        // The record is written before the checkpoint and the counters move: wait for them.
+        let function = wait_for(&format!("{name} to count the discarded records"), || {
+            host.function(&name).filter(|f| shard_total(f, "records_discarded") >= 2)
+        });
         assert_eq!(shard_total(&function, "records_discarded"), 2, "{name}: the bad record and the one after it: {function}");
     }
 }
