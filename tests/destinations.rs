@@ -269,6 +269,12 @@ fn a_role_must_grant_the_destination_and_the_mapping_does_not_start_without() {
     });
     assert_eq!(audit["fields"]["resource"], queue.as_str());
 
+    // `eddy run --check` finds the same before anything runs.
+    let out = eddy_tests::eddy(&["run", "--check", "--functions", "functions", "--data-dir", ".eddy-check"], ws.path());
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{report}");
+    assert!(report.contains("cannot write to the on-failure destination") && report.contains("sqs:SendMessage"), "{report}");
+
     host.wait_state("allowed", "running");
     host.put("allowed", "k", &texts(&["raise"]));
     let record = moto.messages("guarded", 1).remove(0);

@@ -324,7 +324,7 @@ fn enhanced_fan_out_registers_a_consumer_and_gets_every_record_pushed_in_order()
     assert_eq!(after.len(), 60, "only the new records: {:?}", after.first());
 }
 
-/// Every response shape of design notes §1, each on its own stream: three records
+/// Every response shape of `host/docs/semantics.md` ("The response"), each on its own stream: three records
 /// whose first one says what the responder answers; the rest answer `{}` (success)
 /// when they lead a retried batch.
 #[test]

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use eddy::store::embedded::EmbeddedStore;
-use eddy::store::{CheckpointKey, CheckpointStore};
+use eddy::store::{Checkpoint, CheckpointKey, CheckpointStore};
 
 /// Records the second function works through, one a batch.
 const BACKLOG: usize = 300_000;
@@ -123,7 +123,7 @@ fn main() -> anyhow::Result<()> {
             while !done.load(Ordering::Relaxed) {
                 n += 1;
                 let at = Instant::now();
-                match rt.block_on(store.set(&key, &n.to_string())) {
+                match rt.block_on(store.commit(&key, &Checkpoint::Sequence(n.to_string()), None)) {
                     Ok(()) => samples.push(at.elapsed()),
                     Err(_) => failures += 1,
                 }

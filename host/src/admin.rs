@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::source::local::{self, PutResult, StreamDescription};
 use crate::status::{FunctionStatus, StatusBoard, prometheus};
-use crate::store::Checkpoint;
+use crate::store::StoredCheckpoint;
 use crate::store::CheckpointStore;
 use crate::store::embedded::EmbeddedStore;
 
@@ -53,7 +53,7 @@ pub async fn serve(listener: TcpListener, state: AdminState, cancel: Cancellatio
 async fn status(State(state): State<AdminState>) -> Response {
     let functions: Vec<FunctionStatus> = state.status.snapshot();
     let streams: Vec<StreamDescription> = state.embedded.run(|c| local::list(&c)).await.unwrap_or_default();
-    let checkpoints: Vec<Checkpoint> = state.checkpoints.list().await.unwrap_or_default();
+    let checkpoints: Vec<StoredCheckpoint> = state.checkpoints.list().await.unwrap_or_default();
     axum::Json(serde_json::json!({
         "functions": functions,
         "streams": streams,

@@ -1,8 +1,9 @@
 //! Lambda's event JSON: encoding a batch as `{"Records":[...]}` for the JSON world,
 //! and decoding an event file into a typed batch for `eddy invoke`.
 //!
-//! Field names and their order follow the events Lambda delivers (design notes
-//! §1), so a handler ported from Lambda sees the same bytes it would there.
+//! Field names and their order follow the events Lambda delivers, so a handler
+//! ported from Lambda sees the same bytes it would there (`aws_lambda_events`
+//! checks them in the tests).
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};

@@ -14,14 +14,12 @@ use crate::admin::{self, AdminState};
 use crate::host_lock::{HostInfo, HostLock};
 use crate::mapping::MappingContext;
 use crate::registry::{self, RegistryConfig};
+use crate::retry::{Backoff, Waited, pause};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::source::local;
 use crate::status::StatusBoard;
 use crate::store::CheckpointStore;
 use crate::store::embedded::EmbeddedStore;
-
-/// How long a host waits before it tries an unreachable lease table again.
-const LEASE_TABLE_RETRY: Duration = Duration::from_secs(2);
 
 /// How often old records are trimmed from local streams.
 const TRIM_INTERVAL: Duration = Duration::from_secs(60);
@@ -87,14 +85,14 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
     // and /readyz says not ready), as a KCL worker waits at its start.
     let cluster = match &config.cluster {
         Some(cluster) => {
+            let mut backoff = Backoff::restart();
             let table = loop {
                 match crate::lease::LeaseTable::open(&cluster.lease_table, &cluster.worker_id).await {
                     Ok(table) => break table,
                     Err(error) => {
                         tracing::error!(table = %cluster.lease_table, "cannot use the lease table: {error:#}; retrying");
-                        tokio::select! {
-                            () = shutdown.cancelled() => return Ok(()),
-                            () = tokio::time::sleep(LEASE_TABLE_RETRY) => {}
+                        if backoff.wait(&shutdown).await == Waited::Cancelled {
+                            return Ok(());
                         }
                     }
                 }
@@ -111,9 +109,8 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
     let sampler = tokio::spawn(async move {
         loop {
             sample_status.take_sample();
-            tokio::select! {
-                () = sample_cancel.cancelled() => break,
-                () = tokio::time::sleep(crate::status::HISTORY_INTERVAL) => {}
+            if pause(&sample_cancel, crate::status::HISTORY_INTERVAL).await == Waited::Cancelled {
+                break;
             }
         }
     });
@@ -128,9 +125,8 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
                 Ok(Err(error)) => tracing::warn!("cannot trim local streams: {error:#}"),
                 _ => {}
             }
-            tokio::select! {
-                () = trim_cancel.cancelled() => break,
-                () = tokio::time::sleep(TRIM_INTERVAL) => {}
+            if pause(&trim_cancel, TRIM_INTERVAL).await == Waited::Cancelled {
+                break;
             }
         }
     });

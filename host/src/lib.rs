@@ -10,9 +10,11 @@
 //! call is checked against.
 
 pub mod admin;
+pub mod assignment;
 pub mod capability;
 pub mod check;
 pub mod config;
+pub mod contract;
 pub mod dynamodb_size;
 pub mod event;
 pub mod host;
@@ -25,6 +27,7 @@ pub mod mapping;
 pub mod project;
 pub mod record;
 pub mod registry;
+pub mod retry;
 pub mod role;
 pub mod runtime;
 pub mod source;

@@ -726,7 +726,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<std::process::ExitCode> {
             eprintln!("no host answers at {admin} ({error}); checkpoints in {}:", data_dir.display());
             let store = EmbeddedStore::open(&args.data_dir.data_dir)?;
             for c in store.list().await? {
-                println!("{} {} {} checkpoint {}", c.key.function, c.key.source, c.key.shard, c.sequence_number);
+                println!("{} {} {} checkpoint {}", c.key.function, c.key.source, c.key.shard, c.checkpoint);
             }
             return Ok(std::process::ExitCode::FAILURE);
         }

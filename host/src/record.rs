@@ -4,7 +4,7 @@
 //! so a batch read from a shard is lowered into the guest as it is, with no
 //! conversion in between; the JSON world encodes the same values as Lambda's event.
 
-pub use crate::runtime::bindings::types::{
+pub use crate::contract::types::{
     Batch, BatchResponse, Context, DynamodbEventName, DynamodbRecord, EventSource, KinesisRecord,
     Records, TumblingWindow,
 };

@@ -70,7 +70,7 @@ pub struct ClusterStatus {
 pub struct LeaseStatus {
     pub shard: String,
     pub owner: Option<String>,
-    pub checkpoint: Option<String>,
+    pub checkpoint: Option<crate::store::Checkpoint>,
 }
 
 impl FunctionStatus {
@@ -147,7 +147,7 @@ pub struct ShardStatus {
     pub state: ShardState,
     /// In cluster mode: the host holding the shard's lease.
     pub owner: Option<String>,
-    pub checkpoint: Option<String>,
+    pub checkpoint: Option<crate::store::Checkpoint>,
     pub invocations: u64,
     pub failed_invocations: u64,
     pub records_processed: u64,
@@ -478,7 +478,7 @@ impl StatusBoard {
                             shard: lease.shard.clone(),
                             owner: lease.owner.clone(),
                             checkpoint: lease.checkpoint.clone(),
-                            state: if lease.checkpoint.as_deref() == Some(crate::store::SHARD_END) {
+                            state: if lease.checkpoint.as_ref().is_some_and(crate::store::Checkpoint::is_shard_end) {
                                 ShardState::Finished
                             } else {
                                 ShardState::Ok

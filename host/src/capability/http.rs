@@ -9,11 +9,10 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks};
 
 use crate::role::url::RequestUrl;
 use crate::role::{Grants, actions};
-use crate::runtime::invoke::HostState;
 
 /// The hooks wasi:http calls: the role's check before each request.
 pub struct HttpHooks {
@@ -29,6 +28,11 @@ pub struct HttpState {
 impl HttpState {
     pub fn new(grants: Arc<Grants>) -> HttpState {
         HttpState { ctx: WasiHttpCtx::new(), hooks: HttpHooks { grants } }
+    }
+
+    /// wasi:http's view, with the resource table it shares with WASI.
+    pub fn view<'a>(&'a mut self, table: &'a mut wasmtime_wasi::ResourceTable) -> WasiHttpCtxView<'a> {
+        WasiHttpCtxView { ctx: &mut self.ctx, table, hooks: &mut self.hooks }
     }
 }
 
@@ -62,12 +66,5 @@ impl WasiHttpHooks for HttpHooks {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as SendResult))
         })
-    }
-}
-
-impl WasiHttpView for HostState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        let (http, table) = self.http_parts();
-        WasiHttpCtxView { ctx: &mut http.ctx, table, hooks: &mut http.hooks }
     }
 }

@@ -14,9 +14,8 @@ use rusqlite::{OptionalExtension, params};
 use super::streams::aws_error;
 use super::{CapabilityState, Target};
 use crate::role::actions;
-use crate::runtime::bindings::errors::Error as GuestError;
-use crate::runtime::bindings::kv;
-use crate::runtime::invoke::HostState;
+use crate::contract::errors::Error as GuestError;
+use crate::contract::kv;
 
 /// The attribute that holds an entry's value in a DynamoDB table.
 pub const VALUE_ATTRIBUTE: &str = "value";
@@ -38,20 +37,25 @@ enum Done {
     Written(bool),
 }
 
-impl kv::Host for HostState {
+/// Links `eddy:handler/kv` to the invocation's [`CapabilityState`].
+pub fn add_to_linker<T: super::HasCapabilities>(linker: &mut wasmtime::component::Linker<T>) -> wasmtime::Result<()> {
+    kv::add_to_linker::<T, wasmtime::component::HasSelf<CapabilityState>>(linker, super::calls::<T>)
+}
+
+impl kv::Host for CapabilityState {
     async fn get(&mut self, table: String, key: String) -> Result<Option<Vec<u8>>, GuestError> {
-        match run(self.capabilities(), &table, key, Op::Get).await? {
+        match run(self, &table, key, Op::Get).await? {
             Done::Value(value) => Ok(value),
             Done::Written(_) => Ok(None),
         }
     }
 
     async fn set(&mut self, table: String, key: String, value: Vec<u8>) -> Result<(), GuestError> {
-        run(self.capabilities(), &table, key, Op::Set(value)).await.map(|_| ())
+        run(self, &table, key, Op::Set(value)).await.map(|_| ())
     }
 
     async fn delete(&mut self, table: String, key: String) -> Result<(), GuestError> {
-        run(self.capabilities(), &table, key, Op::Delete).await.map(|_| ())
+        run(self, &table, key, Op::Delete).await.map(|_| ())
     }
 
     async fn compare_and_set(
@@ -61,7 +65,7 @@ impl kv::Host for HostState {
         expected: Option<Vec<u8>>,
         value: Vec<u8>,
     ) -> Result<bool, GuestError> {
-        match run(self.capabilities(), &table, key, Op::CompareAndSet { expected, value }).await? {
+        match run(self, &table, key, Op::CompareAndSet { expected, value }).await? {
             Done::Written(written) => Ok(written),
             Done::Value(_) => Ok(false),
         }

@@ -7,6 +7,13 @@
 //! `access-denied` and never reaches a service. The services themselves are
 //! shared by every function of the host ([`Services`]): the embedded store for
 //! local streams and tables, and AWS clients built on first use.
+//!
+//! Each capability owns what it keeps for one invocation, and links itself
+//! into the runtime's linker through a projection from the store's data to
+//! that state, as Spin's factors do: the runtime holds one [`Capabilities`]
+//! and implements [`HasCapabilities`], and knows no capability by name. A new
+//! capability is a module here, a field of [`Capabilities`] and a line of
+//! [`add_to_linker`].
 
 pub mod http;
 pub mod kv;
@@ -16,9 +23,14 @@ pub mod wasi;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use wasmtime::component::Linker;
+use wasmtime_wasi::{ResourceTable, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
+
+use crate::contract::errors::Error as GuestError;
 use crate::role::{AccessDenied, Grants};
-use crate::runtime::bindings::errors::Error as GuestError;
 use crate::store::embedded::EmbeddedStore;
+pub use wasi::{CommandIo, Output};
 
 /// What a capability call reaches: the host's embedded store and its AWS clients.
 pub struct Services {
@@ -90,7 +102,71 @@ async fn client_for<C: Clone>(
     client
 }
 
-/// What each invocation's store carries for capability calls.
+/// What the capabilities keep for one invocation.
+pub struct Capabilities {
+    /// The role and the services, for `streams` and `kv`.
+    calls: CapabilityState,
+    wasi: wasi::WasiState,
+    http: http::HttpState,
+    /// WASI's resources, which wasi:http shares.
+    table: ResourceTable,
+}
+
+impl Capabilities {
+    /// `capture_bytes`: how much of what a WASI guest prints is kept for the log.
+    pub fn new(grants: Arc<Grants>, services: Arc<Services>, environment: Arc<[(String, String)]>, capture_bytes: usize) -> Capabilities {
+        Capabilities {
+            http: http::HttpState::new(Arc::clone(&grants)),
+            wasi: wasi::WasiState::new(environment, Arc::clone(&grants), capture_bytes),
+            calls: CapabilityState { grants, services },
+            table: ResourceTable::new(),
+        }
+    }
+
+    /// A command handler's standard streams, set before it is instantiated.
+    pub fn set_command(&mut self, io: CommandIo) {
+        self.wasi.set_command(io);
+    }
+
+    /// What a WASI guest printed so far, once.
+    pub fn take_output(&mut self) -> Option<Output> {
+        self.wasi.take_output()
+    }
+
+    /// WASI's view, for the store data's `WasiView`.
+    pub fn wasi(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: self.wasi.ctx(), table: &mut self.table }
+    }
+
+    /// wasi:http's view, for the store data's `WasiHttpView`.
+    pub fn http(&mut self) -> WasiHttpCtxView<'_> {
+        self.http.view(&mut self.table)
+    }
+}
+
+/// The store data of an invocation: it holds the capabilities, and gives WASI
+/// and wasi:http their views of them (by [`Capabilities::wasi`] and
+/// [`Capabilities::http`]).
+pub trait HasCapabilities: WasiView + WasiHttpView + Send + 'static {
+    fn capabilities(&mut self) -> &mut Capabilities;
+}
+
+/// Links every capability's interfaces, each reaching its own state through
+/// the store data `T`.
+pub fn add_to_linker<T: HasCapabilities>(linker: &mut Linker<T>) -> anyhow::Result<()> {
+    streams::add_to_linker(linker).map_err(|e| anyhow::anyhow!("cannot link eddy:handler/streams: {e:#}"))?;
+    kv::add_to_linker(linker).map_err(|e| anyhow::anyhow!("cannot link eddy:handler/kv: {e:#}"))?;
+    wasmtime_wasi::p2::add_to_linker_async(linker).map_err(|e| anyhow::anyhow!("cannot link WASI: {e:#}"))?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker).map_err(|e| anyhow::anyhow!("cannot link wasi:http: {e:#}"))?;
+    Ok(())
+}
+
+/// The projection `streams` and `kv` link through.
+fn calls<T: HasCapabilities>(data: &mut T) -> &mut CapabilityState {
+    &mut data.capabilities().calls
+}
+
+/// The role and services a `streams` or `kv` call is made with.
 pub struct CapabilityState {
     pub grants: Arc<Grants>,
     pub services: Arc<Services>,
@@ -168,6 +244,64 @@ async fn blocking<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Store data that is not the runtime's: the capabilities link into it
+    /// all the same.
+    struct Data {
+        capabilities: Capabilities,
+    }
+
+    impl WasiView for Data {
+        fn ctx(&mut self) -> WasiCtxView<'_> {
+            self.capabilities.wasi()
+        }
+    }
+
+    impl WasiHttpView for Data {
+        fn http(&mut self) -> WasiHttpCtxView<'_> {
+            self.capabilities.http()
+        }
+    }
+
+    impl HasCapabilities for Data {
+        fn capabilities(&mut self) -> &mut Capabilities {
+            &mut self.capabilities
+        }
+    }
+
+    #[test]
+    fn the_capabilities_link_into_any_store_data() {
+        let engine = wasmtime::Engine::new(wasmtime::Config::new().wasm_component_model(true)).expect("engine");
+        let mut linker = Linker::<Data>::new(&engine);
+        add_to_linker(&mut linker).expect("every capability links through its projection");
+        let grants = Grants::source_only("f");
+        let mut data = Data { capabilities: Capabilities::new(grants, Arc::new(Services::new(None)), Arc::from([]), 1024) };
+        // The projection reaches the calls' state.
+        assert_eq!(&*calls(&mut data).grants.function, "f");
+    }
+
+    /// A capability is unit-tested on its own state: checked against the role,
+    /// then served by the embedded store.
+    #[tokio::test]
+    async fn a_kv_call_is_checked_and_served_without_a_runtime() {
+        use crate::contract::kv::Host as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
+        let services = Arc::new(Services::new(Some(store)));
+        let mut refused = CapabilityState { grants: Grants::source_only("f"), services: Arc::clone(&services) };
+        let denied = refused.set("counts".into(), "k".into(), b"1".to_vec()).await.expect_err("no grant, no write");
+        assert!(matches!(denied, GuestError::AccessDenied(_)), "{denied:?}");
+        let policy = crate::role::policy::Policy::parse(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["dynamodb:GetItem","dynamodb:PutItem"],
+                "Resource":"arn:aws:dynamodb:local:000000000000:table/counts"}]}"#,
+        )
+        .expect("policy");
+        let role = Arc::new(crate::role::Role::from_policy("writer", policy));
+        let mut granted = CapabilityState { grants: Arc::new(Grants::new(Arc::from("f"), role, None)), services };
+        granted.set("counts".into(), "k".into(), b"1".to_vec()).await.expect("granted");
+        assert_eq!(granted.get("counts".into(), "k".into()).await.expect("read back"), Some(b"1".to_vec()));
+    }
+
 
     #[test]
     fn targets() {

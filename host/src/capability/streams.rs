@@ -6,17 +6,21 @@ use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 
 use super::{CapabilityState, Target};
 use crate::role::actions;
-use crate::runtime::bindings::errors::Error as GuestError;
-use crate::runtime::bindings::streams::{self, PutEntry, PutResult};
-use crate::runtime::invoke::HostState;
+use crate::contract::errors::Error as GuestError;
+use crate::contract::streams::{self, PutEntry, PutResult};
 use crate::source::local;
 
 /// Kinesis's limit on records per PutRecords call.
 const MAX_PUT_RECORDS: usize = 500;
 
-impl streams::Host for HostState {
+/// Links `eddy:handler/streams` to the invocation's [`CapabilityState`].
+pub fn add_to_linker<T: super::HasCapabilities>(linker: &mut wasmtime::component::Linker<T>) -> wasmtime::Result<()> {
+    streams::add_to_linker::<T, wasmtime::component::HasSelf<CapabilityState>>(linker, super::calls::<T>)
+}
+
+impl streams::Host for CapabilityState {
     async fn put_record(&mut self, stream: String, partition_key: String, data: Vec<u8>) -> Result<PutResult, GuestError> {
-        let caps = self.capabilities();
+        let caps = &*self;
         let target = Target::parse(&stream, "kinesis", "stream")?;
         caps.check(actions::KINESIS_PUT_RECORD, target.arn())?;
         let mut results = put(caps, &target, vec![PutEntry { partition_key, data }], false).await?;
@@ -28,7 +32,7 @@ impl streams::Host for HostState {
         stream: String,
         entries: Vec<PutEntry>,
     ) -> Result<Vec<Result<PutResult, String>>, GuestError> {
-        let caps = self.capabilities();
+        let caps = &*self;
         let target = Target::parse(&stream, "kinesis", "stream")?;
         caps.check(actions::KINESIS_PUT_RECORDS, target.arn())?;
         if entries.is_empty() || entries.len() > MAX_PUT_RECORDS {

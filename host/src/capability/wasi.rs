@@ -33,7 +33,42 @@ pub struct CommandIo {
     pub environment: Vec<(String, String)>,
 }
 
-pub fn build(
+/// WASI's part of an invocation: the context, built on first use (so only for
+/// components that call WASI), and what the guest printed.
+pub struct WasiState {
+    environment: Arc<[(String, String)]>,
+    grants: Arc<Grants>,
+    capture_bytes: usize,
+    /// A command handler's stdin and stdout, until the context is built.
+    command: Option<CommandIo>,
+    ctx: Option<WasiCtx>,
+    output: Option<Output>,
+}
+
+impl WasiState {
+    pub fn new(environment: Arc<[(String, String)]>, grants: Arc<Grants>, capture_bytes: usize) -> WasiState {
+        WasiState { environment, grants, capture_bytes, command: None, ctx: None, output: None }
+    }
+
+    pub fn set_command(&mut self, io: CommandIo) {
+        self.command = Some(io);
+    }
+
+    pub fn take_output(&mut self) -> Option<Output> {
+        self.output.take()
+    }
+
+    pub fn ctx(&mut self) -> &mut WasiCtx {
+        let WasiState { environment, grants, capture_bytes, command, ctx, output } = self;
+        ctx.get_or_insert_with(|| {
+            let (ctx, pipes) = build(environment, grants, *capture_bytes, command.take());
+            *output = Some(pipes);
+            ctx
+        })
+    }
+}
+
+fn build(
     environment: &[(String, String)],
     grants: &Arc<Grants>,
     capture_bytes: usize,

@@ -16,9 +16,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::balance::{self, SeenLease};
-use super::table::{LeaseItem, LeaseTable, WORKER_PREFIX};
+use super::table::{LeaseItem, LeaseKey, LeaseTable};
 use crate::status::{LeaseStatus, StatusBoard};
-use crate::store::SHARD_END;
 
 /// A heartbeat unchanged for this many failover times belongs to a host that
 /// is gone for good, and is removed.
@@ -46,8 +45,9 @@ struct Seen {
 
 #[derive(Default)]
 struct State {
+    /// By shard.
     held: HashMap<String, Held>,
-    seen: HashMap<String, Seen>,
+    seen: HashMap<LeaseKey, Seen>,
     beats: i64,
 }
 
@@ -89,7 +89,7 @@ impl Coordinator {
     pub async fn create_leases(&self, shards: &[crate::source::Shard]) -> anyhow::Result<()> {
         let listed: HashSet<&str> = shards.iter().map(|s| s.id.as_str()).collect();
         let unseen: Vec<&crate::source::Shard> = match self.state.lock() {
-            Ok(state) => shards.iter().filter(|s| !state.seen.contains_key(&s.id)).collect(),
+            Ok(state) => shards.iter().filter(|s| !state.seen.contains_key(&LeaseKey::Shard(s.id.clone()))).collect(),
             Err(_) => shards.iter().collect(),
         };
         for shard in unseen {
@@ -107,9 +107,8 @@ impl Coordinator {
     /// each other before they take their shares.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         self.beat().await;
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = tokio::time::sleep(self.renew_interval()) => {}
+        if crate::retry::pause(&cancel, self.renew_interval()).await == crate::retry::Waited::Cancelled {
+            return;
         }
         loop {
             self.tick().await;
@@ -241,48 +240,46 @@ impl Coordinator {
                     state.seen.insert(item.key.clone(), Seen { owner: item.owner.clone(), counter: item.counter, since: now });
                 }
             }
-            let present: HashSet<&str> = items.iter().map(|i| i.key.as_str()).collect();
-            state.seen.retain(|key, _| present.contains(key.as_str()));
+            let present: HashSet<&LeaseKey> = items.iter().map(|i| &i.key).collect();
+            state.seen.retain(|key, _| present.contains(key));
             // Leases someone else holds now were stolen between renewals.
             let lost: Vec<String> = items
                 .iter()
-                .filter(|i| state.held.contains_key(&i.key) && i.owner.as_deref() != Some(me))
-                .map(|i| i.key.clone())
+                .filter_map(|i| i.shard().filter(|shard| state.held.contains_key(*shard) && i.owner.as_deref() != Some(me)))
+                .map(str::to_owned)
                 .collect();
             for shard in lost {
                 tracing::info!(function = %self.function, shard = %shard, "lease taken by another host");
                 state.held.remove(&shard);
             }
-            let alive = |key: &str| state.seen.get(key).is_some_and(|s| s.since.elapsed() < self.failover);
-            let workers: BTreeSet<String> = items
-                .iter()
-                .filter(|i| i.key.starts_with(WORKER_PREFIX) && alive(&i.key))
-                .filter_map(|i| i.owner.clone())
-                .collect();
-            let finished: HashSet<&str> =
-                items.iter().filter(|i| i.is_lease() && i.checkpoint.as_deref() == Some(SHARD_END)).map(|i| i.key.as_str()).collect();
+            let alive = |key: &LeaseKey| state.seen.get(key).is_some_and(|s| s.since.elapsed() < self.failover);
+            let is_worker = |i: &&LeaseItem| matches!(i.key, LeaseKey::Worker(_));
+            let workers: BTreeSet<String> =
+                items.iter().filter(is_worker).filter(|i| alive(&i.key)).filter_map(|i| i.owner.clone()).collect();
+            let finished: HashSet<&str> = items.iter().filter(|i| i.is_finished()).filter_map(LeaseItem::shard).collect();
             let leases: Vec<SeenLease> = items
                 .iter()
-                .filter(|i| i.is_lease() && !finished.contains(i.key.as_str()))
-                .filter(|i| i.parents.iter().all(|p| finished.contains(p.as_str())))
-                .map(|i| SeenLease { shard: i.key.clone(), live_owner: self.live_owner(&state, i, &alive) })
+                .filter_map(|i| Some((i, i.shard()?)))
+                .filter(|(i, shard)| !finished.contains(shard) && i.parents.iter().all(|p| finished.contains(p.as_str())))
+                .map(|(i, shard)| SeenLease { shard: shard.to_owned(), live_owner: self.live_owner(&state, i, shard, &alive) })
                 .collect();
-            let counters: HashMap<String, i64> = items.iter().map(|i| (i.key.clone(), i.counter)).collect();
-            let dead: Vec<String> = items
+            let counters: HashMap<String, i64> =
+                items.iter().filter_map(|i| Some((i.shard()?.to_owned(), i.counter))).collect();
+            let dead: Vec<(LeaseKey, i64)> = items
                 .iter()
-                .filter(|i| i.key.starts_with(WORKER_PREFIX))
+                .filter(is_worker)
                 .filter(|i| state.seen.get(&i.key).is_some_and(|s| s.since.elapsed() > self.failover * DEAD_WORKER_FAILOVERS))
-                .map(|i| i.key.clone())
+                .map(|i| (i.key.clone(), i.counter))
                 .collect();
             (leases, workers, counters, dead)
         };
         self.show(&items);
         // Heartbeats of hosts killed long ago would pile up, one per start.
-        for key in dead {
-            if let Some(&counter) = counters.get(&key)
-                && self.table.remove_dead_worker(&self.mapping, &key, counter).await?
+        for (key, counter) in dead {
+            if self.table.remove_dead_worker(&self.mapping, &key, counter).await?
+                && let LeaseKey::Worker(worker) = &key
             {
-                tracing::info!(function = %self.function, worker = %key.trim_start_matches(WORKER_PREFIX), "removed the heartbeat of a host gone for good");
+                tracing::info!(function = %self.function, worker = %worker, "removed the heartbeat of a host gone for good");
             }
         }
 
@@ -306,10 +303,10 @@ impl Coordinator {
     /// Who holds a lease for the balancing rules: nobody if it is expired, or
     /// if the table names this host but this coordinator does not hold it (a
     /// previous run of the mapping on this host, which is free to take back).
-    fn live_owner(&self, state: &State, item: &LeaseItem, alive: &impl Fn(&str) -> bool) -> Option<String> {
+    fn live_owner(&self, state: &State, item: &LeaseItem, shard: &str, alive: &impl Fn(&LeaseKey) -> bool) -> Option<String> {
         let owner = item.owner.as_ref()?;
         if owner == self.table.owner() {
-            return state.held.contains_key(&item.key).then(|| owner.clone());
+            return state.held.contains_key(shard).then(|| owner.clone());
         }
         alive(&item.key).then(|| owner.clone())
     }
@@ -318,8 +315,7 @@ impl Coordinator {
     fn show(&self, items: &[LeaseItem]) {
         let leases = items
             .iter()
-            .filter(|i| i.is_lease())
-            .map(|i| LeaseStatus { shard: i.key.clone(), owner: i.owner.clone(), checkpoint: i.checkpoint.clone() })
+            .filter_map(|i| Some(LeaseStatus { shard: i.shard()?.to_owned(), owner: i.owner.clone(), checkpoint: i.checkpoint.clone() }))
             .collect();
         self.status.set_leases(&self.function, leases);
     }

@@ -2,11 +2,13 @@
 //! table in DynamoDB, the way the Kinesis Client Library does. No consensus of
 //! our own: every change of ownership is one conditional write.
 //!
+//! - [`assignment`]: the mapping loop's view: which shards this host holds;
 //! - [`table`]: the table, its items and the conditional writes; it is also the
 //!   checkpoint store of leased mappings (a checkpoint lives in its lease);
 //! - [`coordinator`]: renewing, taking, stealing and releasing for one mapping;
 //! - [`balance`]: the rules deciding what to take or steal.
 
+pub mod assignment;
 pub mod balance;
 pub mod coordinator;
 pub mod table;
@@ -14,8 +16,9 @@ pub mod table;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use assignment::LeasedShards;
 pub use coordinator::Coordinator;
-pub use table::{LeaseLost, LeaseTable};
+pub use table::{LeaseKey, LeaseTable};
 
 /// The default failover time: a lease not renewed for this long is taken.
 pub const DEFAULT_FAILOVER: Duration = Duration::from_secs(10);

@@ -5,10 +5,9 @@
 //! can neither renew it nor move its checkpoint.
 //!
 //! Table: partition key `mapping` (string, `<function>|<source>`), sort key
-//! `leaseKey` (string: the shard id, or `(worker)<id>` for a host's heartbeat,
-//! or `(latest-started-at)` for a LATEST mapping's start time). On-demand
-//! capacity (PAY_PER_REQUEST). Lease attributes: `leaseOwner`, `leaseCounter`,
-//! `checkpoint`, `parentShardIds`, `windowState`.
+//! `leaseKey` (string: a [`LeaseKey`] written by [`LeaseKey::encode`]).
+//! On-demand capacity (PAY_PER_REQUEST). Lease attributes: `leaseOwner`,
+//! `leaseCounter`, `checkpoint`, `parentShardIds`, `windowState`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -20,7 +19,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use crate::source::describe_call_failure;
-use crate::store::{Checkpoint, CheckpointKey, CheckpointStore, now_ms};
+use crate::store::{Checkpoint, CheckpointKey, CheckpointStore, MappingKey, StoreError, StoredCheckpoint, now_ms};
 
 const MAPPING: &str = "mapping";
 const LEASE_KEY: &str = "leaseKey";
@@ -31,39 +30,79 @@ const PARENTS: &str = "parentShardIds";
 const WINDOW_STATE: &str = "windowState";
 const UPDATED: &str = "updatedMs";
 
-/// The prefix of a host's heartbeat item within a mapping.
-pub const WORKER_PREFIX: &str = "(worker)";
-/// The pseudo-shard prefix under which the mapping loop keeps a shard's window.
-const WINDOW_PREFIX: &str = "(window)";
-
 /// The mapping part of a table key: one function reading one source.
-pub fn mapping_id(function: &str, source: &str) -> String {
-    format!("{function}|{source}")
+pub fn mapping_id(mapping: &MappingKey) -> String {
+    format!("{}|{}", mapping.function, mapping.source)
+}
+
+/// What an item of a mapping is, by its sort key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LeaseKey {
+    /// A shard's lease, holding its checkpoint and window state.
+    Shard(String),
+    /// A host's heartbeat: other hosts count it when they work out their share.
+    Worker(String),
+    /// When the mapping first started (LATEST is pinned to it).
+    MappingStart,
+}
+
+impl LeaseKey {
+    /// Shard ids never start with `(`, so these prefixes cannot meet one.
+    const WORKER_PREFIX: &str = "(worker)";
+    const MAPPING_START: &str = "(latest-started-at)";
+
+    pub fn encode(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            LeaseKey::Shard(shard) => shard.into(),
+            LeaseKey::Worker(id) => format!("{}{id}", Self::WORKER_PREFIX).into(),
+            LeaseKey::MappingStart => Self::MAPPING_START.into(),
+        }
+    }
+
+    /// `None` for an item this version does not know (left alone).
+    pub fn decode(text: &str) -> Option<LeaseKey> {
+        if let Some(id) = text.strip_prefix(Self::WORKER_PREFIX) {
+            return Some(LeaseKey::Worker(id.to_owned()));
+        }
+        if text == Self::MAPPING_START {
+            return Some(LeaseKey::MappingStart);
+        }
+        (!text.starts_with('(')).then(|| LeaseKey::Shard(text.to_owned()))
+    }
 }
 
 /// One item of a mapping, as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseItem {
-    pub key: String,
+    pub key: LeaseKey,
     pub owner: Option<String>,
     pub counter: i64,
-    pub checkpoint: Option<String>,
+    pub checkpoint: Option<Checkpoint>,
     pub parents: Vec<String>,
 }
 
 impl LeaseItem {
-    /// A shard's lease, rather than a heartbeat or a mapping-wide entry.
-    pub fn is_lease(&self) -> bool {
-        !self.key.starts_with('(')
+    /// The shard, if this is a shard's lease (rather than a heartbeat or a
+    /// mapping-wide entry).
+    pub fn shard(&self) -> Option<&str> {
+        match &self.key {
+            LeaseKey::Shard(shard) => Some(shard),
+            _ => None,
+        }
+    }
+
+    /// A shard's lease whose shard is finished.
+    pub fn is_finished(&self) -> bool {
+        self.shard().is_some() && self.checkpoint.as_ref().is_some_and(Checkpoint::is_shard_end)
     }
 
     fn from_item(item: &HashMap<String, AttributeValue>) -> Option<LeaseItem> {
         let string = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         Some(LeaseItem {
-            key: string(LEASE_KEY)?,
+            key: LeaseKey::decode(&string(LEASE_KEY)?)?,
             owner: string(OWNER),
             counter: item.get(COUNTER).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0),
-            checkpoint: string(CHECKPOINT),
+            checkpoint: string(CHECKPOINT).as_deref().map(Checkpoint::decode),
             parents: item
                 .get(PARENTS)
                 .and_then(|v| v.as_l().ok())
@@ -148,8 +187,12 @@ impl LeaseTable {
         anyhow::bail!("the lease table {} did not become active within a minute", self.name)
     }
 
-    fn key(&self, mapping: &str, lease_key: &str) -> HashMap<String, AttributeValue> {
-        HashMap::from([(MAPPING.to_owned(), s(mapping)), (LEASE_KEY.to_owned(), s(lease_key))])
+    fn key(&self, mapping: &str, lease_key: &LeaseKey) -> HashMap<String, AttributeValue> {
+        HashMap::from([(MAPPING.to_owned(), s(mapping)), (LEASE_KEY.to_owned(), s(&lease_key.encode()))])
+    }
+
+    fn shard_key(&self, mapping: &str, shard: &str) -> HashMap<String, AttributeValue> {
+        self.key(mapping, &LeaseKey::Shard(shard.to_owned()))
     }
 
     /// Every item of a mapping, read consistently.
@@ -183,7 +226,7 @@ impl LeaseTable {
             .client
             .put_item()
             .table_name(&self.name)
-            .set_item(Some(self.key(mapping, shard)))
+            .set_item(Some(self.shard_key(mapping, shard)))
             .item(COUNTER, n(0))
             .condition_expression("attribute_not_exists(#k)")
             .expression_attribute_names("#k", LEASE_KEY);
@@ -218,7 +261,7 @@ impl LeaseTable {
             .client
             .update_item()
             .table_name(&self.name)
-            .set_key(Some(self.key(mapping, shard)))
+            .set_key(Some(self.shard_key(mapping, shard)))
             .update_expression(update)
             .condition_expression(condition)
             .expression_attribute_names("#o", OWNER)
@@ -238,7 +281,7 @@ impl LeaseTable {
         self.client
             .put_item()
             .table_name(&self.name)
-            .set_item(Some(self.key(mapping, &format!("{WORKER_PREFIX}{}", self.me))))
+            .set_item(Some(self.key(mapping, &LeaseKey::Worker(self.me.clone()))))
             .item(OWNER, s(&self.me))
             .item(COUNTER, n(counter))
             .send()
@@ -249,7 +292,7 @@ impl LeaseTable {
 
     /// Removes the heartbeat of a host that stopped beating long ago (it was
     /// killed), unless it beat again since it was read at `counter`.
-    pub async fn remove_dead_worker(&self, mapping: &str, key: &str, counter: i64) -> anyhow::Result<bool> {
+    pub async fn remove_dead_worker(&self, mapping: &str, key: &LeaseKey, counter: i64) -> anyhow::Result<bool> {
         conditional!(
             self.client
                 .delete_item()
@@ -266,7 +309,7 @@ impl LeaseTable {
         self.client
             .delete_item()
             .table_name(&self.name)
-            .set_key(Some(self.key(mapping, &format!("{WORKER_PREFIX}{}", self.me))))
+            .set_key(Some(self.key(mapping, &LeaseKey::Worker(self.me.clone()))))
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("lease table: {}", describe_call_failure(&e)))?;
@@ -274,85 +317,126 @@ impl LeaseTable {
     }
 }
 
-/// Where a checkpoint key lives in the table: the item and the attribute.
-fn locate(key: &CheckpointKey) -> (String, &str, &'static str) {
-    let mapping = mapping_id(&key.function, &key.source);
-    match key.shard.strip_prefix(WINDOW_PREFIX) {
-        Some(shard) => (mapping, shard, WINDOW_STATE),
-        None => (mapping, key.shard.as_str(), CHECKPOINT),
+fn lease_table_error<E, R>(error: &aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    StoreError::Unavailable(anyhow::anyhow!("lease table: {}", describe_call_failure(error)))
+}
+
+impl LeaseTable {
+    async fn attribute(&self, mapping: &str, key: &LeaseKey, attribute: &str) -> Result<Option<AttributeValue>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(self.key(mapping, key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| lease_table_error(&e))?;
+        Ok(output.item().and_then(|i| i.get(attribute)).cloned())
+    }
+
+    /// Updates a shard's lease only while this host owns it. In `update`, `#x`
+    /// names the attribute of `names` at `x`, `:x` the value of `values`.
+    async fn update_owned(
+        &self,
+        key: &CheckpointKey,
+        update: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<(), StoreError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(self.shard_key(&mapping_id(&key.mapping()), &key.shard)))
+            .update_expression(update)
+            .condition_expression("#o = :me")
+            .expression_attribute_names("#o", OWNER)
+            .expression_attribute_values(":me", s(&self.me));
+        for (name, attribute) in names {
+            request = request.expression_attribute_names(format!("#{name}"), *attribute);
+        }
+        for (name, value) in values {
+            request = request.expression_attribute_values(format!(":{name}"), value);
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(StoreError::LeaseLost { shard: key.shard.clone() })
+            }
+            Err(error) => Err(lease_table_error(&error)),
+        }
     }
 }
 
 /// In cluster mode the checkpoints live in the leases. A shard's checkpoint
 /// and window state are written only while this host owns the lease; the
-/// mapping-wide entries (`(latest-started-at)`) by whoever writes first.
+/// mapping's start by whoever writes first.
 #[async_trait]
 impl CheckpointStore for LeaseTable {
-    async fn get(&self, key: &CheckpointKey) -> anyhow::Result<Option<String>> {
-        let (mapping, item, attribute) = locate(key);
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .set_key(Some(self.key(&mapping, item)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("lease table: {}", describe_call_failure(&e)))?;
-        Ok(output.item().and_then(|i| i.get(attribute)).and_then(|v| v.as_s().ok()).cloned())
+    async fn checkpoint(&self, key: &CheckpointKey) -> Result<Option<Checkpoint>, StoreError> {
+        let lease = LeaseKey::Shard(key.shard.clone());
+        let value = self.attribute(&mapping_id(&key.mapping()), &lease, CHECKPOINT).await?;
+        Ok(value.as_ref().and_then(|v| v.as_s().ok()).map(|s| Checkpoint::decode(s)))
     }
 
-    async fn set(&self, key: &CheckpointKey, value: &str) -> anyhow::Result<()> {
-        self.set_many(&[(key, value)]).await
+    async fn window(&self, key: &CheckpointKey) -> Result<Option<String>, StoreError> {
+        let lease = LeaseKey::Shard(key.shard.clone());
+        let value = self.attribute(&mapping_id(&key.mapping()), &lease, WINDOW_STATE).await?;
+        // Earlier versions wrote an empty string for a closed window.
+        Ok(value.as_ref().and_then(|v| v.as_s().ok()).filter(|s| !s.is_empty()).cloned())
     }
 
-    /// Entries of one lease (a checkpoint and its window's state) go in one
-    /// conditional update: both or neither.
-    async fn set_many(&self, entries: &[(&CheckpointKey, &str)]) -> anyhow::Result<()> {
-        let mut by_item: Vec<(String, String, Vec<(&'static str, &str)>)> = Vec::new();
-        for (key, value) in entries {
-            let (mapping, item, attribute) = locate(key);
-            match by_item.iter_mut().find(|(m, i, _)| *m == mapping && i == item) {
-                Some((_, _, attributes)) => attributes.push((attribute, value)),
-                None => by_item.push((mapping, item.to_owned(), vec![(attribute, value)])),
+    /// The checkpoint and the window's state go in one conditional update.
+    async fn commit(&self, key: &CheckpointKey, checkpoint: &Checkpoint, window: Option<&str>) -> Result<(), StoreError> {
+        let names = [("u", UPDATED), ("c", CHECKPOINT), ("w", WINDOW_STATE)];
+        let mut values = vec![("u", n(now_ms() as i64)), ("c", s(checkpoint.encode()))];
+        match window {
+            Some(state) => {
+                values.push(("w", s(state)));
+                self.update_owned(key, "SET #u = :u, #c = :c, #w = :w", &names, values).await
             }
+            None => self.update_owned(key, "SET #u = :u, #c = :c", &names[..2], values).await,
         }
-        for (mapping, item, attributes) in by_item {
-            let mut expression = format!("SET #u = :u");
-            let mut request = self
-                .client
-                .update_item()
+    }
+
+    async fn close_window(&self, key: &CheckpointKey) -> Result<(), StoreError> {
+        let names = [("u", UPDATED), ("w", WINDOW_STATE)];
+        self.update_owned(key, "SET #u = :u REMOVE #w", &names, vec![("u", n(now_ms() as i64))]).await
+    }
+
+    async fn mapping_start(&self, mapping: &MappingKey) -> Result<Option<u64>, StoreError> {
+        let value = self.attribute(&mapping_id(mapping), &LeaseKey::MappingStart, CHECKPOINT).await?;
+        value.as_ref().and_then(|v| v.as_s().ok()).map(|text| start_ms(text)).transpose()
+    }
+
+    async fn record_mapping_start(&self, mapping: &MappingKey, started_ms: u64) -> Result<u64, StoreError> {
+        let id = mapping_id(mapping);
+        // The first value written stays.
+        let written = conditional!(
+            self.client
+                .put_item()
                 .table_name(&self.name)
-                .set_key(Some(self.key(&mapping, &item)))
-                .expression_attribute_names("#u", UPDATED)
-                .expression_attribute_values(":u", n(now_ms() as i64));
-            for (i, (attribute, value)) in attributes.iter().enumerate() {
-                expression.push_str(&format!(", #a{i} = :v{i}"));
-                request = request
-                    .expression_attribute_names(format!("#a{i}"), *attribute)
-                    .expression_attribute_values(format!(":v{i}"), s(value));
-            }
-            request = request.update_expression(expression);
-            let owned = if item.starts_with('(') {
-                // The mapping-wide entry: the first value written stays.
-                conditional!(request.condition_expression("attribute_not_exists(#a0)"))?;
-                true
-            } else {
-                conditional!(
-                    request
-                        .condition_expression("#o = :me")
-                        .expression_attribute_names("#o", OWNER)
-                        .expression_attribute_values(":me", s(&self.me))
-                )?
-            };
-            if !owned {
-                return Err(LeaseLost { shard: item }.into());
-            }
+                .set_item(Some(self.key(&id, &LeaseKey::MappingStart)))
+                .item(CHECKPOINT, s(&started_ms.to_string()))
+                .item(UPDATED, n(now_ms() as i64))
+                .condition_expression("attribute_not_exists(#k)")
+                .expression_attribute_names("#k", LEASE_KEY)
+        )?;
+        if written {
+            return Ok(started_ms);
         }
-        Ok(())
+        self.mapping_start(mapping).await?.ok_or_else(|| StoreError::Corrupt {
+            what: "start time of the mapping",
+            value: "an item without a start".to_owned(),
+        })
     }
 
-    async fn list(&self) -> anyhow::Result<Vec<Checkpoint>> {
+    async fn list(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
         let mut checkpoints = Vec::new();
         let mut start = None;
         loop {
@@ -363,21 +447,19 @@ impl CheckpointStore for LeaseTable {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!("lease table: {}", describe_call_failure(&e)))?;
+                .map_err(|e| lease_table_error(&e))?;
             for item in output.items() {
                 let string = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-                let (Some(mapping), Some(shard), Some(sequence_number)) = (string(MAPPING), string(LEASE_KEY), string(CHECKPOINT))
+                let (Some(mapping), Some(lease_key), Some(checkpoint)) = (string(MAPPING), string(LEASE_KEY), string(CHECKPOINT))
                 else {
                     continue;
                 };
                 let Some((function, source)) = mapping.split_once('|') else { continue };
-                if shard.starts_with('(') {
-                    continue;
-                }
+                let Some(LeaseKey::Shard(shard)) = LeaseKey::decode(&lease_key) else { continue };
                 let updated_ms = item.get(UPDATED).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0);
-                checkpoints.push(Checkpoint {
+                checkpoints.push(StoredCheckpoint {
                     key: CheckpointKey { function: function.to_owned(), source: source.to_owned(), shard },
-                    sequence_number,
+                    checkpoint: Checkpoint::decode(&checkpoint),
                     updated_ms,
                 });
             }
@@ -389,11 +471,9 @@ impl CheckpointStore for LeaseTable {
     }
 }
 
-/// A checkpoint was refused because another host holds the shard's lease now.
-#[derive(Debug, thiserror::Error)]
-#[error("the lease of {shard} is held by another host now; the checkpoint was not written")]
-pub struct LeaseLost {
-    pub shard: String,
+/// A stored start time, which must be a whole number of milliseconds.
+fn start_ms(text: &str) -> Result<u64, StoreError> {
+    text.parse().map_err(|_| StoreError::Corrupt { what: "start time of the mapping", value: text.to_owned() })
 }
 
 #[cfg(test)]
@@ -401,10 +481,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn checkpoint_keys_find_their_item_and_attribute() {
-        let key = |shard: &str| CheckpointKey { function: "f".into(), source: "kinesis:s".into(), shard: shard.into() };
-        assert_eq!(locate(&key("shardId-1")), ("f|kinesis:s".to_owned(), "shardId-1", CHECKPOINT));
-        assert_eq!(locate(&crate::store::window_key(&key("shardId-1"))), ("f|kinesis:s".to_owned(), "shardId-1", WINDOW_STATE));
-        assert_eq!(locate(&key("(latest-started-at)")), ("f|kinesis:s".to_owned(), "(latest-started-at)", CHECKPOINT));
+    fn lease_keys_are_told_apart_by_their_encoding() {
+        for key in [LeaseKey::Shard("shardId-000000000001".into()), LeaseKey::Worker("host-1a2b".into()), LeaseKey::MappingStart] {
+            assert_eq!(LeaseKey::decode(&key.encode()), Some(key.clone()), "{key:?}");
+        }
+        // Written by earlier versions, and kept readable.
+        assert_eq!(LeaseKey::decode("(latest-started-at)"), Some(LeaseKey::MappingStart));
+        assert_eq!(LeaseKey::decode("(worker)h"), Some(LeaseKey::Worker("h".into())));
+        // A window state kept under a pseudo-shard is no lease.
+        assert_eq!(LeaseKey::decode("(window)shardId-1"), None);
     }
 }

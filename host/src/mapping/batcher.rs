@@ -151,9 +151,8 @@ impl Batcher {
             } else if let Some(until) = until {
                 wait = wait.min(until.saturating_duration_since(Instant::now()));
             }
-            tokio::select! {
-                () = cancel.cancelled() => return Ok(Next::Stopped),
-                () = tokio::time::sleep(wait) => {}
+            if crate::retry::pause(cancel, wait).await == crate::retry::Waited::Cancelled {
+                return Ok(Next::Stopped);
             }
         }
     }

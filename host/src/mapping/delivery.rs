@@ -1,5 +1,6 @@
 //! Delivering one batch: invoke the function until every record of it is done,
-//! by Lambda's rules (design notes §1):
+//! by Lambda's rules (`host/docs/semantics.md`; [`super::decision`] decides
+//! what each result means):
 //!
 //! - success: checkpoint the batch;
 //! - partial failure (`ReportBatchItemFailures`): checkpoint before the lowest
@@ -7,7 +8,7 @@
 //!   the split point, and it is not a retry; without, it counts as one;
 //! - function error: with `BisectBatchOnFunctionError`, split the batch in halves
 //!   and deliver each (a split is not a retry; the halves carry the count so far);
-//!   otherwise retry, with backoff from 100 ms to 10 s;
+//!   otherwise retry, backing off from 100 ms to 10 s with jitter;
 //! - a throttle (no free instance) never reached the function: it is retried
 //!   without counting;
 //! - `MaximumRetryAttempts` spent, or records older than `MaximumRecordAgeInSeconds`
@@ -16,24 +17,22 @@
 //!   checkpoint move past them.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
 use super::FunctionVersion;
+use super::decision::{RetryRules, Then, decide};
 use super::destination::{Condition, Discarded, LastAttempt, failure_record};
 use super::outcome::{self, Outcome};
 use super::parallel::SharedWatermark;
-use super::shard::Shared;
+use super::shard::{ShardError, Shared};
 use super::window::{OpenWindow, returned_state};
 use crate::record::{Batch, Records};
+use crate::retry::{Backoff, Waited};
 use crate::runtime::{HandlerResponse, InvokeError, InvokeRequest};
 use crate::status::{ProcessingResult, ShardHandle, ShardState, ShardStatus};
-use crate::store::{CheckpointKey, CheckpointStore, now_ms};
-
-/// The first wait before retrying a failed batch; it doubles up to `MAX_BACKOFF`.
-const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+use crate::store::{Checkpoint, CheckpointKey, CheckpointStore, now_ms};
 
 pub struct Delivery<'a> {
     pub function: &'a FunctionVersion,
@@ -62,6 +61,13 @@ pub enum Delivered {
     Stopped,
 }
 
+/// An invocation's result, as [`Delivery::invoke_recorded`] made it.
+struct Invoked {
+    result: Result<HandlerResponse, InvokeError>,
+    request_id: String,
+    elapsed: std::time::Duration,
+}
+
 /// How the delivery of one part ended.
 enum PartEnd {
     Done,
@@ -85,7 +91,7 @@ impl Delivery<'_> {
     /// Delivers `records` until all are done (handled or discarded) or the mapping
     /// stops; what is not done then is delivered again by whoever resumes from the
     /// checkpoint.
-    pub async fn deliver(&self, records: Records) -> anyhow::Result<Delivered> {
+    pub async fn deliver(&self, records: Records) -> Result<Delivered, ShardError> {
         // A stack: the first half of a split is on top.
         let mut parts = vec![Part { records, retries: 0, invocations: 0, last: LastAttempt::FunctionError }];
         while let Some(part) = parts.pop() {
@@ -105,9 +111,11 @@ impl Delivery<'_> {
     }
 
     /// Delivers one part, until it is done, to be bisected, or the mapping stops.
-    async fn deliver_part(&self, mut part: Part) -> anyhow::Result<PartEnd> {
+    /// [`decide`] says what each invocation's result means; this carries it out.
+    async fn deliver_part(&self, mut part: Part) -> Result<PartEnd, ShardError> {
         let config = &self.function.manifest.event_source;
-        let mut backoff = INITIAL_BACKOFF;
+        let rules = RetryRules::of(config);
+        let mut backoff = Backoff::invocation();
         loop {
             if let Some(max_age) = config.maximum_record_age {
                 let too_old = count_older_than(&part.records, now_ms().saturating_sub(max_age.as_millis() as u64));
@@ -127,21 +135,18 @@ impl Delivery<'_> {
 
             let count = part.records.len();
             let batch = self.batch(std::mem::replace(&mut part.records, Records::Kinesis(Vec::new())));
-            let started = Instant::now();
-            let newest = batch.records.arrival_ms(count.saturating_sub(1));
-            let iterator_age = newest.map_or(0, |t| now_ms().saturating_sub(t));
-            let request_id = uuid::Uuid::new_v4().to_string();
-            let result = self.invoke(&batch, &request_id).await;
-            let elapsed = started.elapsed();
+            let Invoked { result, request_id, elapsed } = self.invoke_recorded(&batch).await;
             part.records = batch.records;
             let throttled = matches!(result, Err(InvokeError::Throttled(_)));
             let mut outcome = outcome::classify(&result, &part.records, config.report_batch_item_failures);
-            let mut new_state = None;
             if self.window.is_some()
                 && let (Ok(response), Outcome::Success | Outcome::PartialFailure { .. }) = (&result, &outcome)
             {
                 match returned_state(response) {
-                    Ok(state) => new_state = state,
+                    Ok(Some(state)) => {
+                        self.with_window(|w| w.update(Some(state)));
+                    }
+                    Ok(None) => {}
                     Err(message) => outcome = Outcome::Failure(message),
                 }
             }
@@ -156,99 +161,106 @@ impl Delivery<'_> {
                 // A response that fails the batch is not a function error.
                 part.last = if result.is_ok() { LastAttempt::Returned } else { LastAttempt::FunctionError };
             }
-            self.update(|s| {
-                s.invocations += 1;
-                if !throttled {
-                    s.last_processing_result =
-                        if result.is_ok() { ProcessingResult::Ok } else { ProcessingResult::FunctionCallFailed };
-                    s.last_processing_result_ms = now_ms();
-                }
-                s.invoked_events += count as u64;
-                s.iterator_age_ms = iterator_age;
-                s.invocation_duration.observe(elapsed);
-                if let Err(error) = &result {
-                    *s.errors_by_kind.entry(error.kind()).or_default() += 1;
-                }
-            });
 
-            if new_state.is_some() {
-                self.with_window(|w| w.update(new_state));
+            let decision = decide(&outcome, count, throttled, part.retries, &rules);
+            if decision.done > 0 {
+                self.checkpoint(&part.records, decision.done).await?;
+                part.records.drop_front(decision.done);
             }
-            match outcome {
-                Outcome::Success => {
-                    self.checkpoint(&part.records, count).await?;
-                    self.update(|s| {
-                        s.records_processed += count as u64;
-                        s.state = ShardState::Ok;
-                    });
-                    return Ok(PartEnd::Done);
-                }
-                Outcome::PartialFailure { first_failed } => {
-                    let failed_at = part.records.sequence_number(first_failed).unwrap_or_default().to_owned();
-                    tracing::warn!(function = %self.function.name, shard = %self.shard, request_id = %request_id,
-                        "{first_failed} of {count} records done; going on from sequence number {failed_at}");
-                    self.checkpoint(&part.records, first_failed).await?;
-                    part.records.drop_front(first_failed);
-                    self.update(|s| {
-                        s.records_processed += first_failed as u64;
+            self.update(|s| {
+                s.records_processed += decision.done as u64;
+                match &outcome {
+                    Outcome::Success => s.state = ShardState::Ok,
+                    Outcome::PartialFailure { .. } => {
                         s.failed_invocations += 1;
-                        s.failed_invoke_events += (count - first_failed) as u64;
+                        s.failed_invoke_events += (count - decision.done) as u64;
+                        let failed_at = part.records.sequence_number(0).unwrap_or_default();
                         s.last_error = Some(format!("batch item failure at sequence number {failed_at}"));
-                    });
-                    if config.bisect_batch_on_function_error && first_failed > 0 {
-                        // Bisecting at the returned sequence number: a split, not a retry.
-                        continue;
                     }
-                }
-                Outcome::Failure(message) => {
-                    tracing::error!(function = %self.function.name, shard = %self.shard, request_id = %request_id,
-                        "invocation failed ({count} records): {message}");
-                    self.update(|s| {
+                    Outcome::Failure(message) => {
                         s.failed_invocations += 1;
                         s.failed_invoke_events += count as u64;
-                        s.last_error = Some(message);
+                        s.last_error = Some(message.clone());
+                    }
+                }
+            });
+            match &outcome {
+                Outcome::PartialFailure { first_failed } => tracing::warn!(function = %self.function.name, shard = %self.shard,
+                    request_id = %request_id, "{first_failed} of {count} records done; going on from sequence number {}",
+                    part.records.sequence_number(0).unwrap_or_default()),
+                Outcome::Failure(message) => tracing::error!(function = %self.function.name, shard = %self.shard,
+                    request_id = %request_id, "invocation failed ({count} records): {message}"),
+                Outcome::Success => {}
+            }
+
+            match decision.then {
+                Then::Finished => return Ok(PartEnd::Done),
+                Then::Continue => {}
+                Then::Split { at } => {
+                    let second = part.records.split_off(at);
+                    tracing::info!(function = %self.function.name, shard = %self.shard,
+                        "bisecting the batch into {} and {} records", part.records.len(), second.len());
+                    let (retries, invocations, last) = (part.retries, part.invocations, part.last);
+                    return Ok(PartEnd::Split([part, Part { records: second, retries, invocations, last }]));
+                }
+                Then::GiveUp { retries } => {
+                    part.retries = retries;
+                    tracing::error!(function = %self.function.name, shard = %self.shard,
+                        "retries exhausted after {} attempts; discarding {} records, sequence numbers {} to {}",
+                        part.invocations, part.records.len(),
+                        part.records.sequence_number(0).unwrap_or_default(),
+                        part.records.sequence_number(part.records.len().saturating_sub(1)).unwrap_or_default());
+                    let condition = Condition::RetryAttemptsExhausted { last: part.last };
+                    let sent = self.discard(part.records, condition, part.invocations).await?;
+                    return Ok(if sent { PartEnd::Done } else { PartEnd::Stopped });
+                }
+                Then::Retry { retries } => {
+                    part.retries = retries;
+                    let max_attempts = rules.maximum_retry_attempts.map(|max| max + 1);
+                    self.update(|s| {
+                        let retrying_since_ms = match s.state {
+                            ShardState::Retrying { retrying_since_ms, .. } => retrying_since_ms,
+                            _ => now_ms(),
+                        };
+                        s.state = ShardState::Retrying { next_attempt: retries + 1, max_attempts, retrying_since_ms };
                     });
-                    if config.bisect_batch_on_function_error && count > 1 && !throttled {
-                        let second = part.records.split_off(count / 2);
-                        tracing::info!(function = %self.function.name, shard = %self.shard,
-                            "bisecting the batch into {} and {} records", part.records.len(), second.len());
-                        let (retries, invocations, last) = (part.retries, part.invocations, part.last);
-                        return Ok(PartEnd::Split([part, Part { records: second, retries, invocations, last }]));
+                    // Stopped (a new version, or shutdown): the records are
+                    // delivered again by whoever resumes from the checkpoint.
+                    if backoff.wait(self.cancel).await == Waited::Cancelled {
+                        return Ok(PartEnd::Stopped);
                     }
                 }
             }
-
-            // Throttles never reached the function: as in Lambda, they are retried
-            // without counting against MaximumRetryAttempts.
-            if !throttled {
-                part.retries += 1;
-            }
-            if config.maximum_retry_attempts.is_some_and(|max| part.retries > max) {
-                tracing::error!(function = %self.function.name, shard = %self.shard,
-                    "retries exhausted after {} attempts; discarding {} records, sequence numbers {} to {}",
-                    part.invocations, part.records.len(),
-                    part.records.sequence_number(0).unwrap_or_default(),
-                    part.records.sequence_number(part.records.len().saturating_sub(1)).unwrap_or_default());
-                let condition = Condition::RetryAttemptsExhausted { last: part.last };
-                let sent = self.discard(part.records, condition, part.invocations).await?;
-                return Ok(if sent { PartEnd::Done } else { PartEnd::Stopped });
-            }
-            let max_attempts = config.maximum_retry_attempts.map(|max| max + 1);
-            self.update(|s| {
-                let retrying_since_ms = match s.state {
-                    ShardState::Retrying { retrying_since_ms, .. } => retrying_since_ms,
-                    _ => now_ms(),
-                };
-                s.state = ShardState::Retrying { next_attempt: part.retries + 1, max_attempts, retrying_since_ms };
-            });
-            tokio::select! {
-                // Stopped (a new version, or shutdown): the records are delivered
-                // again by whoever resumes from the checkpoint.
-                () = self.cancel.cancelled() => return Ok(PartEnd::Stopped),
-                () = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+    }
+
+    /// One invocation, logged and counted in the shard's status (every kind of
+    /// invocation goes through here, so the counts cannot drift apart).
+    async fn invoke_recorded(&self, batch: &Batch) -> Invoked {
+        let count = batch.records.len();
+        let newest = batch.records.arrival_ms(count.saturating_sub(1));
+        let iterator_age = newest.map(|t| now_ms().saturating_sub(t));
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let started = Instant::now();
+        let result = self.invoke(batch, &request_id).await;
+        let elapsed = started.elapsed();
+        let throttled = matches!(result, Err(InvokeError::Throttled(_)));
+        self.update(|s| {
+            s.invocations += 1;
+            if !throttled {
+                s.last_processing_result = if result.is_ok() { ProcessingResult::Ok } else { ProcessingResult::FunctionCallFailed };
+                s.last_processing_result_ms = now_ms();
+            }
+            s.invoked_events += count as u64;
+            if let Some(age) = iterator_age {
+                s.iterator_age_ms = age;
+            }
+            s.invocation_duration.observe(elapsed);
+            if let Err(error) = &result {
+                *s.errors_by_kind.entry(error.kind()).or_default() += 1;
+            }
+        });
+        Invoked { result, request_id, elapsed }
     }
 
     /// One invocation, under the request id it is logged with.
@@ -289,7 +301,7 @@ impl Delivery<'_> {
     /// `isFinalInvokeForWindow` (and `isWindowTerminatedEarly` when its state grew
     /// past 1 MB), retrying as a batch would; then forgets the window. Stopped
     /// first, the window stays open (and stored) for whoever resumes.
-    pub async fn close_window(&self, terminated_early: bool) -> anyhow::Result<Delivered> {
+    pub async fn close_window(&self, terminated_early: bool) -> Result<Delivered, ShardError> {
         let Some(window) = self.with_window(|w| w.for_invocation(true, terminated_early)) else {
             return Ok(Delivered::All);
         };
@@ -299,15 +311,14 @@ impl Delivery<'_> {
             crate::record::EventSource::Dynamodb => Records::Dynamodb(Vec::new()),
         });
         batch.window = Some(window);
+        let rules = RetryRules { bisect: false, ..RetryRules::of(config) };
         let mut retries = 0;
-        let mut backoff = INITIAL_BACKOFF;
+        let mut backoff = Backoff::invocation();
         loop {
-            let request_id = uuid::Uuid::new_v4().to_string();
-            let result = self.invoke(&batch, &request_id).await;
-            self.update(|s| s.invocations += 1);
+            let Invoked { result, request_id, .. } = self.invoke_recorded(&batch).await;
             let throttled = matches!(result, Err(InvokeError::Throttled(_)));
-            match result {
-                Ok(_) => break,
+            let outcome = match &result {
+                Ok(_) => Outcome::Success,
                 Err(error) => {
                     tracing::error!(function = %self.function.name, shard = %self.shard, request_id = %request_id,
                         "the final invocation of the window failed: {error}");
@@ -315,34 +326,34 @@ impl Delivery<'_> {
                         s.failed_invocations += 1;
                         s.last_error = Some(format!("final invocation of the window: {error}"));
                     });
+                    Outcome::Failure(error.to_string())
                 }
+            };
+            match decide(&outcome, 0, throttled, retries, &rules).then {
+                Then::Retry { retries: now } => retries = now,
+                Then::GiveUp { .. } => {
+                    tracing::error!(function = %self.function.name, shard = %self.shard,
+                        "retries exhausted; the window's final state is dropped");
+                    break;
+                }
+                Then::Finished | Then::Continue | Then::Split { .. } => break,
             }
-            if !throttled {
-                retries += 1;
+            if backoff.wait(self.cancel).await == Waited::Cancelled {
+                return Ok(Delivered::Stopped);
             }
-            if config.maximum_retry_attempts.is_some_and(|max| retries > max) {
-                tracing::error!(function = %self.function.name, shard = %self.shard,
-                    "retries exhausted; the window's final state is dropped");
-                break;
-            }
-            tokio::select! {
-                () = self.cancel.cancelled() => return Ok(Delivered::Stopped),
-                () = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
         if let Some(window) = self.window
             && let Ok(mut open) = window.lock()
         {
             *open = None;
         }
-        self.store.set(&crate::store::window_key(self.key), "").await?;
+        self.store.close_window(self.key).await?;
         Ok(Delivered::All)
     }
 
     /// Gives up on `records`: sends their failure record to the destination (until
     /// it is accepted) and checkpoints past them. False if the mapping stopped first.
-    async fn discard(&self, records: Records, condition: Condition, invocations: u32) -> anyhow::Result<bool> {
+    async fn discard(&self, records: Records, condition: Condition, invocations: u32) -> Result<bool, ShardError> {
         let count = records.len();
         if let Some(sink) = &self.shared.sink {
             let request_id = uuid::Uuid::new_v4().to_string();
@@ -354,7 +365,7 @@ impl Delivery<'_> {
                 function_arn: &self.shared.function_arn,
                 invoke_count: invocations,
             });
-            let mut backoff = INITIAL_BACKOFF;
+            let mut backoff = Backoff::invocation();
             let mut attempts = 0;
             loop {
                 match sink.send(&record, &batch).await {
@@ -372,11 +383,9 @@ impl Delivery<'_> {
                             s.state = ShardState::DestinationRefused { attempts, refused_since_ms };
                             s.last_error = Some(format!("on-failure destination: {error:#}"));
                         });
-                        tokio::select! {
-                            () = self.cancel.cancelled() => return Ok(false),
-                            () = tokio::time::sleep(backoff) => {}
+                        if backoff.wait(self.cancel).await == Waited::Cancelled {
+                            return Ok(false);
                         }
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
                     }
                 }
             }
@@ -393,7 +402,7 @@ impl Delivery<'_> {
     }
 
     /// Checkpoints the first `done` records of `records` as finished.
-    async fn checkpoint(&self, records: &Records, done: usize) -> anyhow::Result<()> {
+    async fn checkpoint(&self, records: &Records, done: usize) -> Result<(), ShardError> {
         if let Some(watermark) = self.watermark {
             // Held across the write, so that lanes finishing together write their
             // checkpoints in the order the watermark moved.
@@ -409,16 +418,12 @@ impl Delivery<'_> {
         }
     }
 
-    pub async fn checkpoint_at(&self, sequence: &str) -> anyhow::Result<()> {
-        match self.with_window(|w| serde_json::to_string(w)) {
-            // The window's state goes with the checkpoint, in one write.
-            Some(state) => {
-                let state = state?;
-                self.store.set_many(&[(self.key, sequence), (&crate::store::window_key(self.key), &state)]).await?;
-            }
-            None => self.store.set(self.key, sequence).await?,
-        }
-        self.update(|s| s.checkpoint = Some(sequence.to_owned()));
+    pub async fn checkpoint_at(&self, sequence: &str) -> Result<(), ShardError> {
+        let checkpoint = Checkpoint::Sequence(sequence.to_owned());
+        // The window's state goes with the checkpoint, in one write.
+        let window = self.with_window(|w| serde_json::to_string(w)).transpose().map_err(anyhow::Error::from)?;
+        self.store.commit(self.key, &checkpoint, window.as_deref()).await?;
+        self.update(|s| s.checkpoint = Some(checkpoint));
         Ok(())
     }
 

@@ -12,11 +12,13 @@
 //! - [`delivery`]: invoking with a batch until it is done: retries, bisection,
 //!   record age, partial failures and the on-failure destination;
 //! - [`outcome`]: what a response means, by Lambda's rules;
+//! - [`decision`]: what follows from it: checkpoint, retry, split or give up;
 //! - [`window`]: TumblingWindowInSeconds, state carried across invocations;
 //! - [`parallel`]: ParallelizationFactor, several batches of a shard at once;
 //! - [`filter`], [`destination`]: FilterCriteria and DestinationConfig.
 
 mod batcher;
+mod decision;
 mod delivery;
 pub mod destination;
 pub mod filter;
@@ -28,7 +30,6 @@ mod window;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -36,14 +37,11 @@ use tokio_util::sync::CancellationToken;
 use crate::manifest::{Destination, Manifest};
 use crate::source::StreamSource;
 use crate::status::StatusBoard;
-use crate::store::{CheckpointKey, CheckpointStore, SHARD_END};
+use crate::assignment::{Assignment, EveryShard};
+use crate::retry::{Backoff, Waited};
+use crate::store::{Checkpoint, CheckpointKey, CheckpointStore, MappingKey};
 pub use handler::{ConcurrencyLimited, Handler, WasmHandler};
 use shard::{ShardExit, ShardLoop};
-
-/// How long a mapping whose source failed (unreachable, no such stream) waits
-/// before it tries again; a shard loop that hit an error waits as long before it
-/// starts over from its checkpoint.
-const RESTART_DELAY: Duration = Duration::from_secs(1);
 
 /// One loaded version of a function: its manifest and its handler.
 pub struct FunctionVersion {
@@ -105,17 +103,25 @@ impl MappingHandle {
 /// Starts the mapping of `function` on `source`. Finding the source is retried
 /// until it succeeds or the mapping is stopped, so a source that is briefly
 /// unreachable delays the mapping rather than failing it.
-pub fn start(function: Arc<FunctionVersion>, source: Arc<dyn StreamSource>, mut context: MappingContext) -> MappingHandle {
-    // A local stream lives in this host's data directory: no other host reads it.
-    if matches!(function.manifest.event_source.source, crate::manifest::SourceRef::Local { .. }) {
-        context.cluster = None;
-    }
-    if let Some(cluster) = &context.cluster {
-        context.store = cluster.table.clone();
-    }
+pub fn start(function: Arc<FunctionVersion>, source: Arc<dyn StreamSource>, context: MappingContext) -> MappingHandle {
     let cancel = CancellationToken::new();
     let task = tokio::spawn(run_mapping(function, source, context, cancel.clone()));
     MappingHandle { cancel, task }
+}
+
+/// Who runs which shards of the mapping, and where its checkpoints live: with a
+/// cluster, the lease table decides both; alone (or reading a local stream, which
+/// lives in this host's data directory), this host runs every shard.
+fn assignment(function: &FunctionVersion, context: &mut MappingContext) -> Box<dyn Assignment> {
+    let local = matches!(function.manifest.event_source.source, crate::manifest::SourceRef::Local { .. });
+    match &context.cluster {
+        Some(cluster) if !local => {
+            context.store = cluster.table.clone();
+            let mapping = MappingKey { function: function.name.to_string(), source: function.manifest.event_source.source.id() };
+            Box::new(crate::lease::LeasedShards::start(cluster, &mapping, Arc::clone(&function.name), Arc::clone(&context.status)))
+        }
+        _ => Box::new(EveryShard),
+    }
 }
 
 /// Retries `attempt` until it succeeds (clearing the function's error) or the
@@ -127,11 +133,11 @@ async fn retry_call<T, F: Future<Output = anyhow::Result<T>>>(
     what: &str,
     mut attempt: impl FnMut() -> F,
 ) -> Option<T> {
-    let mut failed = false;
+    let mut backoff = Backoff::restart();
     loop {
         match attempt().await {
             Ok(value) => {
-                if failed {
+                if backoff.failing() {
                     context.status.clear_error(&function.name);
                 }
                 return Some(value);
@@ -140,10 +146,8 @@ async fn retry_call<T, F: Future<Output = anyhow::Result<T>>>(
                 let message = format!("cannot {what}: {error:#}");
                 tracing::error!(function = %function.name, "{message}; retrying");
                 context.status.set_error(&function.name, crate::status::FunctionState::Running, message);
-                failed = true;
-                tokio::select! {
-                    () = cancel.cancelled() => return None,
-                    () = tokio::time::sleep(RESTART_DELAY) => {}
+                if backoff.wait(cancel).await == Waited::Cancelled {
+                    return None;
                 }
             }
         }
@@ -170,36 +174,34 @@ async fn retry_source_call<T, F: Future<Output = anyhow::Result<T>>>(
     .await
 }
 
-async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSource>, context: MappingContext, cancel: CancellationToken) {
+async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSource>, mut context: MappingContext, cancel: CancellationToken) {
     let Some(info) = retry_source_call(&function, &context, &cancel, "find the source", || source.describe()).await else {
         return;
     };
     // As Lambda's CreateEventSourceMapping: a role that cannot read the source
-    // never reads a record of it.
-    if let Err(denied) = function.grants.check_source(source_kind(&function.manifest.event_source.source), &info.arn) {
-        let message = format!("the execution role cannot read the event source: {denied}");
+    // never reads a record of it, nor can one that cannot write the destination.
+    if let Err(message) = check_role(&function, &info.arn) {
         tracing::error!(function = %function.name, "{message}; the mapping is not started");
         context.status.set_failed(&function.name, message);
         return;
     }
-    if let Some(Destination::Aws { target, .. }) = function.manifest.event_source.on_failure.as_ref().map(|o| &o.destination)
-        && let Err(denied) = function.grants.check_destination(target)
-    {
-        let message = format!("the execution role cannot write to the on-failure destination: {denied}");
-        tracing::error!(function = %function.name, "{message}; the mapping is not started");
-        context.status.set_failed(&function.name, message);
-        return;
-    }
+    let mut assignment = assignment(&function, &mut context);
     // The store (in cluster mode, the lease table) may be briefly unreachable:
-    // wait for it rather than fail the function.
-    let Some(started_at_ms) = retry_call(&function, &context, &cancel, "read the mapping's start from the checkpoint store", || {
-        shard::started_at(&function, &context)
+    // wait for it rather than fail the function. A start time it cannot read
+    // fails the mapping: guessing would skip or repeat records.
+    let started_at = retry_call(&function, &context, &cancel, "read the mapping's start from the checkpoint store", || async {
+        match shard::started_at(&function, &context).await {
+            Err(corrupt @ crate::store::StoreError::Corrupt { .. }) => Ok(Err(corrupt)),
+            other => other.map(Ok).map_err(anyhow::Error::from),
+        }
     })
-    .await
-    else {
-        return;
+    .await;
+    let shared = match started_at {
+        None => return assignment.leave().await,
+        Some(Err(corrupt)) => Err(anyhow::Error::from(corrupt)),
+        Some(Ok(started_at_ms)) => shard::Shared::new(&function, info, started_at_ms).await,
     };
-    let shared = match shard::Shared::new(&function, info, started_at_ms).await {
+    let shared = match shared {
         Ok(shared) => Arc::new(shared),
         Err(error) => {
             let message = format!("{error:#}");
@@ -207,28 +209,11 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
             // The version is loaded, but its mapping does not run: failed (and
             // /readyz 503) until a new version of the files comes.
             context.status.set_failed(&function.name, format!("cannot start the mapping: {message}"));
-            return;
+            return assignment.leave().await;
         }
     };
     let source_id = function.manifest.event_source.source.id();
     let key = |shard: &str| CheckpointKey { function: function.name.to_string(), source: source_id.clone(), shard: shard.to_owned() };
-
-    // In cluster mode this host runs only the shards whose leases it holds.
-    let leases = context.cluster.as_ref().map(|cluster| {
-        let mapping = crate::lease::table::mapping_id(&function.name, &source_id);
-        context.status.set_clustered(&function.name, cluster.table.owner());
-        let coordinator = Arc::new(crate::lease::Coordinator::new(
-            Arc::clone(&cluster.table),
-            mapping,
-            Arc::clone(&function.name),
-            cluster.failover,
-            Arc::clone(&context.status),
-        ));
-        let stop = cancel.child_token();
-        let task = tokio::spawn(Arc::clone(&coordinator).run(stop.clone()));
-        (coordinator, stop, task)
-    });
-    let mut held = leases.as_ref().map(|(coordinator, _, _)| coordinator.held());
 
     // Shards known to be finished, and those whose loop runs (with its own stop).
     let mut finished: HashSet<String> = HashSet::new();
@@ -245,57 +230,41 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
                 break;
             };
             shards = listed;
-            if let Some((coordinator, _, _)) = &leases
-                && let Err(error) = coordinator.create_leases(&shards).await
-            {
-                tracing::warn!(function = %function.name, "cannot create leases: {error:#}");
-            }
+            assignment.listed(&shards).await;
             list_now = false;
         }
         let listed: HashSet<&str> = shards.iter().map(|s| s.id.as_str()).collect();
-        let holding = held.as_mut().map(|h| h.borrow_and_update().clone());
-        // A shard whose lease was lost stops (its in-flight batch finishes; its
+        let held = assignment.held();
+        // A shard no longer held here stops (its in-flight batch finishes; its
         // checkpoint is refused if another host has taken the lease).
-        if let Some(holding) = &holding {
-            for (shard, stop) in &stops {
-                if !holding.contains(shard) {
-                    stop.cancel();
-                }
+        for (shard, stop) in &stops {
+            if !held.contains(shard) {
+                stop.cancel();
             }
         }
-        // In cluster mode only the shards held here, and their parents, are
-        // this host's business: the others' checkpoints are not read.
-        let relevant: Option<HashSet<&str>> = holding.as_ref().map(|held| {
-            shards
-                .iter()
-                .filter(|s| held.contains(&s.id))
-                .flat_map(|s| std::iter::once(s.id.as_str()).chain(s.parents.iter().map(String::as_str)))
-                .collect()
-        });
+        // Only the shards held here, and their parents, are this host's
+        // business: the others' checkpoints are not read.
+        let relevant: HashSet<&str> = shards
+            .iter()
+            .filter(|s| held.contains(&s.id))
+            .flat_map(|s| std::iter::once(s.id.as_str()).chain(s.parents.iter().map(String::as_str)))
+            .collect();
         for shard in &shards {
-            if stops.contains_key(&shard.id) || finished.contains(&shard.id) {
+            if stops.contains_key(&shard.id) || finished.contains(&shard.id) || !relevant.contains(shard.id.as_str()) {
                 continue;
             }
-            if relevant.as_ref().is_some_and(|r| !r.contains(shard.id.as_str())) {
-                continue;
-            }
-            match context.store.get(&key(&shard.id)).await {
-                Ok(Some(checkpoint)) if checkpoint == SHARD_END => {
+            match context.store.checkpoint(&key(&shard.id)).await {
+                Ok(Some(Checkpoint::ShardEnd)) => {
                     finished.insert(shard.id.clone());
-                    continue;
                 }
                 Ok(_) => {}
                 Err(error) => {
                     tracing::error!(function = %function.name, shard = %shard.id, "cannot read the checkpoint: {error:#}");
-                    continue;
                 }
             }
         }
         for shard in &shards {
-            if stops.contains_key(&shard.id) || finished.contains(&shard.id) {
-                continue;
-            }
-            if holding.as_ref().is_some_and(|h| !h.contains(&shard.id)) {
+            if stops.contains_key(&shard.id) || finished.contains(&shard.id) || !held.contains(&shard.id) {
                 continue;
             }
             // A parent the source no longer lists is past retention: nothing of it
@@ -325,7 +294,7 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
             stops.insert(shard.id.clone(), stop);
         }
         // Wait for a shard to end (its children may start now), a change in the
-        // leases held, the next look for new shards, or the stop.
+        // shards held, the next look for new shards, or the stop.
         tokio::select! {
             () = cancel.cancelled() => break,
             joined = tasks.join_next_with_id(), if !tasks.is_empty() => {
@@ -335,31 +304,35 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
                 match exit {
                     ShardExit::Ended => {
                         tracing::info!(function = %function.name, shard = %shard, "shard finished");
-                        if let Some((coordinator, _, _)) = &leases {
-                            coordinator.release(&shard).await;
-                        }
+                        assignment.finished(&shard).await;
                         finished.insert(shard);
                         list_now = true;
                     }
-                    ShardExit::Lost => {
-                        if let Some((coordinator, _, _)) = &leases {
-                            coordinator.forget(&shard);
-                        }
-                    }
+                    ShardExit::Lost => assignment.lost(&shard),
                     ShardExit::Stopped => {}
                 }
             }
-            Some(Ok(())) = async { match held.as_mut() { Some(h) => Some(h.changed().await), None => None } } => {}
+            () = assignment.changed() => {}
             () = tokio::time::sleep(source.discovery_interval()) => list_now = true,
         }
     }
     while tasks.join_next().await.is_some() {}
-    // Graceful handoff: every shard has checkpointed; others may take the leases now.
-    if let Some((coordinator, stop, task)) = leases {
-        stop.cancel();
-        let _ = task.await;
-        coordinator.release_all().await;
+    // Every shard has checkpointed: others may take over now.
+    assignment.leave().await;
+}
+
+/// Lambda's checks at CreateEventSourceMapping: the role must read the source
+/// and write the on-failure destination. The message says what is missing.
+fn check_role(function: &FunctionVersion, source_arn: &str) -> Result<(), String> {
+    if let Err(denied) = function.grants.check_source(source_kind(&function.manifest.event_source.source), source_arn) {
+        return Err(format!("the execution role cannot read the event source: {denied}"));
     }
+    if let Some(Destination::Aws { target, .. }) = function.manifest.event_source.on_failure.as_ref().map(|o| &o.destination)
+        && let Err(denied) = function.grants.check_destination(target)
+    {
+        return Err(format!("the execution role cannot write to the on-failure destination: {denied}"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

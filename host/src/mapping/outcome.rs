@@ -1,5 +1,5 @@
 //! What an invocation's result means for the batch, by Lambda's rules for
-//! `ReportBatchItemFailures` (design notes §1):
+//! `ReportBatchItemFailures` (`host/docs/semantics.md`, "The response"):
 //!
 //! - success: an empty body, or a JSON value that is empty or falsy (`null`,
 //!   `""`, `0`, `false`, `[]`, `{}`), or `batchItemFailures` that is empty or

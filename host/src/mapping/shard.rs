@@ -4,7 +4,8 @@
 //! 2. gather a batch ([`Batcher`]): `BatchSize`, the 6 MB payload or the batching
 //!    window, whichever comes first, keeping only records that pass the filters;
 //! 3. deliver it ([`Delivery`]): invoke, retry, bisect, discard, checkpoint;
-//! 4. at the end of a closed shard, checkpoint `SHARD_END`, so its children start.
+//! 4. at the end of a closed shard, checkpoint [`Checkpoint::ShardEnd`], so its
+//!    children start.
 //!
 //! The checkpoint moves only after the function finished with the records, so a
 //! crash repeats at most the batch in flight and never skips one.
@@ -21,12 +22,13 @@ use super::destination::FailureSink;
 use super::filter::RecordFilter;
 use super::parallel::{LaneReader, SharedWatermark, deal};
 use super::window::{CLOSE_GRACE, OpenWindow, split_first_window};
-use super::{FunctionVersion, MappingContext, RESTART_DELAY};
+use super::{FunctionVersion, MappingContext};
+use crate::retry::{Backoff, Waited, pause};
 use crate::manifest::StartingPosition;
 use crate::record::Records;
 use crate::source::{Position, ShardReader, SourceInfo, StreamSource};
 use crate::status::ShardHandle;
-use crate::store::{CheckpointKey, SHARD_END, now_ms, window_key};
+use crate::store::{Checkpoint, CheckpointKey, StoreError, now_ms};
 
 /// What every shard loop of one mapping shares, prepared once.
 pub struct Shared {
@@ -60,26 +62,39 @@ impl Shared {
 
 /// When the mapping first ran: LATEST is pinned to that moment, kept in the
 /// store beside the checkpoints, so a restart does not skip what came meanwhile.
-pub async fn started_at(function: &FunctionVersion, context: &MappingContext) -> anyhow::Result<u64> {
+/// A stored start that cannot be read is an error, never replaced by "now".
+pub async fn started_at(function: &FunctionVersion, context: &MappingContext) -> Result<u64, StoreError> {
     let config = &function.manifest.event_source;
-    let pin = CheckpointKey { function: function.name.to_string(), source: config.source.id(), shard: LATEST_PIN.to_owned() };
-    Ok(match context.store.get(&pin).await? {
-        Some(ms) => ms.parse().unwrap_or_else(|_| now_ms()),
-        None => {
-            let now = now_ms();
-            if config.starting_position == StartingPosition::Latest {
-                context.store.set(&pin, &now.to_string()).await?;
-            }
-            now
+    let mapping = crate::store::MappingKey { function: function.name.to_string(), source: config.source.id() };
+    match context.store.mapping_start(&mapping).await? {
+        Some(ms) => Ok(ms),
+        None if config.starting_position == StartingPosition::Latest => context.store.record_mapping_start(&mapping, now_ms()).await,
+        None => Ok(now_ms()),
+    }
+}
+
+/// Why a pass of a shard loop ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    /// Cluster mode: another host holds the shard's lease now. The loop stops.
+    #[error("the lease of {shard} is held by another host now; the checkpoint was not written")]
+    LeaseLost { shard: String },
+    /// Anything else: the loop starts over from the checkpoint.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for ShardError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::LeaseLost { shard } => ShardError::LeaseLost { shard },
+            other => ShardError::Failed(other.into()),
         }
-    })
+    }
 }
 
 /// Batches of records queued for each lane of a shard (ParallelizationFactor).
 const LANE_QUEUE: usize = 4;
-
-/// The pseudo-shard under which a LATEST mapping's start time is stored.
-pub const LATEST_PIN: &str = "(latest-started-at)";
 
 /// Why a shard loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,20 +123,20 @@ impl ShardLoop {
     /// Runs until the shard ends or the mapping stops; an error starts the shard
     /// over from its checkpoint.
     pub async fn run(self) -> ShardExit {
+        let mut backoff = Backoff::restart();
         while !self.cancel.is_cancelled() {
             match self.process().await {
                 Ok(exit) => return exit,
-                Err(error) if error.downcast_ref::<crate::lease::LeaseLost>().is_some() => {
-                    tracing::info!(function = %self.function.name, shard = %self.shard, "{error:#}; stopping the shard");
+                Err(lost @ ShardError::LeaseLost { .. }) => {
+                    tracing::info!(function = %self.function.name, shard = %self.shard, "{lost}; stopping the shard");
                     return ShardExit::Lost;
                 }
-                Err(error) => {
+                Err(ShardError::Failed(error)) => {
                     tracing::error!(function = %self.function.name, shard = %self.shard,
                         "shard loop failed, restarting from the checkpoint: {error:#}");
                     self.update(|s| s.last_error = Some(format!("{error:#}")));
-                    tokio::select! {
-                        () = self.cancel.cancelled() => break,
-                        () = tokio::time::sleep(RESTART_DELAY) => {}
+                    if backoff.wait(&self.cancel).await == Waited::Cancelled {
+                        break;
                     }
                 }
             }
@@ -140,14 +155,11 @@ impl ShardLoop {
         }
     }
 
-    async fn process(&self) -> anyhow::Result<ShardExit> {
-        let store = &self.context.store;
-        let checkpoint = store.get(&self.key).await?;
-        if checkpoint.as_deref() == Some(SHARD_END) {
-            return Ok(ShardExit::Ended);
-        }
+    async fn process(&self) -> Result<ShardExit, ShardError> {
+        let checkpoint = self.context.store.checkpoint(&self.key).await?;
         let position = match &checkpoint {
-            Some(sequence) => Position::AfterSequence(sequence.clone()),
+            Some(Checkpoint::ShardEnd) => return Ok(ShardExit::Ended),
+            Some(Checkpoint::Sequence(sequence)) => Position::AfterSequence(sequence.clone()),
             None => self.start_position(),
         };
         self.update(|s| s.checkpoint = checkpoint.clone());
@@ -188,9 +200,14 @@ impl ShardLoop {
     /// TumblingWindowInSeconds: batches never span two windows; a window ends
     /// when a record of a later one comes, when its time is over (plus a grace for
     /// records still being read), or with its shard.
-    async fn process_windowed(&self, reader: Box<dyn ShardReader>, width: Duration) -> anyhow::Result<ShardExit> {
-        let stored = self.context.store.get(&window_key(&self.key)).await?;
-        let open = stored.filter(|s| !s.is_empty()).and_then(|s| serde_json::from_str::<OpenWindow>(&s).ok());
+    async fn process_windowed(&self, reader: Box<dyn ShardReader>, width: Duration) -> Result<ShardExit, ShardError> {
+        let stored = self.context.store.window(&self.key).await?;
+        let open = match stored {
+            Some(state) => Some(serde_json::from_str::<OpenWindow>(&state).map_err(|error| {
+                anyhow::Error::from(StoreError::Corrupt { what: "window state", value: format!("{state} ({error})") })
+            })?),
+            None => None,
+        };
         let window = Mutex::new(open);
         let end_of = || window.lock().ok().and_then(|w| w.as_ref().map(|w| w.end_ms));
         let start_of = || window.lock().ok().and_then(|w| w.as_ref().map(|w| w.start_ms));
@@ -297,10 +314,10 @@ impl ShardLoop {
     }
 
     /// The shard is closed and every record of it done: say so, so its children start.
-    async fn finish(&self) -> anyhow::Result<ShardExit> {
-        self.context.store.set(&self.key, SHARD_END).await?;
+    async fn finish(&self) -> Result<ShardExit, ShardError> {
+        self.context.store.commit(&self.key, &Checkpoint::ShardEnd, None).await?;
         self.update(|s| {
-            s.checkpoint = Some(SHARD_END.to_owned());
+            s.checkpoint = Some(Checkpoint::ShardEnd);
             s.state = crate::status::ShardState::Finished;
         });
         Ok(ShardExit::Ended)
@@ -309,7 +326,7 @@ impl ShardLoop {
     /// ParallelizationFactor > 1: a distributor deals records to `lanes` lanes by
     /// key; each lane batches and delivers on its own; the checkpoint follows the
     /// watermark of records done.
-    async fn process_parallel(&self, mut reader: Box<dyn ShardReader>, lanes: usize) -> anyhow::Result<ShardExit> {
+    async fn process_parallel(&self, mut reader: Box<dyn ShardReader>, lanes: usize) -> Result<ShardExit, ShardError> {
         let watermark = SharedWatermark::default();
         let lanes_cancel = self.cancel.child_token();
         let mut senders = Vec::with_capacity(lanes);
@@ -329,7 +346,7 @@ impl ShardLoop {
                             }
                         }
                         Next::FilteredThrough(_) => {}
-                        Next::ShardEnd => return anyhow::Ok(ShardExit::Ended),
+                        Next::ShardEnd => return Ok::<_, ShardError>(ShardExit::Ended),
                         Next::Stopped | Next::Deadline => return Ok(ShardExit::Stopped),
                     }
                     if cancel.is_cancelled() {
@@ -349,12 +366,12 @@ impl ShardLoop {
                     if reader.at_end() {
                         // Closing the queues ends each lane once it is done.
                         drop(senders);
-                        return anyhow::Ok(ShardExit::Ended);
+                        return Ok::<_, ShardError>(ShardExit::Ended);
                     }
-                    tokio::select! {
-                        () = self.cancel.cancelled() => return Ok(ShardExit::Stopped),
-                        () = tokio::time::sleep(reader.poll_interval()) => continue,
+                    if pause(&self.cancel, reader.poll_interval()).await == Waited::Cancelled {
+                        return Ok(ShardExit::Stopped);
                     }
+                    continue;
                 }
                 // Every record enters the watermark in shard order; those the
                 // filters drop are done at once.

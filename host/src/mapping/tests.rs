@@ -12,7 +12,7 @@ use crate::record::{Batch, BatchResponse};
 use crate::runtime::{HandlerResponse, InvokeError, InvokeRequest};
 use crate::source::local::{self, LocalSource, PutRecord};
 use crate::status::{FunctionState, FunctionStatus, ShardStatus};
-use crate::store::CheckpointKey;
+use crate::store::{Checkpoint, CheckpointKey};
 use crate::store::embedded::EmbeddedStore;
 
 type Answer = Result<Vec<&'static str>, InvokeError>;
@@ -148,7 +148,7 @@ fn shard(run: &Run) -> ShardStatus {
 
 async fn checkpoint(run: &Run) -> Option<String> {
     let key = CheckpointKey { function: "f".into(), source: "local:s".into(), shard: "shardId-000000000000".into() };
-    run.store.get(&key).await.unwrap()
+    run.store.checkpoint(&key).await.unwrap().map(|c| c.to_string())
 }
 
 fn error() -> Answer {
@@ -264,7 +264,7 @@ async fn filtered_records_advance_the_checkpoint_and_are_counted() {
         manifest: "[EventSource.FilterCriteria]\nFilters = [{ Pattern = '{\"data\":[{\"numeric\":[\">\",100]}]}' }]",
         ..Setup::default()
     };
-    let run = run(setup, |s| s.filtered_out_events == 5 && s.checkpoint.as_deref() == Some("5")).await;
+    let run = run(setup, |s| s.filtered_out_events == 5 && s.checkpoint == Some(Checkpoint::Sequence("5".into()))).await;
     assert!(seen(&run).is_empty(), "nothing matched, so nothing was invoked");
     assert_eq!(shard(&run).polled_events, 5);
 }
@@ -278,7 +278,7 @@ async fn reserved_concurrency_caps_invocations_in_flight() {
         delay: Duration::from_millis(20),
         ..Setup::default()
     };
-    let run = run(setup, |s| s.records_processed == 24 && s.checkpoint.as_deref() == Some("24")).await;
+    let run = run(setup, |s| s.records_processed == 24 && s.checkpoint == Some(Checkpoint::Sequence("24".into()))).await;
     let max = run.handler.max_in_flight.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(max, 1, "four lanes, but one invocation at a time");
 }
@@ -291,7 +291,7 @@ async fn parallelization_runs_batches_of_a_shard_at_once_and_keeps_each_keys_ord
         delay: Duration::from_millis(30),
         ..Setup::default()
     };
-    let run = run(setup, |s| s.records_processed == 48 && s.checkpoint.as_deref() == Some("48")).await;
+    let run = run(setup, |s| s.records_processed == 48 && s.checkpoint == Some(Checkpoint::Sequence("48".into()))).await;
     let max = run.handler.max_in_flight.load(std::sync::atomic::Ordering::SeqCst);
     assert!(max > 1 && max <= 4, "{max} batches of one shard were in flight at once");
     // Per key (sequence number i has key k{i % 8}): handled in sequence order.

@@ -116,9 +116,8 @@ pub async fn watch(config: RegistryConfig, context: MappingContext, cancel: Canc
             }
             Err(_) => {}
         }
-        tokio::select! {
-            () = cancel.cancelled() => break,
-            () = tokio::time::sleep(config.poll_interval) => {}
+        if crate::retry::pause(&cancel, config.poll_interval).await == crate::retry::Waited::Cancelled {
+            break;
         }
     }
     // Shutting down: every supervisor stops its mapping after the batch in flight.

@@ -5,7 +5,7 @@
 use wasmtime::component::types::{self, ComponentItem};
 use wasmtime::component::{Component, InstancePre};
 
-use super::bindings::{COMMAND_EXPORT, JSON_EXPORT, TYPED_EXPORT, json, typed};
+use crate::contract::{COMMAND_EXPORT, JSON_EXPORT, TYPED_EXPORT, json, typed};
 use super::invoke::HostState;
 use super::{Runtime, cache};
 

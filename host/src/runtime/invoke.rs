@@ -13,16 +13,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use wasmtime::{Store, UpdateDeadline};
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
-use super::bindings::{errors, invocation, log, types};
+use crate::contract::{errors, invocation, log, types};
 use super::component::{HandlerPre, LoadedComponent, World};
 use super::limits::{LogLimitExceeded, MemoryLimitExceeded, MemoryLimiter, RESPONSE_LIMIT_BYTES, TimedOut};
 use super::Runtime;
-use crate::capability::http::HttpState;
-use crate::capability::wasi::CommandIo;
-use crate::capability::{CapabilityState, Services};
+use crate::capability::{Capabilities, CommandIo, HasCapabilities, Services};
 use crate::record::{Batch, BatchResponse, Context};
 use crate::role::Grants;
 
@@ -130,25 +130,18 @@ pub struct HostState {
     ration: Arc<super::ration::Ration>,
     rations: Arc<super::ration::CpuRations>,
     running_since: Instant,
-    environment: Arc<[(String, String)]>,
     /// Log bytes written so far, and the limit.
     log_bytes: usize,
     log_limit: usize,
-    capabilities: CapabilityState,
-    /// Built on first use, so only for components that call WASI.
-    wasi: Option<WasiCtx>,
-    output: Option<crate::capability::wasi::Output>,
-    /// A command handler's stdin and stdout, until its WASI context is built.
-    command: Option<CommandIo>,
-    http: HttpState,
-    table: ResourceTable,
+    /// What the capabilities keep for this invocation (WASI, HTTP, the role).
+    capabilities: Capabilities,
 }
 
 impl HostState {
     /// Writes what a WASI guest printed to the log, a line at a time, within
     /// what is left of the log limit.
     fn flush_output(&mut self) {
-        let Some((stdout, stderr)) = self.output.take() else { return };
+        let Some((stdout, stderr)) = self.capabilities.take_output() else { return };
         for (stream, pipe) in [("stdout", stdout), ("stderr", Some(stderr))] {
             let Some(pipe) = pipe else { continue };
             let bytes = pipe.contents();
@@ -165,32 +158,33 @@ impl HostState {
         }
     }
 
-    /// The role and services, for the capability interfaces.
-    pub(crate) fn capabilities(&self) -> &CapabilityState {
-        &self.capabilities
-    }
+}
 
-    /// wasi:http's state and the resource table it shares with WASI.
-    pub(crate) fn http_parts(&mut self) -> (&mut HttpState, &mut ResourceTable) {
-        (&mut self.http, &mut self.table)
+// WASI and wasi:http find their state in the capabilities.
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.capabilities.wasi()
     }
 }
 
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        let HostState { wasi, table, environment, output, capabilities, log_limit, command, .. } = self;
-        let ctx = wasi.get_or_insert_with(|| {
-            let (ctx, pipes) = crate::capability::wasi::build(
-                environment,
-                &capabilities.grants,
-                (*log_limit).min(OUTPUT_CAPTURE_BYTES),
-                command.take(),
-            );
-            *output = Some(pipes);
-            ctx
-        });
-        WasiCtxView { ctx, table }
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        self.capabilities.http()
     }
+}
+
+impl HasCapabilities for HostState {
+    fn capabilities(&mut self) -> &mut Capabilities {
+        &mut self.capabilities
+    }
+}
+
+/// Links the runtime's own imports: the types, `log` and `invocation`.
+pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    types::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    errors::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    log::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    invocation::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
 }
 
 impl errors::Host for HostState {}
@@ -310,18 +304,14 @@ impl Runtime {
                 ration: self.rations.start_invocation(request.function),
                 rations: Arc::clone(&self.rations),
                 running_since: Instant::now(),
-                environment: Arc::clone(request.environment),
                 log_bytes: 0,
                 log_limit: request.log_limit_bytes,
-                capabilities: CapabilityState {
-                    grants: Arc::clone(request.grants),
-                    services: Arc::clone(request.services),
-                },
-                wasi: None,
-                output: None,
-                command: None,
-                http: HttpState::new(Arc::clone(request.grants)),
-                table: ResourceTable::new(),
+                capabilities: Capabilities::new(
+                    Arc::clone(request.grants),
+                    Arc::clone(request.services),
+                    Arc::clone(request.environment),
+                    request.log_limit_bytes.min(OUTPUT_CAPTURE_BYTES),
+                ),
             },
         );
         store.limiter(|state| &mut state.limiter);
@@ -354,7 +344,7 @@ impl Runtime {
             (HandlerPre::Command(_), Input::Json(event)) => {
                 let stdout = MemoryOutputPipe::new(COMMAND_STDOUT_CAPACITY);
                 command_stdout = Some(stdout.clone());
-                store.data_mut().command = Some(CommandIo {
+                store.data_mut().capabilities.set_command(CommandIo {
                     stdin: event.into_owned().into_bytes(),
                     stdout,
                     environment: lambda_environment(&context),

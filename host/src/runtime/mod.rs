@@ -6,7 +6,6 @@
 //! `InstancePre` does the linking once, and epoch interruption bounds each call in
 //! time at a cost far below fuel's.
 
-pub mod bindings;
 mod cache;
 mod compile_gate;
 pub mod ration;
@@ -22,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use cache::content_digest;
@@ -101,11 +100,10 @@ impl Runtime {
             }
         };
         let mut linker = Linker::new(&engine);
-        bindings::typed::TypedHandler::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| anyhow::anyhow!("cannot link the host's handler imports: {e:#}"))?;
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("cannot link WASI: {e:#}"))?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(|e| anyhow::anyhow!("cannot link wasi:http: {e:#}"))?;
+        // The runtime's own imports (logging, the invocation's clock), then
+        // every capability, each reaching its state through a projection.
+        invoke::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("cannot link the host's handler imports: {e:#}"))?;
+        crate::capability::add_to_linker(&mut linker)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let (ticker_engine, stop) = (engine.clone(), Arc::clone(&ticker_stop));

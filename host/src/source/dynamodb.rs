@@ -17,7 +17,7 @@ use base64::Engine as _;
 use tokio::sync::OnceCell;
 
 use super::Fetched;
-use super::backoff::Backoff;
+use crate::retry::Backoff;
 use super::{CallFailure, Position, Shard, ShardReader, SourceInfo, StreamSource, classify_call_failure, describe_call_failure};
 use crate::record::{DynamodbEventName, DynamodbRecord, EventSource, Records};
 
@@ -131,7 +131,7 @@ impl StreamSource for DynamodbSource {
             buffer: Fetched::default(),
             polling_interval: self.poll_interval,
             wait: self.poll_interval,
-            backoff: Backoff::default(),
+            backoff: Backoff::reader(),
         };
         reader.renew_iterator().await?;
         Ok(Box::new(reader))

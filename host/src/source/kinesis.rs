@@ -19,7 +19,7 @@ use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::{EncryptionType, ShardFilter, ShardFilterType, ShardIteratorType};
 
 use super::Fetched;
-use super::backoff::Backoff;
+use crate::retry::Backoff;
 use super::kinesis_fanout::FanOutReader;
 use super::{CallFailure, Position, Shard, ShardReader, SourceInfo, StreamSource, classify_call_failure, describe_call_failure};
 use crate::record::{EventSource, KinesisRecord, Records};
@@ -138,7 +138,7 @@ impl StreamSource for KinesisSource {
             buffer: Fetched::default(),
             polling_interval: self.poll_interval,
             wait: self.poll_interval,
-            backoff: Backoff::default(),
+            backoff: Backoff::reader(),
             last_call: None,
         };
         reader.renew_iterator().await?;

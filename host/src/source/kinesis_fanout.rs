@@ -15,7 +15,7 @@ use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::{ConsumerStatus, ShardIteratorType, StartingPosition, SubscribeToShardEventStream};
 
 use super::Fetched;
-use super::backoff::Backoff;
+use crate::retry::Backoff;
 use super::kinesis::StreamRef;
 use super::{Position, ShardReader, describe_call_failure};
 use crate::record::{KinesisRecord, Records};
@@ -95,7 +95,7 @@ impl FanOutReader {
             subscription: None,
             buffer: Fetched::default(),
             wait: Duration::ZERO,
-            backoff: Backoff::default(),
+            backoff: Backoff::reader(),
             idle_events: 0,
         }
     }

@@ -10,7 +10,6 @@
 //! turns its records into the WIT contract's record types, which are what the
 //! mapping loop and the handler see.
 
-pub mod backoff;
 pub mod dynamodb;
 pub mod kinesis;
 pub mod kinesis_fanout;

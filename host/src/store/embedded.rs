@@ -15,7 +15,13 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Checkpoint, CheckpointKey, CheckpointStore, now_ms};
+use super::{Checkpoint, CheckpointKey, CheckpointStore, MappingKey, StoreError, StoredCheckpoint, now_ms};
+
+/// The format of the database, in SQLite's `user_version`. Version 0 kept every
+/// piece of mapping state in one `checkpoints` table, under reserved shard
+/// names: `(window)<shard>` for a window's state and `(latest-started-at)` for
+/// the mapping's start. [`migrate`] moves such a file to version 1.
+const FORMAT: i64 = 1;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS streams (
@@ -48,13 +54,24 @@ CREATE TABLE IF NOT EXISTS kv (
     value BLOB NOT NULL,
     PRIMARY KEY (tbl, key)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS checkpoints (
-    function        TEXT NOT NULL,
-    source          TEXT NOT NULL,
-    shard           TEXT NOT NULL,
-    sequence_number TEXT NOT NULL,
-    updated_ms      INTEGER NOT NULL,
+-- Where each mapping is on each shard: `checkpoint` is a sequence number or
+-- SHARD_END (NULL: none yet); `window_state` the open tumbling window's (NULL:
+-- none open).
+CREATE TABLE IF NOT EXISTS shard_progress (
+    function     TEXT NOT NULL,
+    source       TEXT NOT NULL,
+    shard        TEXT NOT NULL,
+    checkpoint   TEXT,
+    window_state TEXT,
+    updated_ms   INTEGER NOT NULL,
     PRIMARY KEY (function, source, shard)
+);
+-- When each mapping first started (LATEST is pinned to it).
+CREATE TABLE IF NOT EXISTS mapping_starts (
+    function   TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    started_ms INTEGER NOT NULL,
+    PRIMARY KEY (function, source)
 );
 ";
 
@@ -76,8 +93,8 @@ impl EmbeddedStore {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
         let path = data_dir.join("eddy.db");
-        let conn = open_connection(&path)?;
-        conn.execute_batch(SCHEMA).context("cannot create the database schema")?;
+        let mut conn = open_connection(&path)?;
+        migrate(&mut conn).context("cannot bring the database up to date")?;
         Ok(EmbeddedStore { path, writer: Arc::new(Mutex::new(conn)) })
     }
 
@@ -114,6 +131,43 @@ impl EmbeddedStore {
     }
 }
 
+/// Creates the schema, or brings a file written by an earlier version to this
+/// one's format, in one transaction (another process may open it meanwhile).
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let format: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if format > FORMAT {
+        anyhow::bail!("the database was written by a newer Eddy (format {format}; this one reads up to {FORMAT})");
+    }
+    tx.execute_batch(SCHEMA)?;
+    let old_table: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints')",
+        [],
+        |row| row.get(0),
+    )?;
+    if format == 0 && old_table {
+        tx.execute_batch(
+            "INSERT INTO shard_progress (function, source, shard, checkpoint, window_state, updated_ms)
+                 SELECT function, source, shard, sequence_number, NULL, updated_ms
+                 FROM checkpoints WHERE shard NOT LIKE '(%';
+             INSERT INTO shard_progress (function, source, shard, checkpoint, window_state, updated_ms)
+                 SELECT function, source, substr(shard, 9), NULL, NULLIF(sequence_number, ''), updated_ms
+                 FROM checkpoints WHERE shard LIKE '(window)%'
+                 ON CONFLICT (function, source, shard) DO UPDATE SET window_state = excluded.window_state;
+             -- A start that is not a number stays as it was written, to be
+             -- reported as corrupt when read rather than guessed at.
+             INSERT OR IGNORE INTO mapping_starts (function, source, started_ms)
+                 SELECT function, source, sequence_number
+                 FROM checkpoints WHERE shard = '(latest-started-at)';
+             DROP TABLE checkpoints;",
+        )?;
+        tracing::info!("moved the checkpoints to the format of this version");
+    }
+    tx.pragma_update(None, "user_version", FORMAT)?;
+    tx.commit()?;
+    Ok(())
+}
+
 fn open_connection(path: &Path) -> anyhow::Result<Connection> {
     let conn = Connection::open(path).with_context(|| format!("cannot open database {}", path.display()))?;
     // Another process (`eddy put`) may hold the write lock for a moment: look
@@ -145,64 +199,122 @@ fn wait_for_lock(attempts: i32) -> bool {
 
 #[async_trait]
 impl CheckpointStore for EmbeddedStore {
-    async fn get(&self, key: &CheckpointKey) -> anyhow::Result<Option<String>> {
+    async fn checkpoint(&self, key: &CheckpointKey) -> Result<Option<Checkpoint>, StoreError> {
+        let key = key.clone();
+        let text: Option<Option<String>> = self
+            .with_writer(move |c| {
+                c.prepare_cached("SELECT checkpoint FROM shard_progress WHERE function = ?1 AND source = ?2 AND shard = ?3")?
+                    .query_row(params![key.function, key.source, key.shard], |row| row.get(0))
+                    .optional()
+            })
+            .await?;
+        Ok(text.flatten().as_deref().map(Checkpoint::decode))
+    }
+
+    async fn window(&self, key: &CheckpointKey) -> Result<Option<String>, StoreError> {
+        let key = key.clone();
+        let state: Option<Option<String>> = self
+            .with_writer(move |c| {
+                c.prepare_cached("SELECT window_state FROM shard_progress WHERE function = ?1 AND source = ?2 AND shard = ?3")?
+                    .query_row(params![key.function, key.source, key.shard], |row| row.get(0))
+                    .optional()
+            })
+            .await?;
+        Ok(state.flatten())
+    }
+
+    async fn commit(&self, key: &CheckpointKey, checkpoint: &Checkpoint, window: Option<&str>) -> Result<(), StoreError> {
+        let (key, checkpoint, window) = (key.clone(), checkpoint.encode().to_owned(), window.map(str::to_owned));
+        let sql = match window {
+            Some(_) => {
+                "INSERT INTO shard_progress (function, source, shard, checkpoint, window_state, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (function, source, shard) DO UPDATE SET
+                     checkpoint = excluded.checkpoint, window_state = excluded.window_state, updated_ms = excluded.updated_ms"
+            }
+            None => {
+                "INSERT INTO shard_progress (function, source, shard, checkpoint, window_state, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (function, source, shard) DO UPDATE SET
+                     checkpoint = excluded.checkpoint, updated_ms = excluded.updated_ms"
+            }
+        };
+        self.with_writer(move |c| {
+            c.prepare_cached(sql)?
+                .execute(params![key.function, key.source, key.shard, checkpoint, window, now_ms() as i64])
+                .map(drop)
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn close_window(&self, key: &CheckpointKey) -> Result<(), StoreError> {
         let key = key.clone();
         self.with_writer(move |c| {
-            c.query_row(
-                "SELECT sequence_number FROM checkpoints WHERE function = ?1 AND source = ?2 AND shard = ?3",
-                params![key.function, key.source, key.shard],
-                |row| row.get(0),
-            )
-            .optional()
+            c.prepare_cached(
+                "UPDATE shard_progress SET window_state = NULL, updated_ms = ?4
+                 WHERE function = ?1 AND source = ?2 AND shard = ?3",
+            )?
+            .execute(params![key.function, key.source, key.shard, now_ms() as i64])
+            .map(drop)
         })
-        .await
+        .await?;
+        Ok(())
     }
 
-    async fn set(&self, key: &CheckpointKey, sequence_number: &str) -> anyhow::Result<()> {
-        let (key, sequence_number) = (key.clone(), sequence_number.to_owned());
-        self.with_writer(move |c| upsert(c, &key, &sequence_number)).await
+    async fn mapping_start(&self, mapping: &MappingKey) -> Result<Option<u64>, StoreError> {
+        let mapping = mapping.clone();
+        let stored: Option<rusqlite::types::Value> = self
+            .with_writer(move |c| {
+                c.prepare_cached("SELECT started_ms FROM mapping_starts WHERE function = ?1 AND source = ?2")?
+                    .query_row(params![mapping.function, mapping.source], |row| row.get(0))
+                    .optional()
+            })
+            .await?;
+        stored.map(start_ms).transpose()
     }
 
-    async fn set_many(&self, entries: &[(&CheckpointKey, &str)]) -> anyhow::Result<()> {
-        let entries: Vec<(CheckpointKey, String)> = entries.iter().map(|(k, v)| ((*k).clone(), (*v).to_owned())).collect();
-        self.with_writer(move |c| {
-            let tx = c.unchecked_transaction()?;
-            for (key, value) in &entries {
-                upsert(&tx, key, value)?;
-            }
-            tx.commit()
-        })
-        .await
+    async fn record_mapping_start(&self, mapping: &MappingKey, started_ms: u64) -> Result<u64, StoreError> {
+        let mapping = mapping.clone();
+        let stored: rusqlite::types::Value = self
+            .with_writer(move |c| {
+                c.prepare_cached("INSERT OR IGNORE INTO mapping_starts (function, source, started_ms) VALUES (?1, ?2, ?3)")?
+                    .execute(params![mapping.function, mapping.source, started_ms as i64])?;
+                c.prepare_cached("SELECT started_ms FROM mapping_starts WHERE function = ?1 AND source = ?2")?
+                    .query_row(params![mapping.function, mapping.source], |row| row.get(0))
+            })
+            .await?;
+        start_ms(stored)
     }
 
-    async fn list(&self) -> anyhow::Result<Vec<Checkpoint>> {
-        self.with_writer(|c| {
-            let mut stmt = c.prepare(
-                "SELECT function, source, shard, sequence_number, updated_ms FROM checkpoints
-                 WHERE shard NOT LIKE '(%' ORDER BY function, source, shard",
-            )?;
-            let rows = stmt.query_map([], |row| {
-                Ok(Checkpoint {
-                    key: CheckpointKey { function: row.get(0)?, source: row.get(1)?, shard: row.get(2)? },
-                    sequence_number: row.get(3)?,
-                    updated_ms: row.get::<_, i64>(4)? as u64,
-                })
-            })?;
-            rows.collect()
-        })
-        .await
+    async fn list(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let listed = self
+            .with_writer(|c| {
+                let mut stmt = c.prepare(
+                    "SELECT function, source, shard, checkpoint, updated_ms FROM shard_progress
+                     WHERE checkpoint IS NOT NULL ORDER BY function, source, shard",
+                )?;
+                let rows = stmt.query_map([], |row| {
+                    Ok(StoredCheckpoint {
+                        key: CheckpointKey { function: row.get(0)?, source: row.get(1)?, shard: row.get(2)? },
+                        checkpoint: Checkpoint::decode(&row.get::<_, String>(3)?),
+                        updated_ms: row.get::<_, i64>(4)? as u64,
+                    })
+                })?;
+                rows.collect()
+            })
+            .await?;
+        Ok(listed)
     }
 }
 
-fn upsert(c: &Connection, key: &CheckpointKey, value: &str) -> rusqlite::Result<()> {
-    c.prepare_cached(
-        "INSERT INTO checkpoints (function, source, shard, sequence_number, updated_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (function, source, shard)
-         DO UPDATE SET sequence_number = excluded.sequence_number, updated_ms = excluded.updated_ms",
-    )?
-    .execute(params![key.function, key.source, key.shard, value, now_ms() as i64])
-    .map(drop)
+/// A stored start time, which must be a whole number of milliseconds.
+fn start_ms(stored: rusqlite::types::Value) -> Result<u64, StoreError> {
+    use rusqlite::types::Value;
+    match stored {
+        Value::Integer(ms) if ms >= 0 => Ok(ms as u64),
+        other => Err(StoreError::Corrupt { what: "start time of the mapping", value: format!("{other:?}") }),
+    }
 }
 
 #[cfg(test)]
@@ -215,15 +327,82 @@ mod tests {
         let key = CheckpointKey { function: "f".into(), source: "local:s".into(), shard: "shardId-000000000000".into() };
         {
             let store = EmbeddedStore::open(dir.path()).expect("open");
-            assert_eq!(store.get(&key).await.expect("get"), None);
-            store.set(&key, "5").await.expect("set");
-            store.set(&key, "7").await.expect("set");
+            assert_eq!(store.checkpoint(&key).await.expect("get"), None);
+            store.commit(&key, &seq("5"), Some("{\"w\":1}")).await.expect("set");
+            store.commit(&key, &seq("7"), None).await.expect("set");
         }
         let store = EmbeddedStore::open(dir.path()).expect("reopen");
-        assert_eq!(store.get(&key).await.expect("get").as_deref(), Some("7"));
+        assert_eq!(store.checkpoint(&key).await.expect("get"), Some(seq("7")));
+        // A commit without a window leaves the stored one alone; closing forgets it.
+        assert_eq!(store.window(&key).await.expect("window").as_deref(), Some("{\"w\":1}"));
+        store.close_window(&key).await.expect("close");
+        assert_eq!(store.window(&key).await.expect("window"), None);
+        assert_eq!(store.checkpoint(&key).await.expect("get"), Some(seq("7")));
+        store.commit(&key, &Checkpoint::ShardEnd, None).await.expect("end");
         let all = store.list().await.expect("list");
         assert_eq!(all.len(), 1);
-        assert_eq!(all[0].sequence_number, "7");
+        assert_eq!(all[0].checkpoint, Checkpoint::ShardEnd);
+    }
+
+    fn seq(s: &str) -> Checkpoint {
+        Checkpoint::Sequence(s.to_owned())
+    }
+
+    #[tokio::test]
+    async fn the_first_recorded_mapping_start_stands() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedStore::open(dir.path()).expect("open");
+        let mapping = MappingKey { function: "f".into(), source: "local:s".into() };
+        assert_eq!(store.mapping_start(&mapping).await.expect("read"), None);
+        assert_eq!(store.record_mapping_start(&mapping, 1000).await.expect("record"), 1000);
+        assert_eq!(store.record_mapping_start(&mapping, 2000).await.expect("record"), 1000);
+        assert_eq!(store.mapping_start(&mapping).await.expect("read"), Some(1000));
+    }
+
+    /// A data directory written by the previous format (every piece of mapping
+    /// state in `checkpoints`, under reserved shard names) opens with its
+    /// checkpoints, windows and start times where they were.
+    #[tokio::test]
+    async fn a_database_of_the_previous_format_is_migrated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let old = Connection::open(dir.path().join("eddy.db")).expect("create");
+            old.execute_batch(
+                "CREATE TABLE checkpoints (
+                     function TEXT NOT NULL, source TEXT NOT NULL, shard TEXT NOT NULL,
+                     sequence_number TEXT NOT NULL, updated_ms INTEGER NOT NULL,
+                     PRIMARY KEY (function, source, shard));
+                 INSERT INTO checkpoints VALUES
+                     ('f', 'local:s', 'shardId-000000000000', '41', 5),
+                     ('f', 'local:s', '(window)shardId-000000000000', '{\"start_ms\":1}', 5),
+                     ('f', 'local:s', 'shardId-000000000001', 'SHARD_END', 5),
+                     ('f', 'local:s', '(window)shardId-000000000001', '', 5),
+                     ('f', 'local:s', '(window)shardId-000000000002', '{\"start_ms\":2}', 5),
+                     ('f', 'local:s', '(latest-started-at)', '1700000000000', 5),
+                     ('g', 'local:s', '(latest-started-at)', 'not a number', 5);",
+            )
+            .expect("write the old format");
+        }
+        let store = EmbeddedStore::open(dir.path()).expect("open and migrate");
+        let key = |shard: &str| CheckpointKey { function: "f".into(), source: "local:s".into(), shard: shard.into() };
+        assert_eq!(store.checkpoint(&key("shardId-000000000000")).await.expect("read"), Some(seq("41")));
+        assert_eq!(store.window(&key("shardId-000000000000")).await.expect("read").as_deref(), Some("{\"start_ms\":1}"));
+        assert_eq!(store.checkpoint(&key("shardId-000000000001")).await.expect("read"), Some(Checkpoint::ShardEnd));
+        assert_eq!(store.window(&key("shardId-000000000001")).await.expect("read"), None);
+        // A window stored before its shard's first checkpoint.
+        assert_eq!(store.checkpoint(&key("shardId-000000000002")).await.expect("read"), None);
+        assert_eq!(store.window(&key("shardId-000000000002")).await.expect("read").as_deref(), Some("{\"start_ms\":2}"));
+        let f = MappingKey { function: "f".into(), source: "local:s".into() };
+        assert_eq!(store.mapping_start(&f).await.expect("read"), Some(1_700_000_000_000));
+        let g = MappingKey { function: "g".into(), source: "local:s".into() };
+        let corrupt = store.mapping_start(&g).await.expect_err("a corrupt start is an error, not now");
+        assert!(matches!(corrupt, StoreError::Corrupt { .. }), "{corrupt}");
+        let listed: Vec<String> = store.list().await.expect("list").iter().map(|c| c.key.shard.clone()).collect();
+        assert_eq!(listed, ["shardId-000000000000", "shardId-000000000001"]);
+        drop(store);
+        // Opening again finds nothing left to move.
+        let store = EmbeddedStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.checkpoint(&key("shardId-000000000000")).await.expect("read"), Some(seq("41")));
     }
 
     /// Checkpoint writes wait for the database's write lock (another process's
@@ -259,13 +438,13 @@ mod tests {
         let writer = tokio::spawn({
             let store = Arc::clone(&store);
             let key = key.clone();
-            async move { store.set(&key, "9").await }
+            async move { store.commit(&key, &seq("9"), None).await }
         });
         writer.await.expect("task").expect("the write goes through once the lock is free");
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         let longest = ticker.await.expect("ticker");
         release.join().expect("thread");
         assert!(longest < Duration::from_millis(700), "the async worker was blocked for {longest:?}");
-        assert_eq!(store.get(&key).await.expect("get").as_deref(), Some("9"));
+        assert_eq!(store.checkpoint(&key).await.expect("get"), Some(seq("9")));
     }
 }

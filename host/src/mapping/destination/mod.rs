@@ -1,6 +1,6 @@
 //! On-failure destinations (`DestinationConfig.OnFailure`): when a batch is
 //! discarded, because its retries ran out or its records grew too old, a record
-//! describing it goes here, in the shape Lambda writes (design notes §1). The
+//! describing it goes here, in the shape Lambda writes (`host/docs/semantics.md`, "Failure records"). The
 //! shard moves on only once the destination has accepted the record.
 
 pub mod sink;
