@@ -536,3 +536,63 @@ fn a_host_started_before_its_lease_table_is_reachable_waits_for_it() {
     let admin = cluster.host("host-a").admin.clone();
     wait_for("ready", || ureq::get(&format!("http://{admin}/readyz")).call().ok());
 }
+
+/// A lease table as an earlier version wrote it (every item in today's
+/// format too: a shard lease with its checkpoint and a closed window's empty
+/// `windowState`, the mapping's start under `(latest-started-at)`, a heartbeat
+/// of a host long gone) is picked up where it was: the host takes the lease
+/// and resumes after its checkpoint.
+#[test]
+fn a_lease_table_of_the_previous_format_is_resumed_where_it_was() {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    let _serial = one_at_a_time();
+    let mut cluster = Cluster::start("legacy", 1);
+    cluster.kinesis.put(&cluster.stream, &records(1, 0..3));
+    let rt = &cluster.kinesis.rt;
+    // The sequence number of the second record: the old checkpoint.
+    let client = &cluster.kinesis.client;
+    let shard = "shardId-000000000000";
+    let iterator = rt
+        .block_on(client.get_shard_iterator().stream_name(&cluster.stream).shard_id(shard).shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon).send())
+        .expect("GetShardIterator");
+    let got = rt.block_on(client.get_records().shard_iterator(iterator.shard_iterator().expect("an iterator")).send()).expect("GetRecords");
+    let sequences: Vec<String> = got.records().iter().map(|r| r.sequence_number().to_owned()).collect();
+    assert_eq!(sequences.len(), 3, "{sequences:?}");
+
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    let n = |v: i64| AttributeValue::N(v.to_string());
+    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("key");
+    let attribute = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().expect("attr");
+    rt.block_on(
+        cluster.leases.create_table().table_name(&cluster.table)
+            .key_schema(key("mapping", KeyType::Hash)).key_schema(key("leaseKey", KeyType::Range))
+            .attribute_definitions(attribute("mapping")).attribute_definitions(attribute("leaseKey"))
+            .billing_mode(BillingMode::PayPerRequest).send(),
+    )
+    .expect("CreateTable");
+    let mapping = "inspect|kinesis:legacy";
+    let items: [Vec<(&str, AttributeValue)>; 3] = [
+        vec![("leaseKey", s(shard)), ("leaseCounter", n(7)), ("leaseOwner", s("old-host")), ("checkpoint", s(&sequences[1])),
+             ("windowState", s("")), ("updatedMs", n(1))],
+        vec![("leaseKey", s("(latest-started-at)")), ("checkpoint", s("1700000000000")), ("updatedMs", n(1))],
+        vec![("leaseKey", s("(worker)old-host")), ("leaseOwner", s("old-host")), ("leaseCounter", n(3))],
+    ];
+    for item in items {
+        let mut put = cluster.leases.put_item().table_name(&cluster.table).item("mapping", s(mapping));
+        for (name, value) in item {
+            put = put.item(name, value);
+        }
+        rt.block_on(put.send()).expect("PutItem");
+    }
+
+    cluster.add_host("host-a");
+    // The old owner's lease expires (it never renews) and is taken; the third
+    // record, and only it, is handled.
+    let seen = wait_for("the record after the old checkpoint", || {
+        let seen = cluster.seen();
+        seen.iter().any(|s| s.i == 2).then_some(seen)
+    });
+    let handled: Vec<u64> = seen.iter().map(|s| s.i).collect();
+    assert_eq!(handled, [2], "records before the old checkpoint were handled again: {seen:?}");
+    assert_eq!(cluster.owners().get(shard), Some(&Some("host-a".to_owned())));
+}

@@ -113,7 +113,7 @@ fn main() -> anyhow::Result<()> {
         r#"{"data":{"amount":[{"numeric":[">",10,"<=",1000]}],"customer":[{"anything-but":["c-000000"]}]}}"#,
         r#"{"$or":[{"data":{"amount":[{"numeric":[">",100]}]}},{"data":{"item":[{"equals-ignore-case":"WIDGET-0042"}]}}]}"#,
     ] {
-        let filter = eddy::mapping::filter::RecordFilter::new(&[pattern.to_owned()])?;
+        let filter = eddy::filter::RecordFilter::new(&[pattern.to_owned()])?;
         let rounds = 200;
         let started = std::time::Instant::now();
         let mut kept = 0usize;

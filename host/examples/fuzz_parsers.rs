@@ -13,7 +13,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use eddy::manifest::Manifest;
-use eddy::mapping::filter::RecordFilter;
+use eddy::filter::RecordFilter;
 use eddy::record::{KinesisRecord, Records};
 use eddy::role::policy::Policy;
 use eddy::role::url::url_pattern_matches;

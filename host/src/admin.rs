@@ -54,12 +54,7 @@ async fn status(State(state): State<AdminState>) -> Response {
     let functions: Vec<FunctionStatus> = state.status.snapshot();
     let streams: Vec<StreamDescription> = state.embedded.run(|c| local::list(&c)).await.unwrap_or_default();
     let checkpoints: Vec<StoredCheckpoint> = state.checkpoints.list().await.unwrap_or_default();
-    axum::Json(serde_json::json!({
-        "functions": functions,
-        "streams": streams,
-        "checkpoints": checkpoints,
-    }))
-    .into_response()
+    axum::Json(crate::status::StatusReport { functions, streams, checkpoints }).into_response()
 }
 
 async fn history(State(state): State<AdminState>) -> Response {

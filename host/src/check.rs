@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::manifest::{Manifest, SourceRef};
+use crate::manifest::SourceRef;
 use crate::role::{self, policy::Policy};
 use crate::runtime::Runtime;
 
@@ -39,24 +39,18 @@ fn check_function(functions_dir: &Path, roles_dir: &Path, name: &str, runtime: &
         let manifest_path = functions_dir.join(format!("{name}.toml"));
         let wasm_path = functions_dir.join(format!("{name}.wasm"));
         let text = std::fs::read_to_string(&manifest_path).map_err(|e| anyhow::anyhow!("{name}.toml: {e}"))?;
-        let manifest = Manifest::parse(&text).map_err(|e| anyhow::anyhow!("{name}.toml: {e}"))?;
+        let manifest = crate::function::parse_manifest(name, &text)?;
         let bytes = std::fs::read(&wasm_path).map_err(|e| anyhow::anyhow!("{name}.wasm: {e}"))?;
-        let component = runtime.load(&bytes).map_err(|e| anyhow::anyhow!("{name}.wasm: {e}"))?;
+        let component = crate::function::load_component(runtime, &format!("{name}.wasm"), &bytes)?;
         let policy = manifest.role.as_deref().and_then(|r| std::fs::read_to_string(role::policy_path(roles_dir, r)).ok());
-        let role = role::for_manifest(name, manifest.role.as_deref(), policy.as_deref(), roles_dir)?;
+        let role = crate::function::resolve_role(name, &manifest, policy.as_deref(), roles_dir)?;
         let source = &manifest.event_source.source;
-        let source_note = match static_source_arn(source) {
-            Some(arn) => {
-                role.check_source(name, crate::mapping::source_kind(source), &arn)
-                    .map_err(|denied| anyhow::anyhow!("the execution role cannot read the event source: {denied}"))?;
-                "readable by the role".to_owned()
-            }
-            None => "access checked when the stream is described".to_owned(),
+        let source_arn = static_source_arn(source);
+        role.check_mapping(name, &manifest.event_source, source_arn.as_deref())?;
+        let source_note = match source_arn {
+            Some(_) => "readable by the role",
+            None => "access checked when the stream is described",
         };
-        if let Some(crate::manifest::Destination::Aws { target, .. }) = manifest.event_source.on_failure.as_ref().map(|o| &o.destination) {
-            role.check_destination(name, target)
-                .map_err(|denied| anyhow::anyhow!("the execution role cannot write to the on-failure destination: {denied}"))?;
-        }
         Ok(format!("{}, role {}, source {} ({source_note})", component.world.name(), role.name, source.id()))
     })();
     match result {
@@ -89,7 +83,7 @@ fn static_source_arn(source: &SourceRef) -> Option<String> {
     match source {
         SourceRef::Local { stream, .. } => Some(crate::source::local::stream_arn(stream)),
         SourceRef::Kinesis { stream, .. } if stream.starts_with("arn:") => Some(stream.clone()),
-        SourceRef::Dynamodb { stream_arn: Some(arn), .. } => Some(arn.clone()),
+        SourceRef::Dynamodb { stream: crate::manifest::DynamodbStream::StreamArn(arn), .. } => Some(arn.clone()),
         _ => None,
     }
 }

@@ -93,7 +93,7 @@ impl Serialize for EventOut<'_> {
         map.serialize_entry("Records", &RecordsOut(batch))?;
         // A tumbling window's fields, as Lambda adds them to the event.
         if let Some(window) = &batch.window {
-            let iso = crate::mapping::destination::iso8601;
+            let iso = iso8601;
             let mut bounds = serde_json::Map::new();
             bounds.insert("start".into(), iso(window.start_ms).into());
             bounds.insert("end".into(), iso(window.end_ms).into());
@@ -442,6 +442,16 @@ fn compact(json: &str) -> String {
         }
     }
     out
+}
+
+/// `2019-11-14T00:38:06.021Z`.
+pub fn iso8601(ms: u64) -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
+}
+
+/// `2019-11-14T00:38:06Z`.
+pub fn iso8601_seconds(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
 }
 
 #[cfg(test)]

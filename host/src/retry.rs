@@ -83,6 +83,14 @@ pub async fn pause(cancel: &CancellationToken, wait: Duration) -> Waited {
     }
 }
 
+/// Sleeps until `deadline`, unless `cancel` fires first.
+pub async fn pause_until(cancel: &CancellationToken, deadline: tokio::time::Instant) -> Waited {
+    tokio::select! {
+        () = cancel.cancelled() => Waited::Cancelled,
+        () = tokio::time::sleep_until(deadline) => Waited::Elapsed,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,10 +7,12 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 /// A function's lifecycle state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FunctionState {
     /// One of its two files is missing, or still being written.
@@ -25,13 +27,26 @@ pub enum FunctionState {
     Failed,
 }
 
+impl FunctionState {
+    /// The state as `/status` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FunctionState::Waiting => "waiting",
+            FunctionState::Loading => "loading",
+            FunctionState::Running => "running",
+            FunctionState::Disabled => "disabled",
+            FunctionState::Failed => "failed",
+        }
+    }
+}
+
 /// A function, as `/status` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FunctionStatus {
     pub name: String,
     pub state: FunctionState,
     /// The world of the running version.
-    pub world: Option<&'static str>,
+    pub world: Option<Cow<'static, str>>,
     /// SHA-256 of the running version's component.
     pub digest: Option<String>,
     pub source: Option<String>,
@@ -55,7 +70,7 @@ pub struct FunctionStatus {
 }
 
 /// A leased mapping, as this host sees it.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ClusterStatus {
     /// This host's name in the lease table.
     pub worker: String,
@@ -95,7 +110,7 @@ impl FunctionStatus {
 }
 
 /// Where a shard's processing stands (Lambda's LastProcessingResult, per shard).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ShardState {
     /// Reading and invoking as records come.
@@ -125,7 +140,7 @@ pub enum ShardState {
 }
 
 /// Lambda's `LastProcessingResult`: how the mapping's last invocation went.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProcessingResult {
     /// Nothing has been invoked yet.
     #[default]
@@ -139,8 +154,19 @@ pub enum ProcessingResult {
     FunctionCallFailed,
 }
 
+impl ProcessingResult {
+    /// Lambda's words for it, as `/status` writes them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessingResult::NoRecordsProcessed => "No records processed",
+            ProcessingResult::Ok => "OK",
+            ProcessingResult::FunctionCallFailed => "PROBLEM: Function call failed",
+        }
+    }
+}
+
 /// One shard of a mapping.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ShardStatus {
     pub shard: String,
     #[serde(flatten)]
@@ -174,7 +200,7 @@ pub struct ShardStatus {
     pub last_processing_result: ProcessingResult,
     pub last_processing_result_ms: u64,
     /// Counts of function errors by kind (`timeout`, `trap`, ...).
-    pub errors_by_kind: BTreeMap<&'static str, u64>,
+    pub errors_by_kind: BTreeMap<Cow<'static, str>, u64>,
 }
 
 /// Upper bounds of the invocation-duration histogram's buckets, in seconds:
@@ -184,7 +210,7 @@ pub const DURATION_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
 /// A Prometheus histogram of durations: a count per bucket of
 /// [`DURATION_BUCKETS`] (not cumulative; the exposition sums them), the total
 /// count and the sum in seconds.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DurationHistogram {
     #[serde(skip)]
     buckets: [u64; DURATION_BUCKETS.len()],
@@ -214,6 +240,14 @@ impl DurationHistogram {
             })
             .chain(std::iter::once(("+Inf".to_owned(), self.count)))
     }
+}
+
+/// What `/status` serves, and `eddy status` reads back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub functions: Vec<FunctionStatus>,
+    pub streams: Vec<crate::source::local::StreamDescription>,
+    pub checkpoints: Vec<crate::store::StoredCheckpoint>,
 }
 
 /// The handle a shard loop updates.
@@ -574,6 +608,40 @@ pub fn prometheus(functions: &[FunctionStatus]) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// The words `eddy status` prints are the ones `/status` serves.
+    #[test]
+    fn state_words_are_the_served_ones() {
+        use FunctionState::*;
+        for state in [Waiting, Loading, Running, Disabled, Failed] {
+            assert_eq!(serde_json::to_value(state).expect("json"), state.as_str());
+        }
+        for result in [ProcessingResult::NoRecordsProcessed, ProcessingResult::Ok, ProcessingResult::FunctionCallFailed] {
+            assert_eq!(serde_json::to_value(result).expect("json"), result.as_str());
+        }
+    }
+
+    /// `eddy status` reads back what `/status` serves, shard states included.
+    #[test]
+    fn a_status_report_reads_back() {
+        let board = StatusBoard::default();
+        board.set_function(FunctionStatus { world: Some("typed".into()), ..FunctionStatus::new("f", FunctionState::Running) }, true);
+        let shard = board.add_shard("f", "shardId-0");
+        if let Ok(mut s) = shard.lock() {
+            s.state = ShardState::Retrying { next_attempt: 2, max_attempts: Some(3), retrying_since_ms: 5 };
+            s.checkpoint = Some(crate::store::Checkpoint::Sequence("41".into()));
+            s.errors_by_kind.insert("trap".into(), 2);
+            s.invocation_duration.observe(Duration::from_millis(3));
+        }
+        let report = StatusReport { functions: board.snapshot(), streams: Vec::new(), checkpoints: Vec::new() };
+        let text = serde_json::to_string(&report).expect("serve");
+        let read: StatusReport = serde_json::from_str(&text).expect("read back");
+        let shard = &read.functions[0].shards[0];
+        assert_eq!(shard.state, ShardState::Retrying { next_attempt: 2, max_attempts: Some(3), retrying_since_ms: 5 });
+        assert_eq!(shard.checkpoint, Some(crate::store::Checkpoint::Sequence("41".into())));
+        assert_eq!(shard.errors_by_kind.get("trap"), Some(&2));
+        assert_eq!(read.functions[0].world.as_deref(), Some("typed"));
+    }
 
     #[test]
     fn metrics_are_in_seconds_with_a_duration_histogram_and_build_info() {

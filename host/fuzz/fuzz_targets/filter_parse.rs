@@ -2,7 +2,7 @@
 //! filter matches a record without panicking.
 #![no_main]
 
-use eddy::mapping::filter::RecordFilter;
+use eddy::filter::RecordFilter;
 use eddy::record::{KinesisRecord, Records};
 use libfuzzer_sys::fuzz_target;
 

@@ -204,9 +204,7 @@ impl Target {
         let local_arn = |name: &str| {
             format!("arn:aws:{service}:{}:{}:{kind}/{name}", crate::source::local::LOCAL_REGION, crate::role::LOCAL_ACCOUNT)
         };
-        let valid_name = |name: &str| {
-            (1..=255).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-        };
+        let valid_name = |name: &str| crate::names::is_resource_name(name, 255);
         if !reference.starts_with("arn:") {
             if !valid_name(reference) {
                 return Err(GuestError::Invalid(format!(

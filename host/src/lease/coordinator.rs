@@ -114,9 +114,8 @@ impl Coordinator {
             self.tick().await;
             let next_tick = Instant::now() + self.renew_interval();
             let wake = self.earliest_expiry().map_or(next_tick, |e| e.min(next_tick));
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep_until(wake) => {}
+            if crate::retry::pause_until(&cancel, wake).await == crate::retry::Waited::Cancelled {
+                return;
             }
         }
     }

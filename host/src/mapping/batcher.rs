@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::record::{Records, dynamodb_record_event_size, kinesis_record_event_size};
-use super::filter::RecordFilter;
+use crate::filter::RecordFilter;
 use crate::source::{ShardReader, SourceInfo};
 
 /// Lambda's cap on an invocation's payload.

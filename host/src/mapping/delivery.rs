@@ -16,6 +16,7 @@
 //!   to the on-failure destination, and only once it is accepted does the
 //!   checkpoint move past them.
 
+use std::borrow::Cow;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -26,13 +27,33 @@ use super::decision::{RetryRules, Then, decide};
 use super::destination::{Condition, Discarded, LastAttempt, failure_record};
 use super::outcome::{self, Outcome};
 use super::parallel::SharedWatermark;
-use super::shard::{ShardError, Shared};
+use super::shared::Shared;
 use super::window::{OpenWindow, returned_state};
 use crate::record::{Batch, Records};
 use crate::retry::{Backoff, Waited};
 use crate::runtime::{HandlerResponse, InvokeError, InvokeRequest};
 use crate::status::{ProcessingResult, ShardHandle, ShardState, ShardStatus};
-use crate::store::{Checkpoint, CheckpointKey, CheckpointStore, now_ms};
+use crate::store::{Checkpoint, CheckpointKey, CheckpointStore, StoreError, now_ms};
+
+/// Why a pass of a shard loop ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    /// Cluster mode: another host holds the shard's lease now. The loop stops.
+    #[error("the lease of {shard} is held by another host now; the checkpoint was not written")]
+    LeaseLost { shard: String },
+    /// Anything else: the loop starts over from the checkpoint.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for ShardError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::LeaseLost { shard } => ShardError::LeaseLost { shard },
+            other => ShardError::Failed(other.into()),
+        }
+    }
+}
 
 pub struct Delivery<'a> {
     pub function: &'a FunctionVersion,
@@ -257,7 +278,7 @@ impl Delivery<'_> {
             }
             s.invocation_duration.observe(elapsed);
             if let Err(error) = &result {
-                *s.errors_by_kind.entry(error.kind()).or_default() += 1;
+                *s.errors_by_kind.entry(Cow::Borrowed(error.kind())).or_default() += 1;
             }
         });
         Invoked { result, request_id, elapsed }

@@ -15,17 +15,18 @@
 //! - [`decision`]: what follows from it: checkpoint, retry, split or give up;
 //! - [`window`]: TumblingWindowInSeconds, state carried across invocations;
 //! - [`parallel`]: ParallelizationFactor, several batches of a shard at once;
-//! - [`filter`], [`destination`]: FilterCriteria and DestinationConfig.
+//! - [`destination`]: DestinationConfig's on-failure records and where they go
+//!   (FilterCriteria is [`crate::filter`]).
 
 mod batcher;
 mod decision;
 mod delivery;
 pub mod destination;
-pub mod filter;
 pub mod handler;
 pub mod outcome;
 mod parallel;
 mod shard;
+mod shared;
 mod window;
 
 use std::collections::{HashMap, HashSet};
@@ -34,12 +35,12 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::manifest::{Destination, Manifest};
+use crate::manifest::Manifest;
 use crate::source::StreamSource;
 use crate::status::StatusBoard;
 use crate::assignment::{Assignment, EveryShard};
 use crate::retry::{Backoff, Waited};
-use crate::store::{Checkpoint, CheckpointKey, CheckpointStore, MappingKey};
+use crate::store::{Checkpoint, CheckpointKey, CheckpointStore, MappingKey, StoreError};
 pub use handler::{ConcurrencyLimited, Handler, WasmHandler};
 use shard::{ShardExit, ShardLoop};
 
@@ -61,17 +62,6 @@ impl FunctionVersion {
     pub fn arn(&self, region: &str) -> String {
         let account = self.identity_arn.split(':').nth(4).filter(|a| !a.is_empty()).unwrap_or("000000000000");
         format!("arn:aws:lambda:{region}:{account}:function:{}", self.name)
-    }
-}
-
-/// Which of Lambda's permission sets reading a source takes.
-pub fn source_kind(source: &crate::manifest::SourceRef) -> crate::role::SourceKind {
-    use crate::manifest::SourceRef;
-    use crate::role::SourceKind;
-    match source {
-        SourceRef::Kinesis { consumer: Some(_), .. } => SourceKind::KinesisFanOut,
-        SourceRef::Kinesis { .. } | SourceRef::Local { .. } => SourceKind::Kinesis,
-        SourceRef::Dynamodb { .. } => SourceKind::Dynamodb,
     }
 }
 
@@ -180,35 +170,36 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
     };
     // As Lambda's CreateEventSourceMapping: a role that cannot read the source
     // never reads a record of it, nor can one that cannot write the destination.
-    if let Err(message) = check_role(&function, &info.arn) {
-        tracing::error!(function = %function.name, "{message}; the mapping is not started");
-        context.status.set_failed(&function.name, message);
+    if let Err(denied) = function.grants.check_mapping(&function.manifest.event_source, &info.arn) {
+        tracing::error!(function = %function.name, "{denied}; the mapping is not started");
+        context.status.set_failed(&function.name, denied.to_string());
         return;
     }
     let mut assignment = assignment(&function, &mut context);
     // The store (in cluster mode, the lease table) may be briefly unreachable:
-    // wait for it rather than fail the function. A start time it cannot read
-    // fails the mapping: guessing would skip or repeat records.
+    // wait for it rather than fail the function. What waiting cannot mend (a
+    // stored start that cannot be read: guessing would skip or repeat records,
+    // a filter or destination that cannot be set up) fails the mapping.
     let started_at = retry_call(&function, &context, &cancel, "read the mapping's start from the checkpoint store", || async {
-        match shard::started_at(&function, &context).await {
-            Err(corrupt @ crate::store::StoreError::Corrupt { .. }) => Ok(Err(corrupt)),
-            other => other.map(Ok).map_err(anyhow::Error::from),
+        match shared::started_at(&function, &context).await {
+            Err(StoreError::Unavailable(error)) => Err(error),
+            other => Ok(other),
         }
     })
     .await;
-    let shared = match started_at {
-        None => return assignment.leave().await,
-        Some(Err(corrupt)) => Err(anyhow::Error::from(corrupt)),
-        Some(Ok(started_at_ms)) => shard::Shared::new(&function, info, started_at_ms).await,
+    let Some(started_at) = started_at else { return assignment.leave().await };
+    let shared = match started_at.map_err(anyhow::Error::from) {
+        Ok(started_at_ms) => shared::Shared::new(&function, info, started_at_ms).await,
+        Err(error) => Err(error),
     };
     let shared = match shared {
         Ok(shared) => Arc::new(shared),
         Err(error) => {
-            let message = format!("{error:#}");
-            tracing::error!(function = %function.name, "cannot start the mapping: {message}");
+            let message = format!("cannot start the mapping: {error:#}");
+            tracing::error!(function = %function.name, "{message}");
             // The version is loaded, but its mapping does not run: failed (and
             // /readyz 503) until a new version of the files comes.
-            context.status.set_failed(&function.name, format!("cannot start the mapping: {message}"));
+            context.status.set_failed(&function.name, message);
             return assignment.leave().await;
         }
     };
@@ -319,20 +310,6 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
     while tasks.join_next().await.is_some() {}
     // Every shard has checkpointed: others may take over now.
     assignment.leave().await;
-}
-
-/// Lambda's checks at CreateEventSourceMapping: the role must read the source
-/// and write the on-failure destination. The message says what is missing.
-fn check_role(function: &FunctionVersion, source_arn: &str) -> Result<(), String> {
-    if let Err(denied) = function.grants.check_source(source_kind(&function.manifest.event_source.source), source_arn) {
-        return Err(format!("the execution role cannot read the event source: {denied}"));
-    }
-    if let Some(Destination::Aws { target, .. }) = function.manifest.event_source.on_failure.as_ref().map(|o| &o.destination)
-        && let Err(denied) = function.grants.check_destination(target)
-    {
-        return Err(format!("the execution role cannot write to the on-failure destination: {denied}"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

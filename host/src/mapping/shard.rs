@@ -17,81 +17,18 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::batcher::{Batcher, Next};
-use super::delivery::{Delivered, Delivery};
-use super::destination::FailureSink;
-use super::filter::RecordFilter;
+use super::delivery::{Delivered, Delivery, ShardError};
+use crate::filter::RecordFilter;
 use super::parallel::{LaneReader, SharedWatermark, deal};
+use super::shared::Shared;
 use super::window::{CLOSE_GRACE, OpenWindow, split_first_window};
 use super::{FunctionVersion, MappingContext};
-use crate::retry::{Backoff, Waited, pause};
 use crate::manifest::StartingPosition;
 use crate::record::Records;
-use crate::source::{Position, ShardReader, SourceInfo, StreamSource};
+use crate::retry::{Backoff, Waited, pause};
+use crate::source::{Position, ShardReader, StreamSource};
 use crate::status::ShardHandle;
 use crate::store::{Checkpoint, CheckpointKey, StoreError, now_ms};
-
-/// What every shard loop of one mapping shares, prepared once.
-pub struct Shared {
-    pub info: SourceInfo,
-    pub filter: Option<Arc<RecordFilter>>,
-    pub sink: Option<FailureSink>,
-    pub function_arn: String,
-    /// For LATEST: when the mapping first started, so that every shard (and every
-    /// restart) starts from the same moment.
-    pub started_at_ms: u64,
-}
-
-impl Shared {
-    pub async fn new(function: &FunctionVersion, info: SourceInfo, started_at_ms: u64) -> anyhow::Result<Shared> {
-        let config = &function.manifest.event_source;
-        let filter = if config.filter_patterns.is_empty() {
-            None
-        } else {
-            Some(Arc::new(RecordFilter::new(&config.filter_patterns)?))
-        };
-        let sink = match &config.on_failure {
-            Some(on_failure) => {
-                let uuid = super::destination::sink::mapping_uuid(&function.name, &config.source.id());
-                Some(FailureSink::open(on_failure, &uuid).await?)
-            }
-            None => None,
-        };
-        Ok(Shared { function_arn: function.arn(&info.region), info, filter, sink, started_at_ms })
-    }
-}
-
-/// When the mapping first ran: LATEST is pinned to that moment, kept in the
-/// store beside the checkpoints, so a restart does not skip what came meanwhile.
-/// A stored start that cannot be read is an error, never replaced by "now".
-pub async fn started_at(function: &FunctionVersion, context: &MappingContext) -> Result<u64, StoreError> {
-    let config = &function.manifest.event_source;
-    let mapping = crate::store::MappingKey { function: function.name.to_string(), source: config.source.id() };
-    match context.store.mapping_start(&mapping).await? {
-        Some(ms) => Ok(ms),
-        None if config.starting_position == StartingPosition::Latest => context.store.record_mapping_start(&mapping, now_ms()).await,
-        None => Ok(now_ms()),
-    }
-}
-
-/// Why a pass of a shard loop ended early.
-#[derive(Debug, thiserror::Error)]
-pub enum ShardError {
-    /// Cluster mode: another host holds the shard's lease now. The loop stops.
-    #[error("the lease of {shard} is held by another host now; the checkpoint was not written")]
-    LeaseLost { shard: String },
-    /// Anything else: the loop starts over from the checkpoint.
-    #[error(transparent)]
-    Failed(#[from] anyhow::Error),
-}
-
-impl From<StoreError> for ShardError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::LeaseLost { shard } => ShardError::LeaseLost { shard },
-            other => ShardError::Failed(other.into()),
-        }
-    }
-}
 
 /// Batches of records queued for each lane of a shard (ParallelizationFactor).
 const LANE_QUEUE: usize = 4;

@@ -109,22 +109,7 @@ async fn run(setup: Setup<'_>, done: impl Fn(&ShardStatus) -> bool) -> Run {
     });
     let text = format!("{}\n[EventSource]\nType = \"Local\"\nStream = \"s\"\n{}\n", setup.function, setup.manifest)
         .replace("{dir}", &dir.path().display().to_string());
-    let manifest = Manifest::parse(&text).unwrap();
-    let status = Arc::new(StatusBoard::default());
-    status.set_function(FunctionStatus::new("f", FunctionState::Running), true);
-    let limited = ConcurrencyLimited::wrap(handler.clone(), manifest.reserved_concurrency);
-    let version = Arc::new(FunctionVersion {
-        name: Arc::from("f"),
-        manifest,
-        handler: limited,
-        environment: Arc::from(Vec::new()),
-        identity_arn: "arn:aws:iam::000000000000:role/f".into(),
-        grants: crate::role::Grants::source_only("f"),
-        services: Arc::new(crate::capability::Services::new(Some(Arc::clone(&store)))),
-    });
-    let source = Arc::new(LocalSource::new(Arc::clone(&store), "s", Duration::from_millis(5)));
-    let store_dyn: Arc<dyn CheckpointStore> = store.clone();
-    let mapping = start(version, source, MappingContext { store: store_dyn, status: Arc::clone(&status), cluster: None });
+    let (status, mapping) = start_mapping(&text, handler.clone(), &store);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let shard = status.snapshot().first().and_then(|f| f.shards.first().cloned());
@@ -136,6 +121,61 @@ async fn run(setup: Setup<'_>, done: impl Fn(&ShardStatus) -> bool) -> Run {
     }
     mapping.stop().await;
     Run { dir, store, status, handler }
+}
+
+/// Starts function `f`'s mapping of the local stream `s`, with the manifest `text`.
+fn start_mapping(text: &str, handler: Arc<dyn Handler>, store: &Arc<EmbeddedStore>) -> (Arc<StatusBoard>, MappingHandle) {
+    let manifest = Manifest::parse(text).unwrap();
+    let status = Arc::new(StatusBoard::default());
+    status.set_function(FunctionStatus::new("f", FunctionState::Running), true);
+    let limited = ConcurrencyLimited::wrap(handler, manifest.reserved_concurrency);
+    let version = Arc::new(FunctionVersion {
+        name: Arc::from("f"),
+        manifest,
+        handler: limited,
+        environment: Arc::from(Vec::new()),
+        identity_arn: "arn:aws:iam::000000000000:role/f".into(),
+        grants: crate::role::Grants::source_only("f"),
+        services: Arc::new(crate::capability::Services::new(Some(Arc::clone(store)))),
+    });
+    let source = Arc::new(LocalSource::new(Arc::clone(store), "s", Duration::from_millis(5)));
+    let store_dyn: Arc<dyn CheckpointStore> = store.clone();
+    (Arc::clone(&status), start(version, source, MappingContext { store: store_dyn, status, cluster: None }))
+}
+
+/// A LATEST mapping whose stored start cannot be read fails, and reads
+/// nothing: taking "now" instead would skip what arrived since it started.
+#[tokio::test]
+async fn a_corrupt_start_time_fails_the_mapping_rather_than_skip_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    let mut conn = store.connect().unwrap();
+    local::create(&conn, "s", 1, 24).unwrap();
+    local::put(&mut conn, "s", &[PutRecord { partition_key: "k".into(), data: vec![1] }]).unwrap();
+    conn.execute("INSERT INTO mapping_starts (function, source, started_ms) VALUES ('f', 'local:s', 'garbage')", []).unwrap();
+    let handler = Arc::new(Scripted {
+        script: Mutex::new(VecDeque::new()),
+        poison: None,
+        seen: Mutex::new(Vec::new()),
+        delay: Duration::ZERO,
+        in_flight: Default::default(),
+        max_in_flight: Default::default(),
+    });
+    let text = "[EventSource]\nType = \"Local\"\nStream = \"s\"\nStartingPosition = \"LATEST\"\n";
+    let (status, mapping) = start_mapping(text, handler.clone(), &store);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let failed = loop {
+        let function = status.snapshot().remove(0);
+        if function.state == FunctionState::Failed {
+            break function;
+        }
+        assert!(Instant::now() < deadline, "the mapping did not fail: {function:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    mapping.stop().await;
+    let error = failed.error.clone().unwrap_or_default();
+    assert!(error.contains("start time of the mapping is corrupt") && error.contains("garbage"), "{error}");
+    assert!(failed.shards.is_empty() && handler.seen.lock().unwrap().is_empty(), "{failed:?}");
 }
 
 fn seen(run: &Run) -> Vec<Vec<String>> {

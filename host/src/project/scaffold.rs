@@ -77,10 +77,9 @@ fn toml_escape(text: &str) -> String {
 
 /// Whether `name` can be a function's name: it becomes file names and an ARN.
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+    // Lambda's rule, and a letter first: the name also names the language's
+    // package or module.
+    crate::names::is_function_name(name) && name.starts_with(|c: char| c.is_ascii_alphabetic())
 }
 
 /// Writes the project `name` into `parent/name`; refuses to touch an existing folder.

@@ -224,7 +224,7 @@ fn reconcile(
             }
             (None, None) => continue,
         };
-        if !valid_name(&name) {
+        if !crate::names::is_function_name(&name) {
             context.status.set_error(&name, FunctionState::Failed,
                 "a function name is 1 to 64 of a-z, A-Z, 0-9, - and _".into());
             continue;
@@ -301,6 +301,4 @@ fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
+

@@ -15,10 +15,11 @@ use tokio::sync::mpsc;
 use super::RegistryConfig;
 use crate::manifest::{Manifest, SourceRef};
 use crate::mapping::{self, ConcurrencyLimited, FunctionVersion, MappingContext, MappingHandle, WasmHandler};
-use crate::role::{Grants, Role};
+use crate::role::Grants;
 use crate::source::StreamSource;
-use crate::source::dynamodb::{DynamodbSource, TableStreamRef};
-use crate::source::kinesis::{KinesisSource, StreamRef};
+use crate::source::dynamodb::DynamodbSource;
+use crate::source::kinesis::KinesisSource;
+use crate::source::StreamRef;
 use crate::source::local::{self, LocalSource};
 
 /// Lambda's polling rates: Kinesis once a second per shard, DynamoDB Streams
@@ -168,7 +169,7 @@ impl Supervisor {
 
     async fn deploy(&mut self, files: &FunctionFiles) -> anyhow::Result<()> {
         let name = &self.name;
-        let manifest = Manifest::parse(&files.manifest).with_context(|| format!("{name}.toml"))?;
+        let manifest = crate::function::parse_manifest(name, &files.manifest)?;
         let budget = self.config.runtime.memory_budget_mb();
         if u64::from(manifest.memory_mb) > budget {
             anyhow::bail!(
@@ -177,7 +178,9 @@ impl Supervisor {
                 manifest.memory_mb
             );
         }
-        let role = Arc::new(self.role(&manifest, files.role.clone())?);
+        let roles_dir = self.config.functions_dir.join("roles");
+        let policy = files.role.as_ref().and_then(|(_, policy)| policy.as_deref());
+        let role = Arc::new(crate::function::resolve_role(name, &manifest, policy, &roles_dir)?);
         // The source first: a function waiting for its local stream looks again
         // without compiling again.
         let source = self.source(&manifest.event_source.source, manifest.event_source.polling_interval).await?;
@@ -191,10 +194,10 @@ impl Supervisor {
                 wasm.len() as f64 / 1e6);
         }
         let started = std::time::Instant::now();
-        let component = tokio::task::spawn_blocking(move || runtime.load(&wasm))
+        let label = format!("{name}.wasm");
+        let component = tokio::task::spawn_blocking(move || crate::function::load_component(&runtime, &label, &wasm))
             .await
-            .context("the loader task failed")?
-            .with_context(|| format!("{name}.wasm"))?;
+            .context("the loader task failed")??;
         if first_compile {
             tracing::info!(function = %name, "compiled {name}.wasm in {:.1} s", started.elapsed().as_secs_f64());
         }
@@ -203,7 +206,7 @@ impl Supervisor {
 
         let state = if manifest.event_source.enabled { FunctionState::Running } else { FunctionState::Disabled };
         let status = FunctionStatus {
-            world: Some(component.world.name()),
+            world: Some(component.world.name().into()),
             digest: Some(component.digest.clone()),
             source: Some(manifest.event_source.source.id()),
             uuid: Some(crate::mapping::destination::sink::mapping_uuid(name, &manifest.event_source.source.id())),
@@ -233,20 +236,6 @@ impl Supervisor {
         Ok(())
     }
 
-    /// The function's role, warning of granted directories that do not exist.
-    fn role(&self, manifest: &Manifest, file: Option<(String, Option<String>)>) -> anyhow::Result<Role> {
-        let roles_dir = self.config.functions_dir.join("roles");
-        let policy = file.and_then(|(_, policy)| policy);
-        let role = crate::role::for_manifest(&self.name, manifest.role.as_deref(), policy.as_deref(), &roles_dir)?;
-        for grant in role.file_grants() {
-            if !Path::new(&grant.dir).is_dir() {
-                tracing::warn!(function = %self.name, role = %role.name,
-                    "the role grants the directory {}, which does not exist", grant.dir);
-            }
-        }
-        Ok(role)
-    }
-
     async fn source(&self, source: &SourceRef, polling: Option<Duration>) -> anyhow::Result<Arc<dyn StreamSource>> {
         match source {
             SourceRef::Kinesis { stream, endpoint, consumer } => {
@@ -258,14 +247,9 @@ impl Supervisor {
                     consumer.clone(),
                 )))
             }
-            SourceRef::Dynamodb { table, stream_arn, endpoint } => {
+            SourceRef::Dynamodb { stream, endpoint } => {
                 let config = crate::source::aws_config(endpoint.endpoint_url.as_deref(), endpoint.region.as_deref()).await;
-                let stream = match (table, stream_arn) {
-                    (_, Some(arn)) => TableStreamRef::StreamArn(arn.clone()),
-                    (Some(table), None) => TableStreamRef::Table(table.clone()),
-                    (None, None) => anyhow::bail!("the manifest names neither a table nor a stream"),
-                };
-                Ok(Arc::new(DynamodbSource::new(&config, stream, polling.unwrap_or(DYNAMODB_POLL_INTERVAL))))
+                Ok(Arc::new(DynamodbSource::new(&config, stream.clone(), polling.unwrap_or(DYNAMODB_POLL_INTERVAL))))
             }
             SourceRef::Local { stream, create } => {
                 let (name, stream_name, create) = (self.name.to_string(), stream.clone(), *create);

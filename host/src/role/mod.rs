@@ -9,12 +9,14 @@
 
 pub mod policy;
 pub mod url;
+pub mod wildcard;
 
 use std::sync::Arc;
 
-use policy::{Decision, Patterns, Policy, wildcard_match};
+use policy::{Decision, Patterns, Policy};
+use wildcard::wildcard_match;
 
-use crate::mapping::destination::target::AwsTarget;
+use crate::manifest::AwsTarget;
 use crate::status::StatusBoard;
 
 /// The account Eddy's own resources (local streams, embedded tables, roles
@@ -81,6 +83,36 @@ pub enum SourceKind {
     /// A Kinesis stream read through an enhanced fan-out consumer.
     KinesisFanOut,
     Dynamodb,
+}
+
+impl SourceKind {
+    /// Which of Lambda's permission sets reading `source` takes.
+    pub fn of(source: &crate::manifest::SourceRef) -> SourceKind {
+        use crate::manifest::SourceRef;
+        match source {
+            SourceRef::Kinesis { consumer: Some(_), .. } => SourceKind::KinesisFanOut,
+            SourceRef::Kinesis { .. } | SourceRef::Local { .. } => SourceKind::Kinesis,
+            SourceRef::Dynamodb { .. } => SourceKind::Dynamodb,
+        }
+    }
+}
+
+/// Why a mapping may not start: what its role lacks, as Lambda's
+/// CreateEventSourceMapping says it.
+#[derive(Debug, thiserror::Error)]
+pub enum MappingDenied {
+    #[error("the execution role cannot read the event source: {0}")]
+    Source(AccessDenied),
+    #[error("the execution role cannot write to the on-failure destination: {0}")]
+    Destination(AccessDenied),
+}
+
+impl MappingDenied {
+    fn denial(&self) -> &AccessDenied {
+        match self {
+            MappingDenied::Source(denied) | MappingDenied::Destination(denied) => denied,
+        }
+    }
 }
 
 /// A role loaded for a function.
@@ -172,6 +204,24 @@ impl Role {
         target.required_grants().iter().try_for_each(|(action, resource)| self.check(function, action, resource))
     }
 
+    /// Lambda's checks when a mapping is created: the role must read the source
+    /// (when its ARN is known; `eddy run --check` knows it only for some) and
+    /// write the on-failure destination.
+    pub fn check_mapping(
+        &self,
+        function: &str,
+        config: &crate::manifest::EventSourceConfig,
+        source_arn: Option<&str>,
+    ) -> Result<(), MappingDenied> {
+        if let Some(arn) = source_arn {
+            self.check_source(function, SourceKind::of(&config.source), arn).map_err(MappingDenied::Source)?;
+        }
+        if let Some(crate::manifest::Destination::Aws { target, .. }) = config.on_failure.as_ref().map(|o| &o.destination) {
+            self.check_destination(function, target).map_err(MappingDenied::Destination)?;
+        }
+        Ok(())
+    }
+
     /// The directories WASI preopens: every absolute path that an `Allow`
     /// statement names for `eddy:ReadFile` or `eddy:WriteFile`, with the access
     /// the whole policy (denies included) gives it. `*` alone grants no directory:
@@ -233,11 +283,7 @@ pub fn for_manifest(function: &str, reference: Option<&str>, policy: Option<&str
     Ok(Role::from_policy(reference, policy))
 }
 
-/// A role name from the manifest's `Role`: `reader`, or
-/// `arn:aws:iam::123456789012:role/service-role/reader`.
-pub fn role_name(reference: &str) -> &str {
-    reference.rsplit('/').next().unwrap_or(reference)
-}
+pub use crate::names::role_name;
 
 /// A directory the role preopens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,6 +349,15 @@ impl Grants {
         let result = self.role.check_destination(&self.function, target);
         if let Err(denied) = &result {
             self.audit(&denied.action, &denied.resource);
+        }
+        result
+    }
+
+    /// [`Role::check_mapping`], with the denial audited and counted.
+    pub fn check_mapping(&self, config: &crate::manifest::EventSourceConfig, source_arn: &str) -> Result<(), MappingDenied> {
+        let result = self.role.check_mapping(&self.function, config, Some(source_arn));
+        if let Err(denied) = &result {
+            self.audit(&denied.denial().action, &denied.denial().resource);
         }
         result
     }

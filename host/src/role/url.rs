@@ -14,7 +14,7 @@
 //! with query. A pattern without `://`, such as `*`, is matched against the
 //! whole canonical URL.
 
-use super::policy::wildcard_match;
+use super::wildcard::wildcard_match;
 
 /// A request's URL in the parts a grant is checked on.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,7 @@
 use wasmparser::{Parser, Payload};
 use wit_component::ComponentEncoder;
 
-use super::component::LoadError;
+use super::load_error::LoadError;
 
 const PREVIEW1: &str = "wasi_snapshot_preview1";
 

@@ -11,18 +11,14 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use wasmtime::{Store, UpdateDeadline};
-use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
-use crate::contract::{errors, invocation, log, types};
-use super::component::{HandlerPre, LoadedComponent, World};
-use super::limits::{LogLimitExceeded, MemoryLimitExceeded, MemoryLimiter, RESPONSE_LIMIT_BYTES, TimedOut};
 use super::Runtime;
-use crate::capability::{Capabilities, CommandIo, HasCapabilities, Services};
+use super::component::{HandlerPre, LoadedComponent, World};
+use super::host_state::{Deadline, HostState};
+use super::limits::{LogLimitExceeded, MemoryLimitExceeded, MemoryLimiter, RESPONSE_LIMIT_BYTES, TimedOut};
+use crate::capability::{Capabilities, CommandIo, Services};
 use crate::record::{Batch, BatchResponse, Context};
 use crate::role::Grants;
 
@@ -92,141 +88,6 @@ impl InvokeError {
             InvokeError::Instantiate(_) => "instantiate",
             InvokeError::Throttled(_) => "throttled",
         }
-    }
-}
-
-/// When an invocation times out: its timeout from the start, moved later by
-/// every pause of rationing. Shared by the epoch callback, which pauses, and
-/// the host-side timer, which stops a call blocked in the host.
-#[derive(Clone)]
-struct Deadline {
-    unpaused: Instant,
-    paused_us: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Deadline {
-    fn new(timeout: Duration) -> Deadline {
-        Deadline { unpaused: Instant::now() + timeout, paused_us: Arc::default() }
-    }
-
-    fn at(&self) -> Instant {
-        self.unpaused + Duration::from_micros(self.paused_us.load(std::sync::atomic::Ordering::Relaxed))
-    }
-
-    fn extend(&self, pause: Duration) {
-        self.paused_us.fetch_add(pause.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// The data of one invocation's store.
-pub struct HostState {
-    limiter: MemoryLimiter,
-    function: Arc<str>,
-    shard: Arc<str>,
-    request_id: String,
-    deadline: Deadline,
-    timeout: Duration,
-    /// The function's CPU ration, and when the guest last started running.
-    ration: Arc<super::ration::Ration>,
-    rations: Arc<super::ration::CpuRations>,
-    running_since: Instant,
-    /// Log bytes written so far, and the limit.
-    log_bytes: usize,
-    log_limit: usize,
-    /// What the capabilities keep for this invocation (WASI, HTTP, the role).
-    capabilities: Capabilities,
-}
-
-impl HostState {
-    /// Writes what a WASI guest printed to the log, a line at a time, within
-    /// what is left of the log limit.
-    fn flush_output(&mut self) {
-        let Some((stdout, stderr)) = self.capabilities.take_output() else { return };
-        for (stream, pipe) in [("stdout", stdout), ("stderr", Some(stderr))] {
-            let Some(pipe) = pipe else { continue };
-            let bytes = pipe.contents();
-            for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.is_empty()) {
-                if self.log_bytes + line.len() > self.log_limit {
-                    tracing::warn!(target: "handler", function = %self.function, shard = %self.shard,
-                        request_id = %self.request_id, stream, "output past the log limit left out");
-                    return;
-                }
-                self.log_bytes += line.len();
-                tracing::info!(target: "handler", function = %self.function, shard = %self.shard,
-                    request_id = %self.request_id, stream, "{line}");
-            }
-        }
-    }
-
-}
-
-// WASI and wasi:http find their state in the capabilities.
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        self.capabilities.wasi()
-    }
-}
-
-impl WasiHttpView for HostState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        self.capabilities.http()
-    }
-}
-
-impl HasCapabilities for HostState {
-    fn capabilities(&mut self) -> &mut Capabilities {
-        &mut self.capabilities
-    }
-}
-
-/// Links the runtime's own imports: the types, `log` and `invocation`.
-pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    types::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
-    errors::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
-    log::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
-    invocation::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
-}
-
-impl errors::Host for HostState {}
-
-impl types::Host for HostState {}
-
-impl log::Host for HostState {
-    fn log(&mut self, level: log::Level, message: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {
-        // The limit counts what the handler wrote, so a flood is cut off after
-        // a bounded amount of work for the host.
-        self.log_bytes += message.len() + fields.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>();
-        if self.log_bytes > self.log_limit {
-            return Err(LogLimitExceeded { limit_bytes: self.log_limit }.into());
-        }
-        // As one JSON object, which the JSON log spreads into the line's fields.
-        let fields = (!fields.is_empty()).then(|| {
-            Value::Object(fields.into_iter().map(|(k, v)| (k, Value::String(v))).collect()).to_string()
-        });
-        macro_rules! emit {
-            ($level:expr) => {
-                match &fields {
-                    None => tracing::event!(target: "handler", $level, function = %self.function, shard = %self.shard,
-                        request_id = %self.request_id, "{message}"),
-                    Some(fields) => tracing::event!(target: "handler", $level, function = %self.function, shard = %self.shard,
-                        request_id = %self.request_id, handler_fields = %fields, "{message}"),
-                }
-            };
-        }
-        match level {
-            log::Level::Trace => emit!(tracing::Level::TRACE),
-            log::Level::Debug => emit!(tracing::Level::DEBUG),
-            log::Level::Info => emit!(tracing::Level::INFO),
-            log::Level::Warn => emit!(tracing::Level::WARN),
-            log::Level::Error => emit!(tracing::Level::ERROR),
-        }
-        Ok(())
-    }
-}
-
-impl invocation::Host for HostState {
-    fn remaining_time_ms(&mut self) -> u64 {
-        self.deadline.at().saturating_duration_since(Instant::now()).as_millis() as u64
     }
 }
 

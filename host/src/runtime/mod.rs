@@ -8,12 +8,14 @@
 
 mod cache;
 mod compile_gate;
+mod host_state;
 pub mod ration;
 pub mod memory_budget;
 pub mod component;
 mod componentize;
 pub mod invoke;
 mod limits;
+mod load_error;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,7 +29,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub use cache::content_digest;
 pub use component::{LoadError, LoadedComponent, World};
 pub use invoke::{HandlerResponse, InvokeError, InvokeRequest};
-use invoke::HostState;
+use host_state::HostState;
 
 /// How often the epoch ticks: the granularity of timeouts, and how often a busy
 /// guest yields its thread to other tasks.
@@ -102,7 +104,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         // The runtime's own imports (logging, the invocation's clock), then
         // every capability, each reaching its state through a projection.
-        invoke::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("cannot link the host's handler imports: {e:#}"))?;
+        host_state::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("cannot link the host's handler imports: {e:#}"))?;
         crate::capability::add_to_linker(&mut linker)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));

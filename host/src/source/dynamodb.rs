@@ -19,28 +19,22 @@ use tokio::sync::OnceCell;
 use super::Fetched;
 use crate::retry::Backoff;
 use super::{CallFailure, Position, Shard, ShardReader, SourceInfo, StreamSource, classify_call_failure, describe_call_failure};
+use crate::manifest::DynamodbStream;
 use crate::record::{DynamodbEventName, DynamodbRecord, EventSource, Records};
 
 /// The most records one GetRecords call returns.
 const GET_RECORDS_LIMIT: i32 = 1000;
 
-/// A table's stream: by table name (the latest stream) or by stream ARN.
-#[derive(Debug, Clone)]
-pub enum TableStreamRef {
-    Table(String),
-    StreamArn(String),
-}
-
 pub struct DynamodbSource {
     client: Client,
-    stream: TableStreamRef,
+    stream: DynamodbStream,
     /// The stream's ARN, once found.
     arn: OnceCell<String>,
     poll_interval: Duration,
 }
 
 impl DynamodbSource {
-    pub fn new(config: &aws_config::SdkConfig, stream: TableStreamRef, poll_interval: Duration) -> DynamodbSource {
+    pub fn new(config: &aws_config::SdkConfig, stream: DynamodbStream, poll_interval: Duration) -> DynamodbSource {
         DynamodbSource { client: Client::new(config), stream, arn: OnceCell::new(), poll_interval }
     }
 
@@ -49,8 +43,8 @@ impl DynamodbSource {
             .arn
             .get_or_try_init(|| async {
                 match &self.stream {
-                    TableStreamRef::StreamArn(arn) => Ok(arn.clone()),
-                    TableStreamRef::Table(table) => self.latest_stream(table).await,
+                    DynamodbStream::StreamArn(arn) => Ok(arn.clone()),
+                    DynamodbStream::Table(table) => self.latest_stream(table).await,
                 }
             })
             .await?;

@@ -16,10 +16,11 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::DateTime;
-use aws_sdk_kinesis::types::{EncryptionType, ShardFilter, ShardFilterType, ShardIteratorType};
+use aws_sdk_kinesis::types::{ShardFilter, ShardFilterType, ShardIteratorType};
 
 use super::Fetched;
 use crate::retry::Backoff;
+use super::kinesis_api::{StreamRef, convert, with_stream};
 use super::kinesis_fanout::FanOutReader;
 use super::{CallFailure, Position, Shard, ShardReader, SourceInfo, StreamSource, classify_call_failure, describe_call_failure};
 use crate::record::{EventSource, KinesisRecord, Records};
@@ -29,33 +30,6 @@ const GET_RECORDS_LIMIT: i32 = 10_000;
 /// Kinesis serves 5 GetRecords calls a second per shard: the shortest wait
 /// between calls while a reader is behind.
 const MIN_CALL_INTERVAL: Duration = Duration::from_millis(200);
-
-/// A stream, by the name or the ARN the manifest gave.
-#[derive(Debug, Clone)]
-pub enum StreamRef {
-    Name(String),
-    Arn(String),
-}
-
-impl StreamRef {
-    pub fn parse(name_or_arn: &str) -> StreamRef {
-        if name_or_arn.starts_with("arn:") {
-            StreamRef::Arn(name_or_arn.to_owned())
-        } else {
-            StreamRef::Name(name_or_arn.to_owned())
-        }
-    }
-}
-
-/// Sets the stream of a request builder, by name or by ARN.
-macro_rules! with_stream {
-    ($builder:expr, $stream:expr) => {
-        match $stream {
-            StreamRef::Name(name) => $builder.stream_name(name),
-            StreamRef::Arn(arn) => $builder.stream_arn(arn),
-        }
-    };
-}
 
 pub struct KinesisSource {
     client: Client,
@@ -237,22 +211,6 @@ impl KinesisShardReader {
         }
     }
 
-}
-
-/// A Kinesis record as the WIT record (its data moved, not copied).
-pub(super) fn convert(shard_id: &str, record: aws_sdk_kinesis::types::Record) -> KinesisRecord {
-    let arrival = record.approximate_arrival_timestamp.and_then(|t| t.to_millis().ok()).unwrap_or(0);
-    KinesisRecord {
-        event_id: format!("{shard_id}:{}", record.sequence_number),
-        partition_key: record.partition_key.unwrap_or_default(),
-        data: record.data.into_inner(),
-        sequence_number: record.sequence_number,
-        approximate_arrival_timestamp_ms: u64::try_from(arrival).unwrap_or(0),
-        encryption_type: match record.encryption_type {
-            None | Some(EncryptionType::None) => None,
-            Some(other) => Some(other.as_str().to_owned()),
-        },
-    }
 }
 
 #[async_trait]

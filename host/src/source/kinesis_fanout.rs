@@ -16,7 +16,7 @@ use aws_sdk_kinesis::types::{ConsumerStatus, ShardIteratorType, StartingPosition
 
 use super::Fetched;
 use crate::retry::Backoff;
-use super::kinesis::StreamRef;
+use super::kinesis_api::{StreamRef, convert};
 use super::{Position, ShardReader, describe_call_failure};
 use crate::record::{KinesisRecord, Records};
 
@@ -167,7 +167,7 @@ impl FanOutReader {
                 self.wait = Duration::ZERO;
                 let recordless = event.records.is_empty();
                 for record in event.records {
-                    self.buffer.records.push_back(super::kinesis::convert(&self.shard_id, record));
+                    self.buffer.records.push_back(convert(&self.shard_id, record));
                 }
                 let has_children = event.child_shards.as_ref().is_some_and(|c| !c.is_empty());
                 self.idle_events = if recordless { self.idle_events + 1 } else { 0 };

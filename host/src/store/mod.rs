@@ -20,7 +20,7 @@ pub struct MappingKey {
 }
 
 /// Which shard of which source a function has read: the key of a checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct CheckpointKey {
     pub function: String,
     /// The source's id, such as `local:orders`.
@@ -86,7 +86,7 @@ impl<'de> serde::Deserialize<'de> for Checkpoint {
 }
 
 /// A shard's checkpoint as listed for status reports.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoredCheckpoint {
     pub key: CheckpointKey,
     #[serde(rename = "sequence_number")]

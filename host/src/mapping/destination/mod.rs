@@ -4,9 +4,7 @@
 //! shard moves on only once the destination has accepted the record.
 
 pub mod sink;
-pub mod target;
 
-use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
@@ -73,8 +71,8 @@ pub fn failure_record(discarded: &Discarded<'_>) -> Value {
     // Kinesis' arrival times have milliseconds; DynamoDB's, as its creation
     // times, whole seconds.
     let arrival = |ms: u64| match records {
-        Records::Kinesis(_) => iso8601(ms),
-        Records::Dynamodb(_) => iso8601_seconds(ms),
+        Records::Kinesis(_) => crate::event::iso8601(ms),
+        Records::Dynamodb(_) => crate::event::iso8601_seconds(ms),
     };
     let batch_info = json!({
         "shardId": batch.shard_id,
@@ -93,7 +91,7 @@ pub fn failure_record(discarded: &Discarded<'_>) -> Value {
             "approximateInvokeCount": discarded.approximate_invoke_count(),
         },
         "version": "1.0",
-        "timestamp": iso8601(crate::store::now_ms()),
+        "timestamp": crate::event::iso8601(crate::store::now_ms()),
     });
     if let Condition::RetryAttemptsExhausted { last } = discarded.condition {
         let function_error = match last {
@@ -112,16 +110,6 @@ pub fn failure_record(discarded: &Discarded<'_>) -> Value {
     };
     record[info_key] = batch_info;
     record
-}
-
-/// `2019-11-14T00:38:06.021Z`.
-pub fn iso8601(ms: u64) -> String {
-    humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
-}
-
-/// `2019-11-14T00:38:06Z`.
-fn iso8601_seconds(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use super::target::AwsTarget;
+use crate::manifest::AwsTarget;
 use crate::manifest::{Destination, OnFailure};
 use crate::record::Batch;
 

@@ -44,7 +44,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use crate::mapping::destination::target::AwsTarget;
+use crate::names;
+
+pub mod destination;
+
+pub use destination::AwsTarget;
 
 /// Why a manifest was refused.
 #[derive(Debug, thiserror::Error)]
@@ -106,8 +110,15 @@ pub enum SourceRef {
     /// A Kinesis data stream, by name or ARN; read by enhanced fan-out through
     /// `consumer` when one is named.
     Kinesis { stream: String, endpoint: AwsEndpoint, consumer: Option<String> },
-    /// A DynamoDB table's stream: the latest stream of a table, or a stream ARN.
-    Dynamodb { table: Option<String>, stream_arn: Option<String>, endpoint: AwsEndpoint },
+    /// A DynamoDB table's stream.
+    Dynamodb { stream: DynamodbStream, endpoint: AwsEndpoint },
+}
+
+/// Which DynamoDB stream a mapping reads: a table's latest, or one by its ARN.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DynamodbStream {
+    Table(String),
+    StreamArn(String),
 }
 
 /// Where an AWS source is served, when not by AWS itself at the default chain's region.
@@ -123,8 +134,8 @@ impl SourceRef {
         match self {
             SourceRef::Local { stream, .. } => format!("local:{stream}"),
             SourceRef::Kinesis { stream, .. } => format!("kinesis:{stream}"),
-            SourceRef::Dynamodb { table: Some(table), .. } => format!("dynamodb:{table}"),
-            SourceRef::Dynamodb { stream_arn, .. } => format!("dynamodb:{}", stream_arn.as_deref().unwrap_or_default()),
+            SourceRef::Dynamodb { stream: DynamodbStream::Table(table), .. } => format!("dynamodb:{table}"),
+            SourceRef::Dynamodb { stream: DynamodbStream::StreamArn(arn), .. } => format!("dynamodb:{arn}"),
         }
     }
 }
@@ -293,10 +304,7 @@ impl Manifest {
             "1024 to 10485760 bytes",
         )?;
         if let Some(role) = &raw.role {
-            let name = crate::role::role_name(role);
-            let valid = (1..=64).contains(&name.len())
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
-            if !valid {
+            if !names::is_role_name(names::role_name(role)) {
                 return Err(invalid("Role", format!(
                     "{role:?} is not a role name (1 to 64 of letters, digits and +=,.@_-) or an IAM role ARN"
                 )));
@@ -360,7 +368,7 @@ fn validate_source(raw: &RawEventSource) -> Result<SourceRef, ManifestError> {
                 return Err(invalid("EventSource.Table", "is only for Type = \"DynamoDB\""));
             }
             let stream = raw.stream.clone().unwrap_or_default();
-            if stream.is_empty() || stream.len() > 128 || !stream.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+            if !names::is_resource_name(&stream, names::STREAM_NAME_MAX) {
                 return Err(invalid(
                     "EventSource.Stream",
                     format!("{stream:?} is not a valid stream name: 1 to 128 of a-z, A-Z, 0-9, _ . -"),
@@ -374,7 +382,7 @@ fn validate_source(raw: &RawEventSource) -> Result<SourceRef, ManifestError> {
                 return Err(invalid("EventSource.Table", "is only for Type = \"DynamoDB\"; Kinesis takes Stream"));
             }
             let stream = raw.stream.clone().unwrap_or_default();
-            let valid_name = !stream.is_empty() && stream.len() <= 128 && stream.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            let valid_name = names::is_resource_name(&stream, names::STREAM_NAME_MAX);
             let valid_arn = stream.starts_with("arn:") && stream.contains(":kinesis:") && stream.contains(":stream/");
             if !valid_name && !valid_arn {
                 return Err(invalid(
@@ -384,7 +392,7 @@ fn validate_source(raw: &RawEventSource) -> Result<SourceRef, ManifestError> {
             }
             let consumer = raw.consumer_name.clone();
             if let Some(name) = &consumer
-                && (name.is_empty() || name.len() > 128 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)))
+                && !names::is_resource_name(name, names::STREAM_NAME_MAX)
             {
                 return Err(invalid(
                     "EventSource.ConsumerName",
@@ -396,10 +404,10 @@ fn validate_source(raw: &RawEventSource) -> Result<SourceRef, ManifestError> {
         "DynamoDB" if raw.consumer_name.is_some() => Err(invalid("EventSource.ConsumerName", "is only for Type = \"Kinesis\"")),
         "DynamoDB" => match (&raw.table, &raw.stream) {
             (Some(table), None) if !table.is_empty() && table.len() <= 255 => {
-                Ok(SourceRef::Dynamodb { table: Some(table.clone()), stream_arn: None, endpoint })
+                Ok(SourceRef::Dynamodb { stream: DynamodbStream::Table(table.clone()), endpoint })
             }
             (None, Some(arn)) if arn.starts_with("arn:") && arn.contains(":dynamodb:") && arn.contains("/stream/") => {
-                Ok(SourceRef::Dynamodb { table: None, stream_arn: Some(arn.clone()), endpoint })
+                Ok(SourceRef::Dynamodb { stream: DynamodbStream::StreamArn(arn.clone()), endpoint })
             }
             (None, Some(other)) => Err(invalid(
                 "EventSource.Stream",
@@ -523,7 +531,7 @@ fn validate_event_source(raw: RawEventSource) -> Result<EventSourceConfig, Manif
         .map(|ms| in_range("EventSource.PollingIntervalInMilliseconds", ms, 10, 60_000, "10 to 60000 milliseconds"))
         .transpose()?;
     let filter_patterns: Vec<String> = raw.filter_criteria.map(|c| c.filters.into_iter().map(|f| f.pattern).collect()).unwrap_or_default();
-    crate::mapping::filter::RecordFilter::new(&filter_patterns)
+    crate::filter::RecordFilter::new(&filter_patterns)
         .map_err(|e| invalid("EventSource.FilterCriteria", e.to_string()))?;
     let on_failure = raw
         .destination_config
@@ -671,7 +679,7 @@ mod tests {
         let m = Manifest::parse(&format!("[EventSource]\nType = \"Kinesis\"\nStream = \"{arn}\"\n")).expect("valid");
         assert_eq!(m.event_source.source.id(), format!("kinesis:{arn}"));
         let m = Manifest::parse("[EventSource]\nType = \"DynamoDB\"\nTable = \"T\"\nRegion = \"eu-west-1\"\n").expect("valid");
-        assert!(matches!(m.event_source.source, SourceRef::Dynamodb { table: Some(ref t), .. } if t == "T"));
+        assert!(matches!(m.event_source.source, SourceRef::Dynamodb { stream: DynamodbStream::Table(ref t), .. } if t == "T"));
         for (text, key) in [
             ("Type = \"Kinesis\"\nStream = \"bad name!\"", "EventSource.Stream"),
             ("Type = \"Kinesis\"\nStream = \"s\"\nTable = \"t\"", "EventSource.Table"),
