@@ -82,7 +82,7 @@ fn check_role_files(roles_dir: &Path) -> Vec<Finding> {
 fn static_source_arn(source: &SourceRef) -> Option<String> {
     match source {
         SourceRef::Local { stream, .. } => Some(crate::source::local::stream_arn(stream)),
-        SourceRef::Kinesis { stream, .. } if stream.starts_with("arn:") => Some(stream.clone()),
+        SourceRef::Kinesis { stream: crate::manifest::KinesisStream::Arn(arn), .. } => Some(arn.clone()),
         SourceRef::Dynamodb { stream: crate::manifest::DynamodbStream::StreamArn(arn), .. } => Some(arn.clone()),
         _ => None,
     }

@@ -16,6 +16,36 @@ pub fn is_resource_name(name: &str, max: usize) -> bool {
 /// The longest stream or consumer name Kinesis takes.
 pub const STREAM_NAME_MAX: usize = 128;
 
+/// A stream's or a consumer's name that keeps Kinesis' rule
+/// ([`is_resource_name`], at most [`STREAM_NAME_MAX`]): it cannot hold another.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamName(String);
+
+impl StreamName {
+    /// `None` when `name` breaks the rule.
+    pub fn parse(name: &str) -> Option<StreamName> {
+        is_resource_name(name, STREAM_NAME_MAX).then(|| StreamName(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for StreamName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for StreamName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A role name from the manifest's `Role`: `reader`, or
 /// `arn:aws:iam::123456789012:role/service-role/reader`.
 pub fn role_name(reference: &str) -> &str {
@@ -40,5 +70,7 @@ mod tests {
         assert_eq!(role_name("arn:aws:iam::123456789012:role/service-role/reader"), "reader");
         assert_eq!(role_name("reader"), "reader");
         assert!(is_role_name("a+=,.@_-b") && !is_role_name("a/b"));
+        assert_eq!(StreamName::parse("orders").map(|s| s.to_string()).as_deref(), Some("orders"));
+        assert_eq!(StreamName::parse("arn:aws:kinesis:us-east-1:1:stream/s"), None);
     }
 }

@@ -45,6 +45,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::names;
+pub use crate::names::StreamName;
 
 pub mod destination;
 
@@ -106,12 +107,28 @@ pub struct EventSourceConfig {
 pub enum SourceRef {
     /// A stream of the embedded store; `create`: make it (with the default shard
     /// count) if it is missing, rather than refuse to start.
-    Local { stream: String, create: bool },
+    Local { stream: StreamName, create: bool },
     /// A Kinesis data stream, by name or ARN; read by enhanced fan-out through
     /// `consumer` when one is named.
-    Kinesis { stream: String, endpoint: AwsEndpoint, consumer: Option<String> },
+    Kinesis { stream: KinesisStream, endpoint: AwsEndpoint, consumer: Option<StreamName> },
     /// A DynamoDB table's stream.
     Dynamodb { stream: DynamodbStream, endpoint: AwsEndpoint },
+}
+
+/// A Kinesis data stream, as the manifest names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KinesisStream {
+    Name(StreamName),
+    Arn(String),
+}
+
+impl std::fmt::Display for KinesisStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KinesisStream::Name(name) => f.write_str(name),
+            KinesisStream::Arn(arn) => f.write_str(arn),
+        }
+    }
 }
 
 /// Which DynamoDB stream a mapping reads: a table's latest, or one by its ARN.
@@ -367,13 +384,13 @@ fn validate_source(raw: &RawEventSource) -> Result<SourceRef, ManifestError> {
             if raw.table.is_some() {
                 return Err(invalid("EventSource.Table", "is only for Type = \"DynamoDB\""));
             }
-            let stream = raw.stream.clone().unwrap_or_default();
-            if !names::is_resource_name(&stream, names::STREAM_NAME_MAX) {
+            let text = raw.stream.clone().unwrap_or_default();
+            let Some(stream) = StreamName::parse(&text) else {
                 return Err(invalid(
                     "EventSource.Stream",
-                    format!("{stream:?} is not a valid stream name: 1 to 128 of a-z, A-Z, 0-9, _ . -"),
+                    format!("{text:?} is not a valid stream name: 1 to 128 of a-z, A-Z, 0-9, _ . -"),
                 ));
-            }
+            };
             Ok(SourceRef::Local { stream, create: raw.create_stream.unwrap_or(false) })
         }
         _ if raw.create_stream.is_some() => Err(invalid("EventSource.CreateStream", "is only for Type = \"Local\"")),
@@ -381,24 +398,23 @@ fn validate_source(raw: &RawEventSource) -> Result<SourceRef, ManifestError> {
             if raw.table.is_some() {
                 return Err(invalid("EventSource.Table", "is only for Type = \"DynamoDB\"; Kinesis takes Stream"));
             }
-            let stream = raw.stream.clone().unwrap_or_default();
-            let valid_name = names::is_resource_name(&stream, names::STREAM_NAME_MAX);
-            let valid_arn = stream.starts_with("arn:") && stream.contains(":kinesis:") && stream.contains(":stream/");
-            if !valid_name && !valid_arn {
-                return Err(invalid(
-                    "EventSource.Stream",
-                    format!("{stream:?} is neither a stream name (1 to 128 of a-z, A-Z, 0-9, _ . -) nor a Kinesis stream ARN"),
-                ));
-            }
-            let consumer = raw.consumer_name.clone();
-            if let Some(name) = &consumer
-                && !names::is_resource_name(name, names::STREAM_NAME_MAX)
-            {
-                return Err(invalid(
-                    "EventSource.ConsumerName",
-                    format!("{name:?} is not a valid consumer name: 1 to 128 of a-z, A-Z, 0-9, _ . -"),
-                ));
-            }
+            let text = raw.stream.clone().unwrap_or_default();
+            let stream = match StreamName::parse(&text) {
+                Some(name) => KinesisStream::Name(name),
+                None if text.starts_with("arn:") && text.contains(":kinesis:") && text.contains(":stream/") => KinesisStream::Arn(text),
+                None => {
+                    return Err(invalid(
+                        "EventSource.Stream",
+                        format!("{text:?} is neither a stream name (1 to 128 of a-z, A-Z, 0-9, _ . -) nor a Kinesis stream ARN"),
+                    ));
+                }
+            };
+            let consumer = match &raw.consumer_name {
+                Some(name) => Some(StreamName::parse(name).ok_or_else(|| {
+                    invalid("EventSource.ConsumerName", format!("{name:?} is not a valid consumer name: 1 to 128 of a-z, A-Z, 0-9, _ . -"))
+                })?),
+                None => None,
+            };
             Ok(SourceRef::Kinesis { stream, endpoint, consumer })
         }
         "DynamoDB" if raw.consumer_name.is_some() => Err(invalid("EventSource.ConsumerName", "is only for Type = \"Kinesis\"")),
@@ -670,7 +686,7 @@ mod tests {
         assert_eq!(
             m.event_source.source,
             SourceRef::Kinesis {
-                stream: "orders".into(),
+                stream: KinesisStream::Name(StreamName::parse("orders").expect("a name")),
                 endpoint: AwsEndpoint { endpoint_url: Some("http://127.0.0.1:4567".into()), region: None },
                 consumer: None,
             }

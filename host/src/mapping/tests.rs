@@ -343,3 +343,18 @@ async fn parallelization_runs_batches_of_a_shard_at_once_and_keeps_each_keys_ord
     }
     assert!(seen(&run).iter().all(|b| b.len() <= 2));
 }
+
+/// Every invocation is counted the same way, the final one of a window too: a
+/// timeout there shows in the shard's errors by kind (`eddy_function_errors_total`).
+#[tokio::test]
+async fn a_timeout_in_a_windows_final_invocation_counts_as_a_function_error() {
+    let setup = Setup {
+        manifest: "TumblingWindowInSeconds = 1\nMaximumRetryAttempts = 0",
+        script: vec![Ok(vec![]), Err(InvokeError::Timeout(Duration::from_secs(3)))],
+        ..Setup::default()
+    };
+    let run = run(setup, |s| s.errors_by_kind.get("timeout") == Some(&1)).await;
+    let shard = shard(&run);
+    assert_eq!(shard.records_processed, 5, "{shard:?}");
+    assert!(shard.last_error.as_deref().is_some_and(|e| e.contains("final invocation of the window")), "{shard:?}");
+}

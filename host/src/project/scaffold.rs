@@ -140,7 +140,7 @@ mod tests {
                 matches!(destination, Some(crate::manifest::Destination::Directory(d)) if *d == expected),
                 "{destination:?}"
             );
-            assert_eq!(source.source, crate::manifest::SourceRef::Local { stream: format!("{name}-input"), create: true });
+            assert_eq!(source.source, crate::manifest::SourceRef::Local { stream: crate::manifest::StreamName::parse(&format!("{name}-input")).expect("a stream name"), create: true });
             let role = std::fs::read_to_string(dir.join("role.json")).expect("role");
             crate::role::policy::Policy::parse(&role).expect("a valid policy");
             assert!(std::fs::read_to_string(dir.join("build.sh")).expect("build.sh").contains("eddy build"));

@@ -19,7 +19,6 @@ use crate::role::Grants;
 use crate::source::StreamSource;
 use crate::source::dynamodb::DynamodbSource;
 use crate::source::kinesis::KinesisSource;
-use crate::source::StreamRef;
 use crate::source::local::{self, LocalSource};
 
 /// Lambda's polling rates: Kinesis once a second per shard, DynamoDB Streams
@@ -242,9 +241,9 @@ impl Supervisor {
                 let config = crate::source::aws_config(endpoint.endpoint_url.as_deref(), endpoint.region.as_deref()).await;
                 Ok(Arc::new(KinesisSource::new(
                     &config,
-                    StreamRef::parse(stream),
+                    stream.clone(),
                     polling.unwrap_or(KINESIS_POLL_INTERVAL),
-                    consumer.clone(),
+                    consumer.as_ref().map(|c| c.to_string()),
                 )))
             }
             SourceRef::Dynamodb { stream, endpoint } => {

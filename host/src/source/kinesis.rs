@@ -20,7 +20,7 @@ use aws_sdk_kinesis::types::{ShardFilter, ShardFilterType, ShardIteratorType};
 
 use super::Fetched;
 use crate::retry::Backoff;
-use super::kinesis_api::{StreamRef, convert, with_stream};
+use super::kinesis_api::{KinesisStream, convert, with_stream};
 use super::kinesis_fanout::FanOutReader;
 use super::{CallFailure, Position, Shard, ShardReader, SourceInfo, StreamSource, classify_call_failure, describe_call_failure};
 use crate::record::{EventSource, KinesisRecord, Records};
@@ -33,7 +33,7 @@ const MIN_CALL_INTERVAL: Duration = Duration::from_millis(200);
 
 pub struct KinesisSource {
     client: Client,
-    stream: StreamRef,
+    stream: KinesisStream,
     poll_interval: Duration,
     /// Enhanced fan-out: the consumer to read through, by name.
     consumer: Option<String>,
@@ -42,7 +42,7 @@ pub struct KinesisSource {
 }
 
 impl KinesisSource {
-    pub fn new(config: &aws_config::SdkConfig, stream: StreamRef, poll_interval: Duration, consumer: Option<String>) -> KinesisSource {
+    pub fn new(config: &aws_config::SdkConfig, stream: KinesisStream, poll_interval: Duration, consumer: Option<String>) -> KinesisSource {
         KinesisSource { client: Client::new(config), stream, poll_interval, consumer, consumer_arn: tokio::sync::OnceCell::new() }
     }
 }
@@ -122,7 +122,7 @@ impl StreamSource for KinesisSource {
 
 struct KinesisShardReader {
     client: Client,
-    stream: StreamRef,
+    stream: KinesisStream,
     shard_id: String,
     /// Where the reader was opened; an iterator renewed before the first record
     /// was read starts here again.

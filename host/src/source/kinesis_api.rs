@@ -1,34 +1,18 @@
 //! What the polling reader ([`super::kinesis`]) and the enhanced fan-out reader
-//! ([`super::kinesis_fanout`]) share of the Kinesis API: the stream as the
-//! manifest names it, and a record as the WIT record.
+//! ([`super::kinesis_fanout`]) share of the Kinesis API: naming the stream in
+//! a request, and a record as the WIT record.
 
 use aws_sdk_kinesis::types::EncryptionType;
 
+pub use crate::manifest::KinesisStream;
 use crate::record::KinesisRecord;
-
-/// A stream, by the name or the ARN the manifest gave.
-#[derive(Debug, Clone)]
-pub enum StreamRef {
-    Name(String),
-    Arn(String),
-}
-
-impl StreamRef {
-    pub fn parse(name_or_arn: &str) -> StreamRef {
-        if name_or_arn.starts_with("arn:") {
-            StreamRef::Arn(name_or_arn.to_owned())
-        } else {
-            StreamRef::Name(name_or_arn.to_owned())
-        }
-    }
-}
 
 /// Sets the stream of a request builder, by name or by ARN.
 macro_rules! with_stream {
     ($builder:expr, $stream:expr) => {
         match $stream {
-            StreamRef::Name(name) => $builder.stream_name(name),
-            StreamRef::Arn(arn) => $builder.stream_arn(arn),
+            KinesisStream::Name(name) => $builder.stream_name(name.as_str()),
+            KinesisStream::Arn(arn) => $builder.stream_arn(arn),
         }
     };
 }

@@ -16,7 +16,7 @@ use aws_sdk_kinesis::types::{ConsumerStatus, ShardIteratorType, StartingPosition
 
 use super::Fetched;
 use crate::retry::Backoff;
-use super::kinesis_api::{StreamRef, convert};
+use super::kinesis_api::{KinesisStream, convert};
 use super::{Position, ShardReader, describe_call_failure};
 use crate::record::{KinesisRecord, Records};
 
@@ -65,7 +65,7 @@ type Subscription = aws_sdk_kinesis::primitives::event_stream::EventReceiver<
 
 pub struct FanOutReader {
     client: Client,
-    stream: StreamRef,
+    stream: KinesisStream,
     consumer_arn: String,
     shard_id: String,
     start: Position,
@@ -80,7 +80,7 @@ pub struct FanOutReader {
 }
 
 impl FanOutReader {
-    pub fn new(client: Client, stream: StreamRef, consumer_arn: String, shard_id: String, start: Position) -> FanOutReader {
+    pub fn new(client: Client, stream: KinesisStream, consumer_arn: String, shard_id: String, start: Position) -> FanOutReader {
         let continuation = match &start {
             Position::AfterSequence(sequence) => Some(sequence.clone()),
             _ => None,
@@ -121,8 +121,8 @@ impl FanOutReader {
         let Some(after) = &self.continuation else { return false };
         let request = self.client.get_shard_iterator().shard_id(&self.shard_id);
         let request = match &self.stream {
-            StreamRef::Name(name) => request.stream_name(name),
-            StreamRef::Arn(arn) => request.stream_arn(arn),
+            KinesisStream::Name(name) => request.stream_name(name.as_str()),
+            KinesisStream::Arn(arn) => request.stream_arn(arn),
         };
         let Ok(iterator) = request
             .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)

@@ -13,7 +13,6 @@
 pub mod dynamodb;
 pub mod kinesis;
 mod kinesis_api;
-pub use kinesis_api::StreamRef;
 pub mod kinesis_fanout;
 pub mod local;
 
