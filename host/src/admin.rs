@@ -110,8 +110,12 @@ async fn put_records(
         Ok(records) => records,
         Err(message) => return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
     };
+    let stream = name.clone();
     match state.embedded.run(move |mut conn| local::put(&mut conn, &name, &records)).await {
-        Ok(landed) => axum::Json(PutRecordsResponse { failed_record_count: 0, records: landed }).into_response(),
+        Ok(landed) => {
+            local::announce(&state.embedded, &stream, &landed);
+            axum::Json(PutRecordsResponse { failed_record_count: 0, records: landed }).into_response()
+        }
         Err(error) => (StatusCode::BAD_REQUEST, format!("{error:#}\n")).into_response(),
     }
 }

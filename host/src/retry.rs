@@ -83,6 +83,14 @@ pub async fn pause(cancel: &CancellationToken, wait: Duration) -> Waited {
     }
 }
 
+/// Waits for `wait` to finish, unless `cancel` fires first.
+pub async fn until_cancelled(cancel: &CancellationToken, wait: impl std::future::Future<Output = ()>) -> Waited {
+    tokio::select! {
+        () = cancel.cancelled() => Waited::Cancelled,
+        () = wait => Waited::Elapsed,
+    }
+}
+
 /// Sleeps until `deadline`, unless `cancel` fires first.
 pub async fn pause_until(cancel: &CancellationToken, deadline: tokio::time::Instant) -> Waited {
     tokio::select! {

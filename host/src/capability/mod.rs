@@ -78,6 +78,13 @@ impl Services {
         .await
     }
 
+    /// Tells a local stream's readers of records a function put there.
+    fn announce(&self, stream: &str, landed: &[crate::source::local::PutResult]) {
+        if let Some(store) = &self.embedded {
+            crate::source::local::announce(store, stream, landed);
+        }
+    }
+
     async fn kinesis(&self, region: &str) -> aws_sdk_kinesis::Client {
         client_for(&self.kinesis, region, aws_sdk_kinesis::Client::new).await
     }

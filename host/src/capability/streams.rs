@@ -50,20 +50,19 @@ async fn put(
 ) -> Result<Vec<Result<PutResult, String>>, GuestError> {
     match target {
         Target::Local { name, .. } => {
+            let stream = name.clone();
             let name = name.clone();
-            caps.services.with_embedded(move |conn| {
+            let landed = caps.services.with_embedded(move |conn| {
                 if local::describe(conn, &name).map_err(|e| GuestError::Unavailable(format!("{e:#}")))?.is_none() {
                     return Err(GuestError::NotFound(format!("no local stream named {name:?}")));
                 }
                 let records: Vec<local::PutRecord> =
                     entries.into_iter().map(|e| local::PutRecord { partition_key: e.partition_key, data: e.data }).collect();
-                let results = local::put(conn, &name, &records).map_err(|e| GuestError::Invalid(format!("{e:#}")))?;
-                Ok(results
-                    .into_iter()
-                    .map(|r| Ok(PutResult { shard_id: r.shard_id, sequence_number: r.sequence_number }))
-                    .collect())
+                local::put(conn, &name, &records).map_err(|e| GuestError::Invalid(format!("{e:#}")))
             })
-            .await
+            .await?;
+            caps.services.announce(&stream, &landed);
+            Ok(landed.into_iter().map(|r| Ok(PutResult { shard_id: r.shard_id, sequence_number: r.sequence_number })).collect())
         }
         Target::Aws { arn, region, .. } => {
             let client = caps.services.kinesis(region).await;

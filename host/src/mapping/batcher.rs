@@ -144,14 +144,9 @@ impl Batcher {
             } else if until.is_some_and(|until| Instant::now() >= until) {
                 return Ok(Next::Deadline);
             }
-            // Nothing more for now: wait for the next poll, or the window's end.
-            let mut wait = self.reader.poll_interval();
-            if batch.is_some() {
-                wait = wait.min(window_end.saturating_duration_since(Instant::now()));
-            } else if let Some(until) = until {
-                wait = wait.min(until.saturating_duration_since(Instant::now()));
-            }
-            if crate::retry::pause(cancel, wait).await == crate::retry::Waited::Cancelled {
+            // Nothing more for now: wait for records, or the window's end.
+            let deadline = if batch.is_some() { Some(window_end) } else { until };
+            if crate::retry::until_cancelled(cancel, self.reader.idle(deadline)).await == crate::retry::Waited::Cancelled {
                 return Ok(Next::Stopped);
             }
         }

@@ -130,6 +130,26 @@ impl ShardReader for LaneReader {
     fn poll_interval(&self) -> Duration {
         LANE_POLL
     }
+
+    /// Waits for the distributor's next records (`recv` loses nothing when the
+    /// deadline comes first).
+    async fn idle(&mut self, deadline: Option<tokio::time::Instant>) {
+        if self.closed || self.buffer.as_ref().is_some_and(|b| !b.is_empty()) {
+            return;
+        }
+        let next = async {
+            match self.receiver.recv().await {
+                Some(records) => self.buffer = Some(records),
+                None => self.closed = true,
+            }
+        };
+        match deadline {
+            Some(deadline) => {
+                let _ = tokio::time::timeout_at(deadline, next).await;
+            }
+            None => next.await,
+        }
+    }
 }
 
 #[cfg(test)]

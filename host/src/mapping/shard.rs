@@ -25,7 +25,7 @@ use super::window::{CLOSE_GRACE, OpenWindow, split_first_window};
 use super::{FunctionVersion, MappingContext};
 use crate::manifest::StartingPosition;
 use crate::record::Records;
-use crate::retry::{Backoff, Waited, pause};
+use crate::retry::{Backoff, Waited, until_cancelled};
 use crate::source::{Position, ShardReader, StreamSource};
 use crate::status::ShardHandle;
 use crate::store::{Checkpoint, CheckpointKey, StoreError, now_ms};
@@ -305,7 +305,7 @@ impl ShardLoop {
                         drop(senders);
                         return Ok::<_, ShardError>(ShardExit::Ended);
                     }
-                    if pause(&self.cancel, reader.poll_interval()).await == Waited::Cancelled {
+                    if until_cancelled(&self.cancel, reader.idle(None)).await == Waited::Cancelled {
                         return Ok(ShardExit::Stopped);
                     }
                     continue;

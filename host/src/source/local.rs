@@ -308,6 +308,7 @@ impl StreamSource for LocalSource {
             shard_id: shard.to_owned(),
             after,
             poll_interval: self.poll_interval,
+            written: self.store.writes().subscribe(&self.stream, index, self.poll_interval),
         }))
     }
 }
@@ -331,7 +332,13 @@ struct LocalShardReader {
     shard_id: String,
     after: i64,
     poll_interval: Duration,
+    /// The shard's last sequence number, as writes announce it.
+    written: tokio::sync::watch::Receiver<i64>,
 }
+
+/// How long an idle local reader waits for news of a write before it reads
+/// anyway (news comes within a polling interval; this is only a safety net).
+const UNANNOUNCED_LOOK: Duration = Duration::from_secs(30);
 
 #[async_trait]
 impl ShardReader for LocalShardReader {
@@ -374,6 +381,38 @@ impl ShardReader for LocalShardReader {
     fn poll_interval(&self) -> Duration {
         self.poll_interval
     }
+
+    /// Waits for a write past the reader's position: no polling while idle.
+    async fn idle(&mut self, deadline: Option<tokio::time::Instant>) {
+        if *self.written.borrow_and_update() > self.after {
+            return;
+        }
+        let quiet = tokio::time::sleep_until(deadline.unwrap_or_else(|| tokio::time::Instant::now() + UNANNOUNCED_LOOK));
+        tokio::select! {
+            changed = self.written.changed() => {
+                if changed.is_err() {
+                    // Nobody announces any more (the store is going): poll.
+                    tokio::time::sleep(self.poll_interval).await;
+                }
+            }
+            () = quiet => {}
+        }
+    }
+}
+
+/// Tells the shards' readers that `landed` records are there (a put made in
+/// this process: the ingest endpoint, a function's `streams` calls).
+pub fn announce(store: &EmbeddedStore, stream: &str, landed: &[PutResult]) {
+    let mut last: std::collections::BTreeMap<u32, i64> = std::collections::BTreeMap::new();
+    for record in landed {
+        if let (Some(shard), Ok(seq)) = (shard_index(&record.shard_id), record.sequence_number.parse::<i64>()) {
+            let entry = last.entry(shard).or_insert(seq);
+            *entry = (*entry).max(seq);
+        }
+    }
+    for (shard, seq) in last {
+        store.writes().written(stream, shard, seq);
+    }
 }
 
 #[cfg(test)]
@@ -396,6 +435,50 @@ mod tests {
             seen[shard_for_key(&format!("key-{i}"), 4) as usize] += 1;
         }
         assert!(seen.iter().all(|&n| n > 150), "{seen:?}");
+    }
+
+    /// An idle reader does not poll: it wakes when records land, announced by
+    /// a put in this process or seen by the watcher when another process (a
+    /// connection of its own here) commits them. Either comes long before the
+    /// 30 s safety look.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_reader_wakes_when_records_land() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(EmbeddedStore::open(dir.path()).expect("open"));
+        create(&store.connect().expect("connect"), "s", 2, 24).expect("create");
+        let source = LocalSource::new(Arc::clone(&store), "s", Duration::from_millis(20));
+        let mut reader = source.open("shardId-000000000000", Position::TrimHorizon).await.expect("open");
+        assert!(reader.read(10).await.expect("read").is_empty());
+        let record = |key: &str| PutRecord { partition_key: key.into(), data: b"x".to_vec() };
+        // "a" lands on shard 0 of 2 (MD5 0cc175b9...).
+        assert_eq!(shard_for_key("a", 2), 0);
+
+        // Another process: nothing announces it but its commit.
+        let path = dir.path().to_owned();
+        let other = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let mut conn = EmbeddedStore::open(&path).expect("open").connect().expect("connect");
+            put(&mut conn, "s", &[PutRecord { partition_key: "a".into(), data: b"x".to_vec() }]).expect("put")
+        });
+        tokio::time::timeout(Duration::from_secs(10), reader.idle(None)).await.expect("woken by another process's commit");
+        other.join().expect("putter");
+        assert_eq!(reader.read(10).await.expect("read").len(), 1);
+
+        // This process: the put announces its records.
+        let landed = put(&mut store.connect().expect("connect"), "s", &[record("a")]).expect("put");
+        announce(&store, "s", &landed);
+        let started = std::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), reader.idle(None)).await.expect("woken by the announcement");
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert_eq!(reader.read(10).await.expect("read").len(), 1);
+
+        // A write to the other shard does not count for this one: idle until the deadline.
+        let landed = put(&mut store.connect().expect("connect"), "s", &[record("b")]).expect("put");
+        assert_eq!(landed[0].shard_id, "shardId-000000000001");
+        announce(&store, "s", &landed);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+        reader.idle(Some(deadline)).await;
+        assert!(reader.read(10).await.expect("read").is_empty());
     }
 
     #[tokio::test]

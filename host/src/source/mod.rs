@@ -95,6 +95,13 @@ pub trait ShardReader: Send {
     /// How long to wait before reading again after a read came back empty: the
     /// polling interval, or a back-off after a throttle or a network error.
     fn poll_interval(&self) -> Duration;
+    /// Waits, after a read came back empty, until records may have come, or
+    /// `deadline` if that is sooner. By default that is a polling interval; a
+    /// reader told of writes (the local stream) waits for them instead.
+    async fn idle(&mut self, deadline: Option<tokio::time::Instant>) {
+        let next_poll = tokio::time::Instant::now() + self.poll_interval();
+        tokio::time::sleep_until(deadline.map_or(next_poll, |d| d.min(next_poll))).await;
+    }
 }
 
 /// Records a reader fetched and has not handed out yet, and whether its shard has

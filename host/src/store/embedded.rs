@@ -85,6 +85,8 @@ pub struct EmbeddedStore {
     path: PathBuf,
     /// Checkpoint reads and writes share one connection; other work opens its own.
     writer: Arc<Mutex<Connection>>,
+    /// Who waits for records to land on the local streams.
+    writes: Arc<super::writes::WriteWatch>,
 }
 
 impl EmbeddedStore {
@@ -95,7 +97,13 @@ impl EmbeddedStore {
         let path = data_dir.join("eddy.db");
         let mut conn = open_connection(&path)?;
         migrate(&mut conn).context("cannot bring the database up to date")?;
-        Ok(EmbeddedStore { path, writer: Arc::new(Mutex::new(conn)) })
+        let writes = Arc::new(super::writes::WriteWatch::new(path.clone()));
+        Ok(EmbeddedStore { path, writer: Arc::new(Mutex::new(conn)), writes })
+    }
+
+    /// Who waits for records to land on the local streams (see [`super::writes`]).
+    pub fn writes(&self) -> &Arc<super::writes::WriteWatch> {
+        &self.writes
     }
 
     /// A new connection to the same database, for a thread that may block (the

@@ -8,6 +8,7 @@
 //! checkpoint lives in its shard's lease).
 
 pub mod embedded;
+pub mod writes;
 
 use async_trait::async_trait;
 
