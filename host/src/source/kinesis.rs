@@ -25,11 +25,13 @@ use super::kinesis_fanout::FanOutReader;
 use super::{CallFailure, Position, Shard, ShardReader, SourceInfo, StreamSource, classify_call_failure, describe_call_failure};
 use crate::record::{EventSource, KinesisRecord, Records};
 
-/// The most records one GetRecords call returns.
+/// The most records one GetRecords call returns. A caught-up shard's answer
+/// holds what is there whatever the limit; a shard with a backlog gives many
+/// batches a call, which matters because Kinesis serves 5 calls a second per
+/// shard: a limit of BatchSize would hold a backlog to 5 batches a second.
 const GET_RECORDS_LIMIT: i32 = 10_000;
-/// Kinesis serves 5 GetRecords calls a second per shard: the shortest wait
-/// between calls while a reader is behind.
-const MIN_CALL_INTERVAL: Duration = Duration::from_millis(200);
+/// The wait after an empty page of a shard that is behind.
+const EMPTY_PAGE_BEHIND_WAIT: Duration = Duration::from_millis(50);
 
 pub struct KinesisSource {
     client: Client,
@@ -113,7 +115,6 @@ impl StreamSource for KinesisSource {
             polling_interval: self.poll_interval,
             wait: self.poll_interval,
             backoff: Backoff::reader(),
-            last_call: None,
         };
         reader.renew_iterator().await?;
         Ok(Box::new(reader))
@@ -136,8 +137,10 @@ struct KinesisShardReader {
     polling_interval: Duration,
     /// The wait before the next read, after one that came back empty.
     wait: Duration,
+    /// After a throttle (ProvisionedThroughputExceeded: more than 5 calls a
+    /// second on the shard) or a network error. There is no fixed floor
+    /// between calls: the polling interval is honoured as the manifest sets it.
     backoff: Backoff,
-    last_call: Option<tokio::time::Instant>,
 }
 
 impl KinesisShardReader {
@@ -171,10 +174,6 @@ impl KinesisShardReader {
             self.buffer.ended = true;
             return Ok(());
         };
-        if let Some(last) = self.last_call {
-            tokio::time::sleep_until(last + MIN_CALL_INTERVAL).await;
-        }
-        self.last_call = Some(tokio::time::Instant::now());
         match self.client.get_records().shard_iterator(iterator).limit(GET_RECORDS_LIMIT).send().await {
             Ok(output) => {
                 self.backoff.reset();
@@ -188,9 +187,14 @@ impl KinesisShardReader {
                 if let Some(last) = self.buffer.records.back() {
                     self.last_sequence = Some(last.sequence_number.clone());
                 }
-                // Caught up: wait a polling interval. Behind (an empty page of a
-                // shard that still has records further on): read again soon.
-                self.wait = if fetched || behind { Duration::ZERO } else { self.polling_interval };
+                // Records: the next call may find more at once. Caught up: wait a
+                // polling interval. An empty page of a shard that is behind (a gap
+                // in it): read again soon, but not in a tight loop.
+                self.wait = match (fetched, behind) {
+                    (true, _) => Duration::ZERO,
+                    (false, true) => EMPTY_PAGE_BEHIND_WAIT.min(self.polling_interval),
+                    (false, false) => self.polling_interval,
+                };
                 Ok(())
             }
             Err(error) => match classify_call_failure(&error) {
