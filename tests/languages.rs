@@ -347,3 +347,59 @@ fn falsy_returns_are_sent_as_lambdas_python_and_nodejs_runtimes_send_them() {
         }
     }
 }
+
+/// guest-sdk/js's `Buffer` gives what Node's does, for the inputs Lambda
+/// handlers give it: the same handler (`tests/fixtures/buffer/index.mjs`) runs
+/// in Eddy and in Node itself, and their answers are compared whole. Base64
+/// with and without padding, URL-safe, with whitespace, empty; bytes past
+/// ASCII; hex; UTF-8 text.
+#[test]
+fn the_javascript_buffer_reads_records_as_nodes_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = eddy_tests::repo_root();
+    let handler = root.join("tests/fixtures/buffer/index.mjs");
+    let wasm = dir.path().join("buffer.wasm");
+    let out = std::process::Command::new(root.join("guest-sdk/js/build.sh"))
+        .arg(&handler)
+        .arg(&wasm)
+        .arg("json-handler")
+        .output()
+        .expect("the build script runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cases = json!([
+        ["SGVsbG8sIHRoaXMgaXMgYSB0ZXN0Lg==", "base64"],
+        ["SGVsbG8", "base64"],
+        ["SGVs bG8=\n", "base64"],
+        ["-_-_", "base64"],
+        ["-_-_", "base64url"],
+        ["/+8=", "base64"],
+        ["w6l0w6k=", "base64"],
+        ["", "base64"],
+        ["eyJhbW91bnQiOiAxMi41LCAiaXRlbSI6ICJ3aWRnZXQtMDA0MiJ9", "base64"],
+        ["00ff10Ab", "hex"],
+        ["été ✓", "utf8"],
+    ]);
+    let data = base64::engine::general_purpose::STANDARD.encode(cases.to_string());
+    let event = json!({"Records": [{
+        "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "k", "sequenceNumber": "1", "data": data,
+                    "approximateArrivalTimestamp": 1_700_000_000.0},
+        "eventSource": "aws:kinesis", "eventVersion": "1.0", "eventID": "shardId-000000000000:1",
+        "eventName": "aws:kinesis:record", "invokeIdentityArn": "arn:aws:iam::123456789012:role/r",
+        "awsRegion": "us-east-1", "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/s"}]});
+    let path = dir.path().join("event.json");
+    std::fs::write(&path, event.to_string()).expect("event");
+    let eddy = invoke(&wasm, &path, &[]);
+    assert_eq!(eddy.code, Some(0), "{}", eddy.log);
+    // Node, with its own Buffer.
+    let script = format!(
+        "import {{ handler }} from {handler:?}; import {{ readFileSync }} from 'node:fs'; \
+         console.log(JSON.stringify(await handler(JSON.parse(readFileSync({path:?}, 'utf8')))));",
+        handler = format!("file://{}", handler.display()),
+        path = path.display().to_string(),
+    );
+    let node = std::process::Command::new("node").args(["--input-type=module", "-e", &script]).output().expect("node runs");
+    assert!(node.status.success(), "{}", String::from_utf8_lossy(&node.stderr));
+    let expected: Value = serde_json::from_slice(&node.stdout).expect("node's answer");
+    assert_eq!(expected["results"].as_array().map(Vec::len), Some(11), "{expected}");
+    assert_eq!(eddy.response, expected, "Eddy's Buffer (left) differs from Node's (right)");
+}

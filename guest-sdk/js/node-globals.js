@@ -6,18 +6,39 @@
 if (typeof globalThis.Buffer === 'undefined') {
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
+  // The engine's own base64 and hex (SpiderMonkey's Uint8Array.fromBase64 and
+  // friends): native code, where a loop over the bytes runs interpreted.
+  const nativeBase64 = typeof Uint8Array.fromBase64 === 'function' && typeof Uint8Array.prototype.toBase64 === 'function';
+  const nativeHex = typeof Uint8Array.fromHex === 'function' && typeof Uint8Array.prototype.toHex === 'function';
+
+  // A Buffer over the same memory: no copy.
+  const asBuffer = (bytes) => new Buffer(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+  // Node reads both alphabets, with or without padding, skipping whitespace.
+  const fromBase64 = (value) => {
+    const standard = value.includes('-') || value.includes('_') ? value.replace(/-/g, '+').replace(/_/g, '/') : value;
+    if (nativeBase64) {
+      try {
+        return asBuffer(Uint8Array.fromBase64(standard, { lastChunkHandling: 'loose' }));
+      } catch {
+        // Stray characters: the lenient path below, as before.
+      }
+    }
+    const binary = atob(standard);
+    const bytes = new Buffer(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    return bytes;
+  };
 
   class Buffer extends Uint8Array {
     static from(value, encoding = 'utf8') {
       if (typeof value !== 'string') return new Buffer(value instanceof ArrayBuffer ? value : Array.from(value));
       switch (encoding) {
-        case 'base64': {
-          const binary = atob(value.replace(/-/g, '+').replace(/_/g, '/'));
-          const bytes = new Buffer(binary.length);
-          for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-          return bytes;
-        }
+        case 'base64':
+        case 'base64url':
+          return fromBase64(value);
         case 'hex': {
+          if (nativeHex && /^(?:[0-9a-fA-F]{2})*$/.test(value)) return asBuffer(Uint8Array.fromHex(value));
           const bytes = new Buffer(value.length >> 1);
           for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(value.substr(i * 2, 2), 16);
           return bytes;
@@ -34,18 +55,35 @@ if (typeof globalThis.Buffer === 'undefined') {
       return value instanceof Buffer;
     }
 
+    // As Node counts it: for base64 and hex, from the string's length alone
+    // (whitespace counts; padding does not), not by decoding.
     static byteLength(value, encoding = 'utf8') {
-      return typeof value === 'string' ? Buffer.from(value, encoding).length : value.byteLength;
+      if (typeof value !== 'string') return value.byteLength;
+      switch (encoding) {
+        case 'base64':
+        case 'base64url': {
+          let n = value.length;
+          if (n > 0 && value.charCodeAt(n - 1) === 0x3d) n--;
+          if (n > 1 && value.charCodeAt(n - 1) === 0x3d) n--;
+          return (n * 3) >>> 2;
+        }
+        case 'hex':
+          return value.length >>> 1;
+        default:
+          return Buffer.from(value, encoding).length;
+      }
     }
 
     toString(encoding = 'utf8') {
       switch (encoding) {
         case 'base64': {
+          if (nativeBase64) return this.toBase64();
           let binary = '';
           for (const byte of this) binary += String.fromCharCode(byte);
           return btoa(binary);
         }
         case 'hex':
+          if (nativeHex) return this.toHex();
           return Array.from(this, (b) => b.toString(16).padStart(2, '0')).join('');
         case 'utf8':
         case 'utf-8':
