@@ -77,10 +77,7 @@ pub enum Waited {
 
 /// Sleeps for `wait`, unless `cancel` fires first.
 pub async fn pause(cancel: &CancellationToken, wait: Duration) -> Waited {
-    tokio::select! {
-        () = cancel.cancelled() => Waited::Cancelled,
-        () = tokio::time::sleep(wait) => Waited::Elapsed,
-    }
+    until_cancelled(cancel, tokio::time::sleep(wait)).await
 }
 
 /// Waits for `wait` to finish, unless `cancel` fires first.
@@ -93,10 +90,7 @@ pub async fn until_cancelled(cancel: &CancellationToken, wait: impl std::future:
 
 /// Sleeps until `deadline`, unless `cancel` fires first.
 pub async fn pause_until(cancel: &CancellationToken, deadline: tokio::time::Instant) -> Waited {
-    tokio::select! {
-        () = cancel.cancelled() => Waited::Cancelled,
-        () = tokio::time::sleep_until(deadline) => Waited::Elapsed,
-    }
+    until_cancelled(cancel, tokio::time::sleep_until(deadline)).await
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ pub async fn run(args: InvokeArgs) -> anyhow::Result<std::process::ExitCode> {
         eprintln!("compiling {} ({:.1} MB){cached}...", args.module.display(), bytes.len() as f64 / 1e6);
     }
     let started = std::time::Instant::now();
-    let component = runtime.load(&bytes).with_context(|| format!("{}", args.module.display()))?;
+    let component = eddy::function::load_component(&runtime, &args.module.display().to_string(), &bytes)?;
     if first_compile {
         eprintln!("compiled in {:.1} s", started.elapsed().as_secs_f64());
     }

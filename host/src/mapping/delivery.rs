@@ -224,8 +224,7 @@ impl Delivery<'_> {
                     let (retries, invocations, last) = (part.retries, part.invocations, part.last);
                     return Ok(PartEnd::Split([part, Part { records: second, retries, invocations, last }]));
                 }
-                Then::GiveUp { retries } => {
-                    part.retries = retries;
+                Then::GiveUp { .. } => {
                     tracing::error!(function = %self.function.name, shard = %self.shard,
                         "retries exhausted after {} attempts; discarding {} records, sequence numbers {} to {}",
                         part.invocations, part.records.len(),

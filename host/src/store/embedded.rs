@@ -208,27 +208,12 @@ fn wait_for_lock(attempts: i32) -> bool {
 #[async_trait]
 impl CheckpointStore for EmbeddedStore {
     async fn checkpoint(&self, key: &CheckpointKey) -> Result<Option<Checkpoint>, StoreError> {
-        let key = key.clone();
-        let text: Option<Option<String>> = self
-            .with_writer(move |c| {
-                c.prepare_cached("SELECT checkpoint FROM shard_progress WHERE function = ?1 AND source = ?2 AND shard = ?3")?
-                    .query_row(params![key.function, key.source, key.shard], |row| row.get(0))
-                    .optional()
-            })
-            .await?;
-        Ok(text.flatten().as_deref().map(Checkpoint::decode))
+        let sql = "SELECT checkpoint FROM shard_progress WHERE function = ?1 AND source = ?2 AND shard = ?3";
+        Ok(self.shard_text(key, sql).await?.as_deref().map(Checkpoint::decode))
     }
 
     async fn window(&self, key: &CheckpointKey) -> Result<Option<String>, StoreError> {
-        let key = key.clone();
-        let state: Option<Option<String>> = self
-            .with_writer(move |c| {
-                c.prepare_cached("SELECT window_state FROM shard_progress WHERE function = ?1 AND source = ?2 AND shard = ?3")?
-                    .query_row(params![key.function, key.source, key.shard], |row| row.get(0))
-                    .optional()
-            })
-            .await?;
-        Ok(state.flatten())
+        self.shard_text(key, "SELECT window_state FROM shard_progress WHERE function = ?1 AND source = ?2 AND shard = ?3").await
     }
 
     async fn commit(&self, key: &CheckpointKey, checkpoint: &Checkpoint, window: Option<&str>) -> Result<(), StoreError> {
@@ -313,6 +298,20 @@ impl CheckpointStore for EmbeddedStore {
             })
             .await?;
         Ok(listed)
+    }
+}
+
+impl EmbeddedStore {
+    /// One text column of a shard's row (`sql` selects it by the key); `None`
+    /// when there is no row or the column is NULL.
+    async fn shard_text(&self, key: &CheckpointKey, sql: &'static str) -> Result<Option<String>, StoreError> {
+        let key = key.clone();
+        let text: Option<Option<String>> = self
+            .with_writer(move |c| {
+                c.prepare_cached(sql)?.query_row(params![key.function, key.source, key.shard], |row| row.get(0)).optional()
+            })
+            .await?;
+        Ok(text.flatten())
     }
 }
 
