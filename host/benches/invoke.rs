@@ -3,9 +3,10 @@
 //!     examples/build.sh noop totals hostile && cargo bench -p eddy-host --bench invoke
 //!
 //! Prints, for the `noop` and `totals` (JSON-parsing) example handlers:
-//! 1. instantiate-plus-call time per invocation (p50, p99) at batch sizes 1, 100
-//!    and 1000, next to the same handler compiled natively and called in-process
-//!    (the limit: no sandbox, no copy into guest memory beyond a clone);
+//! 1. time per invocation at batch sizes 1, 100 and 1000: fresh (instantiate and
+//!    call) and warm (call the instance kept from the last invocation, as a
+//!    shard does), next to the same handler compiled natively and called
+//!    in-process (the limit: no sandbox, no copy into guest memory beyond a clone);
 //! 2. records per second through the whole loop (read from the embedded stream,
 //!    batch, invoke, checkpoint) on a 4-shard stream of 100,000 records, with the
 //!    Wasm handler and with the native one (the batch copied into the guest SDK's
@@ -16,7 +17,7 @@
 //!
 //! 4. per language (the examples of tests/languages.rs): component size, first
 //!    load (compile, and write the compile cache), cached load (read it back),
-//!    and an invocation with a batch of 100 records.
+//!    and an invocation with a batch of 100 records, fresh and warm.
 //!
 //! Set EDDY_BENCH_RECORDS to change the loop's record count, and
 //! EDDY_BENCH_ONLY=languages to print the languages table alone (it needs every
@@ -29,7 +30,8 @@ use std::time::{Duration, Instant};
 use eddy::manifest::Manifest;
 use eddy::mapping::{self, FunctionVersion, Handler, MappingContext, WasmHandler};
 use eddy::record::Batch;
-use eddy::runtime::{HandlerResponse, InvokeError, InvokeRequest, LoadedComponent, Runtime, RuntimeConfig};
+use eddy::manifest::ExecutionEnvironment;
+use eddy::runtime::{HandlerResponse, InstanceSlot, InvokeError, InvokeRequest, LoadedComponent, Runtime, RuntimeConfig};
 use eddy::source::local::{self, LocalSource, PutRecord};
 use eddy::status::StatusBoard;
 use eddy::store::CheckpointStore;
@@ -51,9 +53,9 @@ fn main() -> anyhow::Result<()> {
         return rt.block_on(languages(&dist));
     }
 
-    println!("## Invocation: instantiate + call, per invocation\n");
-    println!("| handler | batch | wasm p50 | wasm p99 | native p50 | native p99 | wasm per record |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("## Invocation: fresh (instantiate + call) and warm (call a kept instance), per invocation\n");
+    println!("| handler | batch | fresh p50 | warm p50 | warm p99 | native p50 | native p99 | warm per record |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut components = Vec::new();
     let source_only = (eddy::role::Grants::source_only("bench"), Arc::new(eddy::capability::Services::new(None)));
     for name in ["noop", "totals"] {
@@ -68,10 +70,13 @@ fn main() -> anyhow::Result<()> {
                 100 => 1000,
                 _ => 200,
             };
-            let wasm = rt.block_on(time_wasm(&runtime, &component, &batch, iterations, &source_only));
+            let fresh = rt.block_on(time_wasm(&runtime, &component, &batch, iterations, &source_only, None));
+            let slot = InstanceSlot::new(ExecutionEnvironment::default());
+            let wasm = rt.block_on(time_wasm(&runtime, &component, &batch, iterations, &source_only, Some(&slot)));
             let native = time_native(name, &guest, iterations);
             println!(
-                "| {name} | {size} | {} | {} | {} | {} | {} |",
+                "| {name} | {size} | {} | {} | {} | {} | {} | {} |",
+                fmt(percentile(&fresh, 50)),
                 fmt(percentile(&wasm, 50)),
                 fmt(percentile(&wasm, 99)),
                 fmt(percentile(&native, 50)),
@@ -134,8 +139,8 @@ type Capabilities = (Arc<eddy::role::Grants>, Arc<eddy::capability::Services>);
 /// 100 records.
 async fn languages(dist: &std::path::Path) -> anyhow::Result<()> {
     println!("\n## Languages: the examples of tests/languages.rs\n");
-    println!("| language | example | world | component | first load | cached load | 100 records p50 | p99 |");
-    println!("|---|---|---|---:|---:|---:|---:|---:|");
+    println!("| language | example | world | component | first load | cached load | 100 records fresh p50 | warm p50 | warm p99 |");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
     let examples = [
         ("Rust", "totals"),
         ("C", "c-totals"),
@@ -165,13 +170,16 @@ async fn languages(dist: &std::path::Path) -> anyhow::Result<()> {
         let cached_load = started.elapsed();
         anyhow::ensure!(!component.compiled, "{name}: the second load came from the cache");
         let iterations = if bytes.len() > 1 << 20 { 100 } else { 500 };
-        let times = time_wasm(&runtime, &component, &batch, iterations, &capabilities).await;
+        let fresh = time_wasm(&runtime, &component, &batch, iterations, &capabilities, None).await;
+        let slot = InstanceSlot::new(ExecutionEnvironment::default());
+        let times = time_wasm(&runtime, &component, &batch, iterations * 4, &capabilities, Some(&slot)).await;
         println!(
-            "| {language} | `{name}` | {} | {:.1} MB | {} | {} | {} | {} |",
+            "| {language} | `{name}` | {} | {:.1} MB | {} | {} | {} | {} | {} |",
             component.world.name(),
             bytes.len() as f64 / 1e6,
             fmt(first_load),
             fmt(cached_load),
+            fmt(percentile(&fresh, 50)),
             fmt(percentile(&times, 50)),
             fmt(percentile(&times, 99)),
         );
@@ -202,7 +210,8 @@ fn capability_calls(rt: &tokio::runtime::Runtime, runtime: &Runtime, dist: &std:
         if let eddy::record::Records::Kinesis(records) = &mut batch.records {
             records[0].data = probe.as_bytes().to_vec();
         }
-        let times = rt.block_on(time_wasm(runtime, &component, &batch, 1000, &capabilities));
+        let slot = InstanceSlot::new(ExecutionEnvironment::default());
+        let times = rt.block_on(time_wasm(runtime, &component, &batch, 1000, &capabilities, Some(&slot)));
         let p50 = percentile(&times, 50);
         if calls == 0 {
             baseline = p50;
@@ -219,6 +228,7 @@ async fn time_wasm(
     batch: &Batch,
     iterations: usize,
     (grants, services): &Capabilities,
+    instance_slot: Option<&InstanceSlot>,
 ) -> Vec<Duration> {
     let function: Arc<str> = Arc::from("bench");
     let shard: Arc<str> = Arc::from("shardId-000000000000");
@@ -240,6 +250,7 @@ async fn time_wasm(
                     log_limit_bytes: eddy::manifest::DEFAULT_LOG_LIMIT_BYTES,
                     grants,
                     services,
+                    instance_slot,
                 },
             )
             .await;

@@ -201,6 +201,11 @@ pub struct ShardStatus {
     pub last_processing_result_ms: u64,
     /// Counts of function errors by kind (`timeout`, `trap`, ...).
     pub errors_by_kind: BTreeMap<Cow<'static, str>, u64>,
+    /// Instances of the function started for this shard: one serves batch
+    /// after batch until an error or a bound of `[ExecutionEnvironment]`
+    /// retires it (Lambda's cold starts).
+    #[serde(default)]
+    pub instances_started: u64,
 }
 
 /// Upper bounds of the invocation-duration histogram's buckets, in seconds:
@@ -546,7 +551,7 @@ pub fn prometheus(functions: &[FunctionStatus]) -> String {
     let _ = writeln!(out, "# HELP eddy_build_info The running Eddy's version.\n# TYPE eddy_build_info gauge");
     let _ = writeln!(out, "eddy_build_info{{version=\"{}\",wasmtime=\"48\"}} 1", env!("CARGO_PKG_VERSION"));
     type Metric = (&'static str, &'static str, fn(&ShardStatus) -> f64);
-    let metrics: [Metric; 11] = [
+    let metrics: [Metric; 12] = [
         ("eddy_invocations_total", "Invocations of the function, retries included.", |s| s.invocations as f64),
         ("eddy_failed_invocations_total", "Invocations that ended in a function error or a failed batch.", |s| s.failed_invocations as f64),
         ("eddy_records_processed_total", "Records the function finished with.", |s| s.records_processed as f64),
@@ -555,6 +560,7 @@ pub fn prometheus(functions: &[FunctionStatus]) -> String {
         ("eddy_invoked_events_total", "Records handed to the function, retries included (InvokedEventCount).", |s| s.invoked_events as f64),
         ("eddy_failed_invoke_events_total", "Records of failed invocations (FailedInvokeEventCount).", |s| s.failed_invoke_events as f64),
         ("eddy_dropped_events_total", "Records discarded after retries or for their age (DroppedEventCount).", |s| s.records_discarded as f64),
+        ("eddy_instances_started_total", "Instances started (cold starts): a warm instance serves batch after batch.", |s| s.instances_started as f64),
         ("eddy_on_failure_destination_delivered_events_total", "Discarded records the on-failure destination accepted (OnFailureDestinationDeliveredEventCount).", |s| s.destination_delivered_events as f64),
         ("eddy_iterator_age_seconds", "Age of the newest record of the last batch when it was invoked (IteratorAge).", |s| s.iterator_age_ms as f64 / 1e3),
         ("eddy_retrying_attempt", "Retries of the batch in flight so far (0 when none).", |s| match s.state {

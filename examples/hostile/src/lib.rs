@@ -20,6 +20,9 @@
 //! - `tcp IP:PORT`: a TCP connection through wasi:sockets;
 //! - `put STREAM`: a record put on a stream;
 //! - `kv TABLE`: a value set in a table, read back, compared-and-set;
+//! - `count`: how many invocations this instance has served, this one included
+//!   (module state: 1 in a fresh instance, more in a warm one);
+//! - `grow MB`: keeps MB more of memory for the life of the instance;
 //! - anything else: logged as `ok DATA`.
 
 use eddy_guest::capability::{kv, streams};
@@ -28,8 +31,13 @@ use wasip2::filesystem::types::{Descriptor, DescriptorFlags, OpenFlags, PathFlag
 
 pub struct Hostile;
 
+/// Invocations this instance has served: state at module scope, which lives
+/// as long as the instance does.
+static INVOCATIONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 impl TypedHandler for Hostile {
     fn handle(batch: Batch, _context: Context) -> Result<BatchResponse, String> {
+        INVOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let Records::Kinesis(records) = &batch.records else {
             return Err("expected Kinesis records".into());
         };
@@ -88,6 +96,12 @@ fn recurse(depth: u64) -> u64 {
 
 fn probe(what: &str, argument: &str) -> Option<String> {
     Some(match what {
+        "count" => INVOCATIONS.load(std::sync::atomic::Ordering::Relaxed).to_string(),
+        "grow" => {
+            let mb: usize = argument.parse().unwrap_or(1);
+            let kept: &'static mut [u8] = Vec::leak(vec![1u8; mb << 20]);
+            format!("kept {} MB", std::hint::black_box(kept).len() >> 20)
+        }
         "env" => {
             let vars: Vec<String> = wasip2::cli::environment::get_environment().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
             if vars.is_empty() { "empty".into() } else { vars.join(",") }

@@ -17,6 +17,7 @@
 
 pub mod http;
 pub mod kv;
+pub mod output;
 pub mod streams;
 pub mod wasi;
 
@@ -109,7 +110,8 @@ async fn client_for<C: Clone>(
     client
 }
 
-/// What the capabilities keep for one invocation.
+/// What the capabilities keep for one instance (one invocation, or the
+/// invocations of a warm instance: WASI's resources must outlive a call).
 pub struct Capabilities {
     /// The role and the services, for `streams` and `kv`.
     calls: CapabilityState,
@@ -135,9 +137,9 @@ impl Capabilities {
         self.wasi.set_command(io);
     }
 
-    /// What a WASI guest printed so far, once.
-    pub fn take_output(&mut self) -> Option<Output> {
-        self.wasi.take_output()
+    /// Where a WASI guest prints, once it has used WASI.
+    pub fn output(&self) -> Option<&Output> {
+        self.wasi.output()
     }
 
     /// WASI's view, for the store data's `WasiView`.

@@ -7,8 +7,9 @@
 //!   on `IP:PORT`; binding to a chosen address or listening is never allowed
 //!   (audited as `eddy:Bind` and `eddy:Listen`), and name lookup only when the
 //!   role may connect somewhere;
-//! - stdout and stderr: captured into the log; for a command handler, stdin
-//!   is the event and stdout the response.
+//! - stdout and stderr: captured into the log after each invocation
+//!   ([`super::output`]); for a command handler, stdin is the event and stdout
+//!   the response.
 //!   Clocks and random are always there.
 
 use std::net::SocketAddr;
@@ -16,13 +17,19 @@ use std::sync::Arc;
 
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::sockets::SocketAddrUse;
+
+use super::output::LogPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::role::{Grants, actions};
 
-/// What a guest printed, for the log: stdout (unless it is a command's
-/// response) and stderr.
-pub type Output = (Option<MemoryOutputPipe>, MemoryOutputPipe);
+/// Where a guest's printing goes, for the log: stdout (unless it is a
+/// command's response) and stderr.
+#[derive(Clone)]
+pub struct Output {
+    pub stdout: Option<LogPipe>,
+    pub stderr: LogPipe,
+}
 
 /// A command handler's standard streams: the event in, the response out.
 pub struct CommandIo {
@@ -54,8 +61,9 @@ impl WasiState {
         self.command = Some(io);
     }
 
-    pub fn take_output(&mut self) -> Option<Output> {
-        self.output.take()
+    /// The guest's stdout and stderr, once it has used WASI.
+    pub fn output(&self) -> Option<&Output> {
+        self.output.as_ref()
     }
 
     pub fn ctx(&mut self) -> &mut WasiCtx {
@@ -74,7 +82,7 @@ fn build(
     capture_bytes: usize,
     command: Option<CommandIo>,
 ) -> (WasiCtx, Output) {
-    let stderr = MemoryOutputPipe::new(capture_bytes);
+    let stderr = LogPipe::new(capture_bytes);
     let mut builder = WasiCtxBuilder::new();
     builder.envs(environment).stderr(stderr.clone());
     let logged_stdout = match command {
@@ -86,7 +94,7 @@ fn build(
             None
         }
         None => {
-            let stdout = MemoryOutputPipe::new(capture_bytes);
+            let stdout = LogPipe::new(capture_bytes);
             builder.stdout(stdout.clone());
             Some(stdout)
         }
@@ -111,7 +119,7 @@ fn build(
             let allowed = socket_allowed(&checker, addr, usage);
             Box::pin(async move { allowed })
         });
-    (builder.build(), (logged_stdout, stderr))
+    (builder.build(), Output { stdout: logged_stdout, stderr })
 }
 
 fn socket_allowed(grants: &Grants, addr: SocketAddr, usage: SocketAddrUse) -> bool {

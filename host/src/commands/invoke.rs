@@ -102,6 +102,8 @@ pub async fn run(args: InvokeArgs) -> anyhow::Result<std::process::ExitCode> {
                 log_limit_bytes: args.log_limit,
                 grants: &grants,
                 services: &services,
+                // One invocation: nothing to keep warm.
+                instance_slot: None,
             },
         )
         .await

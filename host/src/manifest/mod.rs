@@ -12,6 +12,11 @@
 //! ReservedConcurrentExecutions = 10      # optional: invocations at once, all shards
 //! LogLimitBytes = 262144      # log output per invocation, 1024-10485760
 //!
+//! [ExecutionEnvironment]      # optional: how long an instance lives (below: the defaults)
+//! Reuse = true                # keep a shard's instance warm between batches; false: fresh per batch
+//! MaxInvocations = 10000      # then a fresh instance, 1-1000000
+//! MaxMemoryGrowthMB = 64      # or once its memory grew this much past its first invocation, 1-10240
+//!
 //! [Environment.Variables]
 //! GREETING = "hello"
 //!
@@ -74,7 +79,39 @@ pub struct Manifest {
     pub reserved_concurrency: Option<u32>,
     /// Bytes of log output an invocation may write.
     pub log_limit_bytes: usize,
+    /// Whether and how long an instance serves more than one batch.
+    pub execution_environment: ExecutionEnvironment,
     pub event_source: EventSourceConfig,
+}
+
+/// `[ExecutionEnvironment]`: Lambda keeps a function's execution environment
+/// between invocations, and handlers rely on it (clients, caches, compiled
+/// patterns at module scope). Eddy keeps an instance per shard (per lane with
+/// ParallelizationFactor) the same way, within these bounds; any error, trap,
+/// timeout or out-of-memory discards it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecutionEnvironment {
+    /// `false`: a fresh instance for every invocation, so that nothing a batch
+    /// left in memory is seen by the next.
+    pub reuse: bool,
+    /// Invocations an instance serves before a fresh one replaces it.
+    pub max_invocations: u32,
+    /// Bytes its memory may grow past what it had after its first invocation
+    /// before a fresh one replaces it (wasm memory never shrinks).
+    pub max_memory_growth_bytes: usize,
+}
+
+pub const DEFAULT_MAX_INVOCATIONS: u32 = 10_000;
+pub const DEFAULT_MAX_MEMORY_GROWTH_MB: u32 = 64;
+
+impl Default for ExecutionEnvironment {
+    fn default() -> Self {
+        ExecutionEnvironment {
+            reuse: true,
+            max_invocations: DEFAULT_MAX_INVOCATIONS,
+            max_memory_growth_bytes: (DEFAULT_MAX_MEMORY_GROWTH_MB as usize) << 20,
+        }
+    }
 }
 
 /// The event source mapping of a function.
@@ -205,8 +242,36 @@ struct RawManifest {
     reserved_concurrent_executions: Option<i64>,
     #[serde(rename = "LogLimitBytes")]
     log_limit_bytes: Option<i64>,
+    #[serde(rename = "ExecutionEnvironment")]
+    execution_environment: Option<RawExecutionEnvironment>,
     #[serde(rename = "EventSource")]
     event_source: RawEventSource,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExecutionEnvironment {
+    #[serde(rename = "Reuse")]
+    reuse: Option<bool>,
+    #[serde(rename = "MaxInvocations")]
+    max_invocations: Option<i64>,
+    #[serde(rename = "MaxMemoryGrowthMB")]
+    max_memory_growth_mb: Option<i64>,
+}
+
+impl RawExecutionEnvironment {
+    fn validate(self) -> Result<ExecutionEnvironment, ManifestError> {
+        let default = ExecutionEnvironment::default();
+        let max_invocations = match self.max_invocations {
+            Some(n) => in_range("ExecutionEnvironment.MaxInvocations", n, 1, 1_000_000, "1 to 1000000")? as u32,
+            None => default.max_invocations,
+        };
+        let max_memory_growth_bytes = match self.max_memory_growth_mb {
+            Some(mb) => (in_range("ExecutionEnvironment.MaxMemoryGrowthMB", mb, 1, 10_240, "1 to 10240 MB")? as usize) << 20,
+            None => default.max_memory_growth_bytes,
+        };
+        Ok(ExecutionEnvironment { reuse: self.reuse.unwrap_or(default.reuse), max_invocations, max_memory_growth_bytes })
+    }
 }
 
 #[derive(Deserialize)]
@@ -334,6 +399,10 @@ impl Manifest {
             role: raw.role,
             reserved_concurrency,
             log_limit_bytes: log_limit as usize,
+            execution_environment: match raw.execution_environment {
+                Some(raw) => raw.validate()?,
+                None => ExecutionEnvironment::default(),
+            },
             event_source: validate_event_source(raw.event_source)?,
         })
     }

@@ -31,7 +31,7 @@ use super::shared::Shared;
 use super::window::{OpenWindow, returned_state};
 use crate::record::{Batch, Records};
 use crate::retry::{Backoff, Waited};
-use crate::runtime::{HandlerResponse, InvokeError, InvokeRequest};
+use crate::runtime::{HandlerResponse, InstanceSlot, InvokeError, InvokeRequest};
 use crate::status::{ProcessingResult, ShardHandle, ShardState, ShardStatus};
 use crate::store::{Checkpoint, CheckpointKey, CheckpointStore, StoreError, now_ms};
 
@@ -68,6 +68,8 @@ pub struct Delivery<'a> {
     pub watermark: Option<&'a SharedWatermark>,
     /// With TumblingWindowInSeconds: the shard's open window, if any.
     pub window: Option<&'a Mutex<Option<OpenWindow>>>,
+    /// Where this shard (or lane) keeps its warm instance between invocations.
+    pub instance_slot: InstanceSlot,
 }
 
 /// How a delivery ended.
@@ -295,8 +297,15 @@ impl Delivery<'_> {
             log_limit_bytes: self.function.manifest.log_limit_bytes,
             grants: &self.function.grants,
             services: &self.function.services,
+            instance_slot: Some(&self.instance_slot),
         };
-        self.function.handler.invoke(batch, request).await
+        let before = self.instance_slot.instances_started();
+        let result = self.function.handler.invoke(batch, request).await;
+        let started = self.instance_slot.instances_started() - before;
+        if started > 0 {
+            self.update(|s| s.instances_started += started);
+        }
+        result
     }
 
     fn batch(&self, records: Records) -> Batch {

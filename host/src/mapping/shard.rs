@@ -247,6 +247,7 @@ impl ShardLoop {
             cancel,
             watermark,
             window,
+            instance_slot: crate::runtime::InstanceSlot::new(self.function.manifest.execution_environment),
         }
     }
 

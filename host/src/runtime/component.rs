@@ -50,8 +50,13 @@ pub struct LoadedComponent {
     pub imports_wasi: bool,
     /// Whether this load compiled the component (false: the cache had it).
     pub compiled: bool,
+    /// Unique to this load: a warm instance serves only the load it came from.
+    pub(super) id: u64,
     pub(super) pre: HandlerPre,
 }
+
+/// The ids of loads ([`LoadedComponent::id`]).
+static LOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 pub(super) enum HandlerPre {
     Typed(typed::TypedHandlerPre<HostState>),
@@ -109,7 +114,8 @@ impl Runtime {
                 wasmtime_wasi::p2::bindings::CommandPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?,
             ),
         };
-        Ok(LoadedComponent { world, digest, imports_wasi, compiled, pre })
+        let id = LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(LoadedComponent { world, digest, imports_wasi, compiled, id, pre })
     }
 
     /// Whether loading the component of this digest ([`content_digest`]) would

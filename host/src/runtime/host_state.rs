@@ -57,26 +57,39 @@ pub struct HostState {
 }
 
 impl HostState {
-    /// Writes what a WASI guest printed to the log, a line at a time, within
-    /// what is left of the log limit.
+    /// Readies the state for an invocation (of a new or a warm instance): its
+    /// request id, deadline and CPU ration, and a log budget of its own.
+    pub(super) fn begin(&mut self, request_id: String, deadline: Deadline, ration: Arc<super::ration::Ration>) {
+        self.request_id = request_id;
+        self.deadline = deadline;
+        self.ration = ration;
+        self.running_since = Instant::now();
+        self.log_bytes = 0;
+    }
+
+    /// Writes what a WASI guest printed during this invocation to the log, a
+    /// line at a time, within what is left of the log limit.
     pub(super) fn flush_output(&mut self) {
-        let Some((stdout, stderr)) = self.capabilities.take_output() else { return };
-        for (stream, pipe) in [("stdout", stdout), ("stderr", Some(stderr))] {
+        let Some(output) = self.capabilities.output().cloned() else { return };
+        for (stream, pipe) in [("stdout", output.stdout), ("stderr", Some(output.stderr))] {
             let Some(pipe) = pipe else { continue };
-            let bytes = pipe.contents();
-            for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.is_empty()) {
+            let drained = pipe.drain();
+            let mut left_out = drained.dropped > 0;
+            for line in String::from_utf8_lossy(&drained.bytes).lines().filter(|l| !l.is_empty()) {
                 if self.log_bytes + line.len() > self.log_limit {
-                    tracing::warn!(target: "handler", function = %self.function, shard = %self.shard,
-                        request_id = %self.request_id, stream, "output past the log limit left out");
-                    return;
+                    left_out = true;
+                    break;
                 }
                 self.log_bytes += line.len();
                 tracing::info!(target: "handler", function = %self.function, shard = %self.shard,
                     request_id = %self.request_id, stream, "{line}");
             }
+            if left_out {
+                tracing::warn!(target: "handler", function = %self.function, shard = %self.shard,
+                    request_id = %self.request_id, stream, "output past the log limit left out");
+            }
         }
     }
-
 }
 
 // WASI and wasi:http find their state in the capabilities.

@@ -1,8 +1,8 @@
-//! One invocation: a fresh store, instantiate from the function's `InstancePre`,
-//! call the handler, classify what went wrong.
-//!
-//! A store lives exactly as long as one call, so no state leaks from one batch to
-//! the next and a trap poisons nothing. Timeouts come from the epoch deadline,
+//! One invocation: take the shard's warm instance or instantiate one from the
+//! function's `InstancePre`, call the handler, classify what went wrong, and
+//! keep the instance for the shard's next batch if it finished well
+//! ([`super::warm`]: any error discards it, so a trap poisons nothing).
+//! Timeouts come from the epoch deadline,
 //! which also makes a busy guest yield its thread every tick and charges its
 //! function's CPU ration ([`super::ration`]): a greedy function pauses while
 //! others are busy, and the pause moves its deadline.
@@ -18,6 +18,7 @@ use super::Runtime;
 use super::component::{HandlerPre, LoadedComponent, World};
 use super::host_state::{Deadline, HostState};
 use super::limits::{LogLimitExceeded, MemoryLimitExceeded, MemoryLimiter, RESPONSE_LIMIT_BYTES, TimedOut};
+use super::warm::{Exports, Instance, InstanceSlot};
 use crate::capability::{Capabilities, CommandIo, Services};
 use crate::record::{Batch, BatchResponse, Context};
 use crate::role::Grants;
@@ -42,6 +43,8 @@ pub struct InvokeRequest<'a> {
     /// The function's role, which every capability call is checked against.
     pub grants: &'a Arc<Grants>,
     pub services: &'a Arc<Services>,
+    /// Where the shard keeps its warm instance; `None`: a fresh instance, dropped after.
+    pub instance_slot: Option<&'a InstanceSlot>,
 }
 
 /// A handler's answer, by world.
@@ -153,51 +156,21 @@ impl Runtime {
             deadline_ms: crate::store::now_ms() + request.timeout.as_millis() as u64,
             memory_limit_mb: request.memory_mb,
         };
-        let mut store = Store::new(
-            &self.engine,
-            HostState {
-                limiter: MemoryLimiter { limit_bytes: (request.memory_mb as usize) << 20 },
-                function: Arc::clone(request.function),
-                shard: Arc::clone(request.shard),
-                request_id: request.request_id,
-                deadline: deadline.clone(),
-                timeout: request.timeout,
-                ration: self.rations.start_invocation(request.function),
-                rations: Arc::clone(&self.rations),
-                running_since: Instant::now(),
-                log_bytes: 0,
-                log_limit: request.log_limit_bytes,
-                capabilities: Capabilities::new(
-                    Arc::clone(request.grants),
-                    Arc::clone(request.services),
-                    Arc::clone(request.environment),
-                    request.log_limit_bytes.min(OUTPUT_CAPTURE_BYTES),
-                ),
-            },
-        );
-        store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|mut store| {
-            let state = store.data_mut();
-            let now = Instant::now();
-            if now >= state.deadline.at() {
-                return Err(TimedOut(state.timeout).into());
-            }
-            // What the guest ran since it last resumed (a wait in a host call
-            // between two ticks counts at most two ticks).
-            let ran = now.saturating_duration_since(state.running_since).min(2 * super::EPOCH_TICK);
-            state.running_since = now;
-            match state.rations.charge(&state.ration, ran) {
-                None => Ok(UpdateDeadline::Yield(1)),
-                Some(pause) => {
-                    // The pause is the ration's, not the function's: the
-                    // deadline moves with it.
-                    state.deadline.extend(pause);
-                    state.running_since = now + pause;
-                    Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::time::sleep(pause))))
+        // A command runs its `main` once per batch, in a fresh instance.
+        let slot = request.instance_slot.filter(|_| component.world != World::Command);
+        let ration = self.rations.start_invocation(request.function);
+        let mut instance = match slot.and_then(|slot| slot.take(component.id)) {
+            Some(warm) => warm,
+            None => {
+                if let Some(slot) = slot {
+                    slot.started_one();
                 }
+                Instance::new(self.new_store(&request, Arc::clone(&ration)), component.id)
             }
-        });
+        };
+        instance.store.data_mut().begin(request.request_id, deadline.clone(), ration);
+        instance.store.set_epoch_deadline(1);
+        let Instance { store, exports, .. } = &mut instance;
 
         // A command reads the event from stdin and answers on stdout.
         let mut command_stdout = None;
@@ -221,8 +194,8 @@ impl Runtime {
         let call = async {
             match (&component.pre, input) {
                 // The response is what it wrote to stdout, read below.
-                (HandlerPre::Command(pre), Input::OnStdin) => match pre.instantiate_async(&mut store).await {
-                    Ok(command) => match command.wasi_cli_run().call_run(&mut store).await {
+                (HandlerPre::Command(pre), Input::OnStdin) => match pre.instantiate_async(&mut *store).await {
+                    Ok(command) => match command.wasi_cli_run().call_run(&mut *store).await {
                         Ok(Ok(())) => Ok(Ok(HandlerResponse::Json(String::new()))),
                         Ok(Err(())) => Ok(Err("the command exited with a failure status".to_owned())),
                         Err(error) => match error.downcast_ref::<wasmtime_wasi::I32Exit>() {
@@ -233,22 +206,32 @@ impl Runtime {
                     },
                     Err(error) => Err(error.context(Instantiating)),
                 },
-                (HandlerPre::Typed(pre), Input::Typed(batch)) => match pre.instantiate_async(&mut store).await {
-                    Ok(handler) => handler
+                (HandlerPre::Typed(pre), Input::Typed(batch)) => {
+                    if exports.is_none() {
+                        *exports = Some(Exports::Typed(pre.instantiate_async(&mut *store).await.map_err(|e| e.context(Instantiating))?));
+                    }
+                    let Some(Exports::Typed(handler)) = exports else {
+                        return Err(wasmtime::Error::msg("a warm instance of another world").context(Instantiating));
+                    };
+                    handler
                         .eddy_handler_typed()
-                        .call_handle(&mut store, batch, &context)
+                        .call_handle(&mut *store, batch, &context)
                         .await
-                        .map(|r| r.map(HandlerResponse::Typed)),
-                    Err(error) => Err(error.context(Instantiating)),
-                },
-                (HandlerPre::Json(pre), Input::Json(event)) => match pre.instantiate_async(&mut store).await {
-                    Ok(handler) => handler
+                        .map(|r| r.map(HandlerResponse::Typed))
+                }
+                (HandlerPre::Json(pre), Input::Json(event)) => {
+                    if exports.is_none() {
+                        *exports = Some(Exports::Json(pre.instantiate_async(&mut *store).await.map_err(|e| e.context(Instantiating))?));
+                    }
+                    let Some(Exports::Json(handler)) = exports else {
+                        return Err(wasmtime::Error::msg("a warm instance of another world").context(Instantiating));
+                    };
+                    handler
                         .eddy_handler_json()
-                        .call_handle(&mut store, &event, &context)
+                        .call_handle(&mut *store, &event, &context)
                         .await
-                        .map(|r| r.map(HandlerResponse::Json)),
-                    Err(error) => Err(error.context(Instantiating)),
-                },
+                        .map(|r| r.map(HandlerResponse::Json))
+                }
                 _ => Err(wasmtime::Error::msg("the input does not match the component's world").context(Instantiating)),
             }
         };
@@ -283,14 +266,68 @@ impl Runtime {
             }
             None => outcome,
         };
-        match outcome {
+        let result = match outcome {
             Ok(Ok(response)) => match response_size(&response) {
                 size if size > RESPONSE_LIMIT_BYTES => Err(InvokeError::ResponseTooLarge(size)),
                 _ => Ok(response),
             },
             Ok(Err(message)) => Err(InvokeError::Handler(message)),
             Err(error) => Err(classify(error)),
+        };
+        // Only an instance that finished well serves another batch.
+        if let (Some(slot), Ok(_)) = (slot, &result) {
+            slot.keep(instance, &self.warm_slots);
         }
+        result
+    }
+
+    /// A new store for an instance of the function `request` names.
+    fn new_store(&self, request: &InvokeRequest<'_>, ration: Arc<super::ration::Ration>) -> Store<HostState> {
+        let mut store = Store::new(
+            &self.engine,
+            HostState {
+                limiter: MemoryLimiter::new((request.memory_mb as usize) << 20),
+                function: Arc::clone(request.function),
+                shard: Arc::clone(request.shard),
+                request_id: String::new(),
+                deadline: Deadline::new(request.timeout),
+                timeout: request.timeout,
+                ration,
+                rations: Arc::clone(&self.rations),
+                running_since: Instant::now(),
+                log_bytes: 0,
+                log_limit: request.log_limit_bytes,
+                capabilities: Capabilities::new(
+                    Arc::clone(request.grants),
+                    Arc::clone(request.services),
+                    Arc::clone(request.environment),
+                    request.log_limit_bytes.min(OUTPUT_CAPTURE_BYTES),
+                ),
+            },
+        );
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_callback(|mut store| {
+            let state = store.data_mut();
+            let now = Instant::now();
+            if now >= state.deadline.at() {
+                return Err(TimedOut(state.timeout).into());
+            }
+            // What the guest ran since it last resumed (a wait in a host call
+            // between two ticks counts at most two ticks).
+            let ran = now.saturating_duration_since(state.running_since).min(2 * super::EPOCH_TICK);
+            state.running_since = now;
+            match state.rations.charge(&state.ration, ran) {
+                None => Ok(UpdateDeadline::Yield(1)),
+                Some(pause) => {
+                    // The pause is the ration's, not the function's: the
+                    // deadline moves with it.
+                    state.deadline.extend(pause);
+                    state.running_since = now + pause;
+                    Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::time::sleep(pause))))
+                }
+            }
+        });
+        store
     }
 }
 

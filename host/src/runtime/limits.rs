@@ -28,21 +28,32 @@ pub struct LogLimitExceeded {
 /// Lambda's limit on a function's response (synchronous invocation): 6 MB.
 pub const RESPONSE_LIMIT_BYTES: usize = 6 * 1024 * 1024;
 
-/// Caps each linear memory of an instance at the function's memory limit.
+/// Caps each linear memory of an instance at the function's memory limit, and
+/// counts what its memories hold (a warm instance is replaced once that grew
+/// too much).
 pub struct MemoryLimiter {
     pub limit_bytes: usize,
+    /// Bytes of linear memory the instance's memories were given so far.
+    pub allocated_bytes: usize,
+}
+
+impl MemoryLimiter {
+    pub fn new(limit_bytes: usize) -> MemoryLimiter {
+        MemoryLimiter { limit_bytes, allocated_bytes: 0 }
+    }
 }
 
 /// Table growth past this many elements is refused.
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.limit_bytes {
             // An error (rather than `Ok(false)`) traps at once, with a message that
             // names the limit, instead of leaving the guest to abort in its allocator.
             return Err(MemoryLimitExceeded { limit_mb: self.limit_bytes >> 20, desired_mb: desired.div_ceil(1 << 20) }.into());
         }
+        self.allocated_bytes += desired.saturating_sub(current);
         Ok(true)
     }
 

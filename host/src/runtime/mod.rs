@@ -1,5 +1,6 @@
 //! The Wasm runtime: one wasmtime engine for the host, components loaded and
-//! pre-linked once per function version, and a fresh store per invocation.
+//! pre-linked once per function version, and an instance per shard kept warm
+//! between its invocations ([`warm`]).
 //!
 //! Serving practice from wasmtime and Spin: the pooling instance allocator with
 //! copy-on-write memory images makes instantiation a matter of microseconds,
@@ -16,6 +17,7 @@ mod componentize;
 pub mod invoke;
 mod limits;
 mod load_error;
+mod warm;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub use cache::content_digest;
 pub use component::{LoadError, LoadedComponent, World};
 pub use invoke::{HandlerResponse, InvokeError, InvokeRequest};
+pub use warm::InstanceSlot;
 use host_state::HostState;
 
 /// How often the epoch ticks: the granularity of timeouts, and how often a busy
@@ -87,6 +90,8 @@ pub struct Runtime {
     rations: Arc<ration::CpuRations>,
     /// What the running invocations' `MemorySize` may add up to.
     memory: memory_budget::MemoryBudget,
+    /// Places for idle warm instances: half the instance slots.
+    warm_slots: Arc<tokio::sync::Semaphore>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -133,6 +138,7 @@ impl Runtime {
             memory: memory_budget::MemoryBudget::new(
                 config.memory_budget_mb.unwrap_or_else(memory_budget::MemoryBudget::default_total_mb),
             ),
+            warm_slots: warm::warm_slots(config.max_instances),
             ticker_stop,
         })
     }

@@ -1,0 +1,149 @@
+//! Warm instances: Lambda keeps a function's execution environment between
+//! invocations, and handlers are written for it (a client, a cache or a
+//! compiled pattern at module scope is made once). Eddy does the same per
+//! shard, or per lane with ParallelizationFactor: the shard's loop owns an
+//! [`InstanceSlot`], and an instance that finished a batch well waits there
+//! for the next one.
+//!
+//! An instance is kept only while nothing can be wrong with it:
+//! - it is discarded after any error: a trap, a timeout, out-of-memory, a
+//!   handler's error or a response over the limits (its memory may be half
+//!   updated, its stack unwound mid-call);
+//! - it is replaced after `MaxInvocations`, or once its memory has grown more
+//!   than `MaxMemoryGrowthMB` past what it held after its first invocation
+//!   (wasm memory never shrinks, so a slow leak is bounded here);
+//! - at most half the host's instance slots are held by idle warm instances,
+//!   so that warm ones never throttle invocations that need a fresh one;
+//! - a slot belongs to one version of a function: a new version starts fresh.
+//!
+//! `Reuse = false` in the manifest gives every batch a fresh instance, for
+//! handlers where nothing may pass from one batch to the next; a WASI command
+//! (a program with a `main`) always runs fresh.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::Store;
+
+use super::host_state::HostState;
+use crate::contract::{json, typed};
+use crate::manifest::ExecutionEnvironment;
+
+/// A shard's (or lane's) place for its warm instance, owned by its loop; the
+/// instance goes when the loop ends.
+pub struct InstanceSlot {
+    policy: ExecutionEnvironment,
+    warm: std::sync::Mutex<Option<Instance>>,
+    /// Instances started for this slot: 1 while one serves every batch.
+    started: AtomicU64,
+}
+
+impl InstanceSlot {
+    pub fn new(policy: ExecutionEnvironment) -> InstanceSlot {
+        InstanceSlot { policy, warm: std::sync::Mutex::new(None), started: AtomicU64::new(0) }
+    }
+
+    /// How many instances this slot's invocations have started.
+    pub fn instances_started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// The warm instance of `component`, if there is one (an instance of an
+    /// other version is dropped).
+    pub(super) fn take(&self, component: u64) -> Option<Instance> {
+        let warm = self.warm.lock().ok()?.take()?;
+        (warm.component == component).then_some(warm)
+    }
+
+    pub(super) fn started_one(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Keeps an instance that finished an invocation well, if the rules allow.
+    pub(super) fn keep(&self, mut instance: Instance, warm_slots: &Arc<Semaphore>) {
+        instance.invocations += 1;
+        let memory = instance.store.data().limiter.allocated_bytes;
+        let baseline = *instance.memory_after_first.get_or_insert(memory);
+        let verdict = keep_verdict(&self.policy, instance.invocations, memory.saturating_sub(baseline));
+        if let Some(reason) = verdict {
+            tracing::debug!(function = %instance.store.data().function, shard = %instance.store.data().shard,
+                invocations = instance.invocations, "a fresh instance for the next batch: {reason}");
+            return;
+        }
+        if instance.slot_permit.is_none() {
+            match Arc::clone(warm_slots).try_acquire_owned() {
+                Ok(permit) => instance.slot_permit = Some(permit),
+                Err(_) => {
+                    tracing::debug!(function = %instance.store.data().function,
+                        "half the instance slots already hold warm instances; this one is not kept");
+                    return;
+                }
+            }
+        }
+        if let Ok(mut slot) = self.warm.lock() {
+            *slot = Some(instance);
+        }
+    }
+}
+
+/// Why an instance that served `invocations` and grew by `growth_bytes` since
+/// its first is not kept; `None`: it is.
+pub(super) fn keep_verdict(policy: &ExecutionEnvironment, invocations: u32, growth_bytes: usize) -> Option<&'static str> {
+    if !policy.reuse {
+        Some("Reuse is off")
+    } else if invocations >= policy.max_invocations {
+        Some("it served MaxInvocations")
+    } else if growth_bytes > policy.max_memory_growth_bytes {
+        Some("its memory grew past MaxMemoryGrowthMB")
+    } else {
+        None
+    }
+}
+
+/// An instantiated handler and its store.
+pub(super) struct Instance {
+    pub(super) store: Store<HostState>,
+    /// `None` until instantiated in the store.
+    pub(super) exports: Option<Exports>,
+    /// Which loaded component this is an instance of.
+    pub(super) component: u64,
+    pub(super) invocations: u32,
+    /// Bytes of memory it held after its first invocation.
+    memory_after_first: Option<usize>,
+    /// One of the host's warm places, held while it is kept.
+    slot_permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Instance {
+    pub(super) fn new(store: Store<HostState>, component: u64) -> Instance {
+        Instance { store, exports: None, component, invocations: 0, memory_after_first: None, slot_permit: None }
+    }
+}
+
+/// A handler world's exports, bound to an instance.
+pub(super) enum Exports {
+    Typed(typed::TypedHandler),
+    Json(json::JsonHandler),
+}
+
+/// How many idle warm instances a host of `max_instances` slots keeps.
+pub(super) fn warm_slots(max_instances: u32) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new((max_instances / 2).max(1) as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_is_kept_until_a_bound_is_reached() {
+        let policy = ExecutionEnvironment { reuse: true, max_invocations: 3, max_memory_growth_bytes: 1 << 20 };
+        assert_eq!(keep_verdict(&policy, 1, 0), None);
+        assert_eq!(keep_verdict(&policy, 2, 1 << 20), None, "growth up to the bound is allowed");
+        assert!(keep_verdict(&policy, 3, 0).is_some_and(|r| r.contains("MaxInvocations")));
+        assert!(keep_verdict(&policy, 1, (1 << 20) + 1).is_some_and(|r| r.contains("MaxMemoryGrowthMB")));
+        let fresh = ExecutionEnvironment { reuse: false, ..policy };
+        assert!(keep_verdict(&fresh, 1, 0).is_some_and(|r| r.contains("Reuse")));
+    }
+}
