@@ -146,3 +146,29 @@ fn a_disabled_mapping_reads_nothing_until_enabled_and_then_resumes() {
     host.wait_state("f", "running");
     wait_for("the records put while disabled", || (numbers_seen(&host, "f") == [0, 1, 2]).then_some(()));
 }
+
+/// A component renamed into place, or written and closed by its writer (`cp`),
+/// is complete: the kernel says so (inotify), and the host loads it at once
+/// instead of waiting for two scans to agree. With scans 20 s apart, both
+/// functions run and handle their waiting record long before a second scan
+/// could have seen them.
+#[test]
+fn a_finished_file_is_loaded_at_once_without_waiting_for_scans() {
+    let ws = Workspace::new();
+    ws.create_stream("s", 1);
+    let host = Host::start_with(&ws, &["--scan-ms", "20000"]);
+    host.put("s", "k", &["n-1".to_owned()]);
+    // The first scan (at start) has run.
+    wait_for("the first scan", || host.status()["functions"].as_array().map(|_| ()));
+    std::thread::sleep(Duration::from_millis(500));
+    let bytes = std::fs::read(component("inspect")).expect("component");
+    let started = std::time::Instant::now();
+    ws.deploy("renamed", "inspect", &manifest("s", ""));
+    ws.write_manifest("copied", &manifest("s", ""));
+    std::fs::write(ws.functions().join("copied.wasm"), &bytes).expect("write in place");
+    for name in ["renamed", "copied"] {
+        wait_for(&format!("{name} to handle the waiting record"), || (numbers_seen(&host, name) == [1]).then_some(()));
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(15), "loaded after {took:?}: that was the scans, not the file events");
+}

@@ -200,7 +200,9 @@ impl Host {
         let log = ws.path().join(format!("host-{}.log", unique()));
         let log_file = fs::File::create(&log).expect("log file");
         let child = Command::new(eddy_bin())
-            .args(["--log-format", "json", "run", "--admin", "127.0.0.1:0", "--scan-ms", "50", "--local-poll-ms", "20"])
+            .args(["--log-format", "json", "run", "--admin", "127.0.0.1:0", "--local-poll-ms", "20"])
+            // Quick scans, unless the test sets its own.
+            .args(if extra_args.contains(&"--scan-ms") { &[][..] } else { &["--scan-ms", "50"][..] })
             .args(extra_args)
             .current_dir(ws.path())
             .env("EDDY_LOG", "info")

@@ -1,16 +1,19 @@
 //! The watched folder: `functions/<name>.wasm` beside `functions/<name>.toml`,
 //! and the execution roles in `functions/roles/<role>.json`.
 //!
-//! A scan every `poll_interval` notices files that appear, change or go. A file is
-//! read only once it has settled: the same size and modification time as at the
-//! previous scan, and untouched for `SETTLE_TIME`, so a copy in progress is never
-//! loaded half-written. (Writing to a temporary name and renaming it into place
-//! is instant and always safe.) Each function has a supervisor task that loads
+//! A scan every `poll_interval`, and at once when the kernel reports a change
+//! ([`events`]), notices files that appear, change or go. A file is read once
+//! it is complete: renamed into place or closed by its writer since it last
+//! changed (the kernel says so), or else once it has settled: the same size and
+//! modification time as at the previous scan, and untouched for `SETTLE_TIME`,
+//! so a copy in progress is never loaded half-written. (Writing to a temporary
+//! name and renaming it into place is always safe.) Each function has a supervisor task that loads
 //! its versions and runs its mapping; the scan only tells it what changed, so a
 //! slow load or a long invocation of one function never delays another. A
 //! changed role file redeploys every function whose manifest names it, as a
 //! changed manifest would.
 
+mod events;
 mod supervisor;
 
 use std::collections::{BTreeMap, HashMap};
@@ -98,14 +101,19 @@ pub async fn watch(config: RegistryConfig, context: MappingContext, cancel: Canc
     // mappings never read the same shards at once.
     let mut retiring: HashMap<String, JoinHandle<()>> = HashMap::new();
     let mut warned_missing_dir = false;
+    let mut events = events::FolderEvents::watch(&[&config.functions_dir, &roles_dir]);
+    // Files the kernel said were finished, as they were then.
+    let mut complete: HashMap<PathBuf, Seen> = HashMap::new();
     loop {
         match scan(&config.functions_dir, "wasm", "toml") {
             Ok(mut current) => {
                 warned_missing_dir = false;
                 // Role files join the same map under their own paths.
                 current.extend(scan(&roles_dir, "json", "json").unwrap_or_default());
+                complete.retain(|path, _| current.contains_key(path));
                 retiring.retain(|_, task| !task.is_finished());
-                if reconcile(&config, &context, &previous, &current, &mut deployed, &mut retiring) {
+                let folder = Scanned { previous: &previous, current: &current, complete: &complete };
+                if reconcile(&config, &context, &folder, &mut deployed, &mut retiring) {
                     context.status.mark_scanned();
                 }
                 previous = current;
@@ -116,8 +124,20 @@ pub async fn watch(config: RegistryConfig, context: MappingContext, cancel: Canc
             }
             Err(_) => {}
         }
-        if crate::retry::pause(&cancel, config.poll_interval).await == crate::retry::Waited::Cancelled {
-            break;
+        let news = tokio::select! {
+            waited = crate::retry::pause(&cancel, config.poll_interval) => match waited {
+                crate::retry::Waited::Cancelled => break,
+                crate::retry::Waited::Elapsed => None,
+            },
+            news = events.next() => Some(news),
+        };
+        for news in news.into_iter().chain(std::iter::from_fn(|| events.try_next())) {
+            if let events::FolderNews::Complete(path) = news
+                && let Some(seen) = seen(&path)
+            {
+                tracing::debug!(path = %path.display(), "finished, the kernel says");
+                complete.insert(path, seen);
+            }
         }
     }
     // Shutting down: every supervisor stops its mapping after the batch in flight.
@@ -140,36 +160,59 @@ pub(crate) fn scan(dir: &Path, ext_a: &str, ext_b: &str) -> std::io::Result<Hash
         if hidden || !relevant {
             continue;
         }
-        // `fs::metadata` follows symlinks (a `DirEntry`'s does not).
-        let seen = match std::fs::metadata(&path) {
-            Ok(meta) => {
-                let kind = if meta.is_file() {
-                    EntryKind::File
-                } else if meta.is_dir() {
-                    EntryKind::Directory
-                } else {
-                    EntryKind::Other
-                };
-                Seen { kind, len: meta.len(), modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH) }
-            }
-            Err(_) if entry.file_type().is_ok_and(|t| t.is_symlink()) => {
-                Seen { kind: EntryKind::BrokenLink, len: 0, modified: SystemTime::UNIX_EPOCH }
-            }
-            Err(_) => continue,
-        };
+        let Some(seen) = seen(&path) else { continue };
         files.insert(path, seen);
     }
     Ok(files)
 }
 
+/// A file of the folder as it is now; `None` if it is gone.
+fn seen(path: &Path) -> Option<Seen> {
+    // `fs::metadata` follows symlinks (`symlink_metadata` does not).
+    match std::fs::metadata(path) {
+        Ok(meta) => {
+            let kind = if meta.is_file() {
+                EntryKind::File
+            } else if meta.is_dir() {
+                EntryKind::Directory
+            } else {
+                EntryKind::Other
+            };
+            Some(Seen { kind, len: meta.len(), modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH) })
+        }
+        Err(_) if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) => {
+            Some(Seen { kind: EntryKind::BrokenLink, len: 0, modified: SystemTime::UNIX_EPOCH })
+        }
+        Err(_) => None,
+    }
+}
+
+/// The folder as the last two scans saw it, and what the kernel said was finished.
+struct Scanned<'a> {
+    previous: &'a HashMap<PathBuf, Seen>,
+    current: &'a HashMap<PathBuf, Seen>,
+    complete: &'a HashMap<PathBuf, Seen>,
+}
+
+impl Scanned<'_> {
+    /// Whether a file may be read: finished (renamed into place or closed by
+    /// its writer) and unchanged since, or unchanged since the last scan and
+    /// untouched for `SETTLE_TIME`.
+    fn settled(&self, path: &PathBuf) -> bool {
+        let Some(now) = self.current.get(path) else { return false };
+        self.complete.get(path) == Some(now)
+            || (self.previous.get(path) == Some(now) && now.modified.elapsed().is_ok_and(|age| age >= SETTLE_TIME))
+    }
+}
+
 fn reconcile(
     config: &RegistryConfig,
     context: &MappingContext,
-    previous: &HashMap<PathBuf, Seen>,
-    current: &HashMap<PathBuf, Seen>,
+    folder: &Scanned<'_>,
     deployed: &mut BTreeMap<String, Deployed>,
     retiring: &mut HashMap<String, JoinHandle<()>>,
 ) -> bool {
+    let current = folder.current;
     // Whether every complete pair of files was read (none still settling).
     let mut all_read = true;
     // Function names are the stems of the files present.
@@ -203,12 +246,7 @@ fn reconcile(
         context.status.remove_function(&name);
     }
 
-    let settled = |path: &PathBuf| {
-        let now = current.get(path);
-        now.is_some()
-            && previous.get(path) == now
-            && now.is_some_and(|s| s.modified.elapsed().is_ok_and(|age| age >= SETTLE_TIME))
-    };
+    let settled = |path: &PathBuf| folder.settled(path);
 
     let mut new_functions = Vec::new();
     for (name, files) in names {
