@@ -172,3 +172,30 @@ fn a_finished_file_is_loaded_at_once_without_waiting_for_scans() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(15), "loaded after {took:?}: that was the scans, not the file events");
 }
+
+/// The same component dropped under several names at once is compiled once:
+/// the others wait for that compile and load it from the compile cache.
+#[test]
+fn one_component_dropped_under_several_names_is_compiled_once() {
+    let ws = Workspace::new();
+    ws.create_stream("s", 1);
+    let host = Host::start(&ws);
+    let names = ["one", "two", "three", "four"];
+    for name in names {
+        ws.write_manifest(name, &manifest("s", ""));
+    }
+    for name in names {
+        ws.write_component(name, "inspect");
+    }
+    for name in names {
+        host.wait_state(name, "running");
+    }
+    let loads: Vec<bool> = host
+        .lines()
+        .iter()
+        .filter(|l| l["fields"]["message"] == "loaded")
+        .filter_map(|l| l["fields"]["compiled"].as_bool())
+        .collect();
+    assert_eq!(loads.len(), 4, "{}", host.log_text());
+    assert_eq!(loads.iter().filter(|c| **c).count(), 1, "compiled once, loaded from the cache three times: {loads:?}");
+}

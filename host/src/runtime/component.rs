@@ -134,22 +134,16 @@ impl Runtime {
             return Ok((self.compile(bytes, kind)?, true));
         };
         let artifact = cache::artifact_path(dir, &self.engine, digest);
-        if artifact.exists() {
-            // SAFETY: the cache directory holds only artifacts this host wrote with
-            // `Component::serialize`, under a name that includes the engine's
-            // compatibility hash; wasmtime checks the header again on load.
-            match unsafe { Component::deserialize_file(&self.engine, &artifact) } {
-                Ok(component) => {
-                    cache::touch(&artifact);
-                    return Ok((component, false));
-                }
-                Err(error) => tracing::warn!(
-                    "compile cache entry {} is unusable ({error:#}); compiling again",
-                    artifact.display()
-                ),
-            }
+        if let Some(component) = self.fetch(&artifact) {
+            return Ok((component, false));
         }
-        let component = self.compile(bytes, kind)?;
+        // In its turn; the same component may have been compiled meanwhile (the
+        // same file dropped under several names at once): then it is in the cache.
+        let _turn = self.compile_gate.wait_turn(bytes.len());
+        if let Some(component) = self.fetch(&artifact) {
+            return Ok((component, false));
+        }
+        let component = compile(&self.engine, bytes, kind)?;
         match component.serialize() {
             Ok(serialized) => {
                 match cache::store(&artifact, &serialized) {
@@ -170,6 +164,26 @@ impl Runtime {
 }
 
 impl Runtime {
+    /// The compiled component in the cache at `artifact`, if it is there and usable.
+    fn fetch(&self, artifact: &std::path::Path) -> Option<Component> {
+        if !artifact.exists() {
+            return None;
+        }
+        // SAFETY: the cache directory holds only artifacts this host wrote with
+        // `Component::serialize`, under a name that includes the engine's
+        // compatibility hash; wasmtime checks the header again on load.
+        match unsafe { Component::deserialize_file(&self.engine, artifact) } {
+            Ok(component) => {
+                cache::touch(artifact);
+                Some(component)
+            }
+            Err(error) => {
+                tracing::warn!("compile cache entry {} is unusable ({error:#}); compiling again", artifact.display());
+                None
+            }
+        }
+    }
+
     /// Compiles a component (wrapping a core module first), in its turn at the
     /// compile gate.
     fn compile(&self, bytes: &[u8], kind: WasmKind) -> Result<Component, LoadError> {
