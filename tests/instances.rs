@@ -68,14 +68,15 @@ fn a_shards_instance_serves_batch_after_batch_and_any_error_retires_it() {
 #[test]
 fn the_manifest_bounds_an_instances_life_or_turns_reuse_off() {
     let ws = Workspace::new();
-    for stream in ["a", "b", "c"] {
+    for stream in ["a", "b", "c", "d"] {
         ws.create_stream(stream, 1);
     }
+    ws.deploy("idle", "hostile", &format!("[ExecutionEnvironment]\nMaxIdleSeconds = 1\n\n{}", manifest("d", "")));
     ws.deploy("two", "hostile", &format!("[ExecutionEnvironment]\nMaxInvocations = 2\n\n{}", manifest("a", "")));
     ws.deploy("small", "hostile", &format!("[ExecutionEnvironment]\nMaxMemoryGrowthMB = 1\n\n{}", manifest("b", "")));
     ws.deploy("fresh", "hostile", &format!("[ExecutionEnvironment]\nReuse = false\n\n{}", manifest("c", "")));
     let host = Host::start(&ws);
-    for name in ["two", "small", "fresh"] {
+    for name in ["two", "small", "fresh", "idle"] {
         host.wait_state(name, "running");
     }
     for _ in 0..5 {
@@ -92,6 +93,13 @@ fn the_manifest_bounds_an_instances_life_or_turns_reuse_off() {
     one_batch(&host, "small", "b", "grow 4");
     one_batch(&host, "small", "b", "count");
     assert_eq!(counts(&host, "small"), [1, 2, 1], "MaxMemoryGrowthMB = 1, then 4 MB kept: {}", host.log_text());
+
+    // An instance that waits longer than MaxIdleSeconds for a batch is dropped.
+    one_batch(&host, "idle", "d", "count");
+    one_batch(&host, "idle", "d", "count");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    one_batch(&host, "idle", "d", "count");
+    assert_eq!(counts(&host, "idle"), [1, 2, 1], "MaxIdleSeconds = 1");
 }
 
 #[test]

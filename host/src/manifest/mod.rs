@@ -16,6 +16,7 @@
 //! Reuse = true                # keep a shard's instance warm between batches; false: fresh per batch
 //! MaxInvocations = 10000      # then a fresh instance, 1-1000000
 //! MaxMemoryGrowthMB = 64      # or once its memory grew this much past its first invocation, 1-10240
+//! MaxIdleSeconds = 300        # dropped after waiting this long for a batch, 1-3600
 //!
 //! [Environment.Variables]
 //! GREETING = "hello"
@@ -99,8 +100,12 @@ pub struct ExecutionEnvironment {
     /// Bytes its memory may grow past what it had after its first invocation
     /// before a fresh one replaces it (wasm memory never shrinks).
     pub max_memory_growth_bytes: usize,
+    /// How long a warm instance may wait for a batch before it is dropped and
+    /// its memory given back.
+    pub max_idle: Duration,
 }
 
+pub const DEFAULT_MAX_IDLE_SECONDS: u64 = 300;
 pub const DEFAULT_MAX_INVOCATIONS: u32 = 10_000;
 pub const DEFAULT_MAX_MEMORY_GROWTH_MB: u32 = 64;
 
@@ -110,6 +115,7 @@ impl Default for ExecutionEnvironment {
             reuse: true,
             max_invocations: DEFAULT_MAX_INVOCATIONS,
             max_memory_growth_bytes: (DEFAULT_MAX_MEMORY_GROWTH_MB as usize) << 20,
+            max_idle: Duration::from_secs(DEFAULT_MAX_IDLE_SECONDS),
         }
     }
 }
@@ -257,6 +263,8 @@ struct RawExecutionEnvironment {
     max_invocations: Option<i64>,
     #[serde(rename = "MaxMemoryGrowthMB")]
     max_memory_growth_mb: Option<i64>,
+    #[serde(rename = "MaxIdleSeconds")]
+    max_idle_seconds: Option<i64>,
 }
 
 impl RawExecutionEnvironment {
@@ -270,7 +278,11 @@ impl RawExecutionEnvironment {
             Some(mb) => (in_range("ExecutionEnvironment.MaxMemoryGrowthMB", mb, 1, 10_240, "1 to 10240 MB")? as usize) << 20,
             None => default.max_memory_growth_bytes,
         };
-        Ok(ExecutionEnvironment { reuse: self.reuse.unwrap_or(default.reuse), max_invocations, max_memory_growth_bytes })
+        let max_idle = match self.max_idle_seconds {
+            Some(s) => Duration::from_secs(in_range("ExecutionEnvironment.MaxIdleSeconds", s, 1, 3600, "1 to 3600 seconds")? as u64),
+            None => default.max_idle,
+        };
+        Ok(ExecutionEnvironment { reuse: self.reuse.unwrap_or(default.reuse), max_invocations, max_memory_growth_bytes, max_idle })
     }
 }
 

@@ -156,6 +156,9 @@ impl Supervisor {
                     () = tokio::time::sleep(MISSING_STREAM_RETRY) => {}
                 }
             }
+            // The component's bytes and the load's working memory are free now.
+            drop(files);
+            crate::runtime::give_back_free_memory();
         }
         self.stop().await;
     }

@@ -276,7 +276,7 @@ impl Runtime {
         };
         // Only an instance that finished well serves another batch.
         if let (Some(slot), Ok(_)) = (slot, &result) {
-            slot.keep(instance, &self.warm_slots);
+            slot.keep(instance, &self.warm_slots, &self.reaper);
         }
         result
     }

@@ -92,6 +92,8 @@ pub struct Runtime {
     memory: memory_budget::MemoryBudget,
     /// Places for idle warm instances: half the instance slots.
     warm_slots: Arc<tokio::sync::Semaphore>,
+    /// Drops warm instances idle too long.
+    reaper: Arc<warm::Reaper>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -124,6 +126,18 @@ impl Runtime {
             })
             .context("cannot start the epoch thread")?;
 
+        let reaper = Arc::new(warm::Reaper::default());
+        let (reaper_of_thread, stop) = (Arc::clone(&reaper), Arc::clone(&ticker_stop));
+        std::thread::Builder::new()
+            .name("eddy-reaper".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(warm::REAPER_INTERVAL);
+                    reaper_of_thread.reap();
+                }
+            })
+            .context("cannot start the warm instances' reaper")?;
+
         if let Some(dir) = &config.cache_dir {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create the compile cache {}", dir.display()))?;
@@ -139,6 +153,7 @@ impl Runtime {
                 config.memory_budget_mb.unwrap_or_else(memory_budget::MemoryBudget::default_total_mb),
             ),
             warm_slots: warm::warm_slots(config.max_instances),
+            reaper,
             ticker_stop,
         })
     }
@@ -149,6 +164,27 @@ impl Runtime {
     pub fn memory_budget_mb(&self) -> u64 {
         self.memory.total_mb()
     }
+}
+
+/// Gives the memory the allocator holds free back to the kernel, on the
+/// blocking pool. Loading a function reads its component (JavaScript and
+/// Python ones are 12-20 MB) and a compile allocates far more; glibc keeps what
+/// they freed in its arenas, so a host that loaded many functions would stay
+/// hundreds of MB larger than it needs (`cargo bench --bench density`). Calls
+/// while one is pending are folded into it.
+pub fn give_back_free_memory() {
+    static PENDING: AtomicBool = AtomicBool::new(false);
+    if PENDING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    tokio::task::spawn_blocking(|| {
+        PENDING.store(false, Ordering::Release);
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only returns free memory of glibc's own arenas.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    });
 }
 
 impl Drop for Runtime {

@@ -14,14 +14,17 @@
 //!   (wasm memory never shrinks, so a slow leak is bounded here);
 //! - at most half the host's instance slots are held by idle warm instances,
 //!   so that warm ones never throttle invocations that need a fresh one;
-//! - a slot belongs to one version of a function: a new version starts fresh.
+//! - a slot belongs to one version of a function: a new version starts fresh;
+//! - an instance that waited `MaxIdleSeconds` for a batch is dropped, giving
+//!   its memory back ([`Reaper`]).
 //!
 //! `Reuse = false` in the manifest gives every batch a fresh instance, for
 //! handlers where nothing may pass from one batch to the next; a WASI command
 //! (a program with a `main`) always runs fresh.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::Store;
@@ -31,17 +34,32 @@ use crate::contract::{json, typed};
 use crate::manifest::ExecutionEnvironment;
 
 /// A shard's (or lane's) place for its warm instance, owned by its loop; the
-/// instance goes when the loop ends.
+/// instance goes when the loop ends, or when it has waited `MaxIdleSeconds`
+/// for a batch ([`Reaper`]).
 pub struct InstanceSlot {
     policy: ExecutionEnvironment,
-    warm: std::sync::Mutex<Option<Instance>>,
+    shelf: Arc<Shelf>,
+    /// Whether the reaper knows this slot (from its first kept instance on).
+    known: AtomicBool,
     /// Instances started for this slot: 1 while one serves every batch.
     started: AtomicU64,
 }
 
+/// Where a warm instance waits, shared with the reaper.
+struct Shelf {
+    max_idle: Duration,
+    parked: Mutex<Option<Parked>>,
+}
+
+struct Parked {
+    instance: Instance,
+    since: Instant,
+}
+
 impl InstanceSlot {
     pub fn new(policy: ExecutionEnvironment) -> InstanceSlot {
-        InstanceSlot { policy, warm: std::sync::Mutex::new(None), started: AtomicU64::new(0) }
+        let shelf = Arc::new(Shelf { max_idle: policy.max_idle, parked: Mutex::new(None) });
+        InstanceSlot { policy, shelf, known: AtomicBool::new(false), started: AtomicU64::new(0) }
     }
 
     /// How many instances this slot's invocations have started.
@@ -52,7 +70,7 @@ impl InstanceSlot {
     /// The warm instance of `component`, if there is one (an instance of an
     /// other version is dropped).
     pub(super) fn take(&self, component: u64) -> Option<Instance> {
-        let warm = self.warm.lock().ok()?.take()?;
+        let warm = self.shelf.parked.lock().ok()?.take()?.instance;
         (warm.component == component).then_some(warm)
     }
 
@@ -61,7 +79,7 @@ impl InstanceSlot {
     }
 
     /// Keeps an instance that finished an invocation well, if the rules allow.
-    pub(super) fn keep(&self, mut instance: Instance, warm_slots: &Arc<Semaphore>) {
+    pub(super) fn keep(&self, mut instance: Instance, warm_slots: &Arc<Semaphore>, reaper: &Reaper) {
         instance.invocations += 1;
         let memory = instance.store.data().limiter.allocated_bytes;
         let baseline = *instance.memory_after_first.get_or_insert(memory);
@@ -81,9 +99,45 @@ impl InstanceSlot {
                 }
             }
         }
-        if let Ok(mut slot) = self.warm.lock() {
-            *slot = Some(instance);
+        if !self.known.swap(true, Ordering::Relaxed) {
+            reaper.watch(&self.shelf);
         }
+        if let Ok(mut parked) = self.shelf.parked.lock() {
+            *parked = Some(Parked { instance, since: Instant::now() });
+        }
+    }
+}
+
+/// Drops warm instances that waited longer than their `MaxIdleSeconds` for a
+/// batch, so that an idle function gives its instance's memory back, as
+/// Lambda reclaims an idle execution environment.
+#[derive(Default)]
+pub(super) struct Reaper {
+    shelves: Mutex<Vec<Weak<Shelf>>>,
+}
+
+/// How often the reaper looks.
+pub(super) const REAPER_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Reaper {
+    fn watch(&self, shelf: &Arc<Shelf>) {
+        if let Ok(mut shelves) = self.shelves.lock() {
+            shelves.push(Arc::downgrade(shelf));
+        }
+    }
+
+    /// One look: drops what idled too long, forgets slots that are gone.
+    pub(super) fn reap(&self) {
+        let Ok(mut shelves) = self.shelves.lock() else { return };
+        shelves.retain(|shelf| {
+            let Some(shelf) = shelf.upgrade() else { return false };
+            let expired = match shelf.parked.lock() {
+                Ok(mut parked) if parked.as_ref().is_some_and(|p| p.since.elapsed() >= shelf.max_idle) => parked.take(),
+                _ => None,
+            };
+            drop(expired);
+            true
+        });
     }
 }
 
@@ -138,7 +192,7 @@ mod tests {
 
     #[test]
     fn an_instance_is_kept_until_a_bound_is_reached() {
-        let policy = ExecutionEnvironment { reuse: true, max_invocations: 3, max_memory_growth_bytes: 1 << 20 };
+        let policy = ExecutionEnvironment { max_invocations: 3, max_memory_growth_bytes: 1 << 20, ..ExecutionEnvironment::default() };
         assert_eq!(keep_verdict(&policy, 1, 0), None);
         assert_eq!(keep_verdict(&policy, 2, 1 << 20), None, "growth up to the bound is allowed");
         assert!(keep_verdict(&policy, 3, 0).is_some_and(|r| r.contains("MaxInvocations")));
