@@ -150,3 +150,25 @@ fn build(script: &Path, handler: &Path, wasm: &Path) {
     let out = std::process::Command::new(script).arg(handler).arg(wasm).arg("json-handler").output().expect("the build script runs");
     assert!(out.status.success(), "{}: {}", handler.display(), String::from_utf8_lossy(&out.stderr));
 }
+
+/// A host with one instance slot keeps nothing warm: an idle warm instance
+/// would hold the slot, and every other function would be throttled.
+#[test]
+fn warm_instances_never_hold_the_last_instance_slot() {
+    let ws = Workspace::new();
+    for stream in ["a", "b"] {
+        ws.create_stream(stream, 1);
+    }
+    ws.deploy("first", "hostile", &manifest("a", ""));
+    ws.deploy("second", "hostile", &manifest("b", ""));
+    let host = Host::start_with(&ws, &["--max-instances", "1"]);
+    host.wait_state("first", "running");
+    host.wait_state("second", "running");
+    one_batch(&host, "first", "a", "count");
+    // With the slot held by first's idle instance, this would be throttled
+    // until that instance idled out (MaxIdleSeconds, 300 s).
+    one_batch(&host, "second", "b", "count");
+    one_batch(&host, "first", "a", "count");
+    assert_eq!(counts(&host, "first"), [1, 1], "nothing is kept warm with one slot");
+    assert_eq!(counts(&host, "second"), [1]);
+}

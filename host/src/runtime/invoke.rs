@@ -162,7 +162,8 @@ impl Runtime {
         let mut instance = match slot.and_then(|slot| slot.take(component.id)) {
             Some(warm) => warm,
             None => {
-                if let Some(slot) = slot {
+                // Counted for commands too: each of their batches starts one.
+                if let Some(slot) = request.instance_slot {
                     slot.started_one();
                 }
                 Instance::new(self.new_store(&request, Arc::clone(&ration)), component.id)

@@ -181,14 +181,28 @@ pub(super) enum Exports {
     Json(json::JsonHandler),
 }
 
-/// How many idle warm instances a host of `max_instances` slots keeps.
+/// How many idle warm instances a host of `max_instances` slots keeps: half,
+/// rounded down, so that at least one slot is always left for an invocation
+/// that needs a fresh instance (a host of one slot keeps none warm).
+pub(super) fn warm_places(max_instances: u32) -> usize {
+    (max_instances / 2) as usize
+}
+
 pub(super) fn warm_slots(max_instances: u32) -> Arc<Semaphore> {
-    Arc::new(Semaphore::new((max_instances / 2).max(1) as usize))
+    Arc::new(Semaphore::new(warm_places(max_instances)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warm_instances_always_leave_a_slot_for_a_fresh_one() {
+        assert_eq!(warm_places(1), 0, "one slot: nothing kept warm, or it would throttle every other function");
+        assert_eq!(warm_places(2), 1);
+        assert_eq!(warm_places(3), 1);
+        assert_eq!(warm_places(128), 64);
+    }
 
     #[test]
     fn an_instance_is_kept_until_a_bound_is_reached() {
