@@ -17,10 +17,9 @@ use std::sync::Arc;
 
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::sockets::SocketAddrUse;
-
-use super::output::LogPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
+use super::output::LogPipe;
 use crate::role::{Grants, actions};
 
 /// Where a guest's printing goes, for the log: stdout (unless it is a

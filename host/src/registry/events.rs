@@ -92,10 +92,9 @@ fn as_configured(folders: &[(PathBuf, PathBuf)], path: &Path) -> Option<PathBuf>
 fn what_it_says(event: &Event) -> Vec<FolderNews> {
     match event.kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => event.paths.iter().cloned().map(FolderNews::Complete).collect(),
-        // A rename within the folder names both paths; the second is where it landed.
-        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
-            event.paths.last().cloned().map(FolderNews::Complete).into_iter().chain([FolderNews::Changed]).collect()
-        }
+        // A rename within the folder names both paths; the second is where it
+        // landed. (Any news wakes the scan, which sees the first one gone.)
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => event.paths.last().cloned().map(FolderNews::Complete).into_iter().collect(),
         EventKind::Modify(ModifyKind::Name(RenameMode::To)) => event.paths.iter().cloned().map(FolderNews::Complete).collect(),
         EventKind::Access(_) => Vec::new(),
         _ => vec![FolderNews::Changed],
