@@ -471,3 +471,29 @@ fn a_role_lets_a_handler_put_records_on_the_kinesis_streams_it_names_and_no_othe
     assert_eq!(records[0].partition_key(), Some("hostile"));
     assert!(read("audit").is_empty(), "the denied put never reached the stream");
 }
+
+/// A Kinesis endpoint that takes a call and never answers (kinesalite does so
+/// for a GetShardIterator AT_TIMESTAMP past its newest record) must neither hold
+/// the shard for ever while its status looks healthy, nor hold the host's stop.
+#[test]
+fn a_kinesis_call_that_never_answers_shows_in_status_and_does_not_hold_the_stop() {
+    let kinesis = Kinesis::start();
+    kinesis.create_stream("hung", 1);
+    let stall = eddy_tests::stall::Stall::start(&kinesis.emulator.endpoint, "GetShardIterator");
+    let ws = Workspace::new();
+    let manifest = kinesis.manifest("hung", "StartingPosition = \"TRIM_HORIZON\"").replace(&kinesis.emulator.endpoint, &stall.endpoint);
+    ws.deploy("inspect", "inspect", &manifest);
+    let host = Host::start(&ws);
+    // The SDK gives up on each attempt after the read timeout (10 s), retries,
+    // and the shard shows the failure: it is not "ok" with no word of why.
+    let error = wait_for("the hung call to show in the shard's status", || {
+        let function = host.function("inspect")?;
+        function["shards"].as_array()?.first()?["last_error"].as_str().map(str::to_owned)
+    });
+    assert!(error.contains("GetShardIterator"), "the error names the call: {error}");
+    // Stopping while the next attempt hangs: the host exits at once.
+    let held = stall.held();
+    wait_for("another call to hang", || (stall.held() > held).then_some(()));
+    let status = host.stop_within(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "eddy exits promptly and cleanly on SIGTERM: {status:?}");
+}

@@ -121,6 +121,22 @@ pub fn kinesis() -> Emulator {
     })
 }
 
+/// kinesalite, in memory: the emulator the peer benchmark (`tests/benches/peers.rs`)
+/// reads from, installed by `tests/benches/peers/install.sh` (not by CI).
+pub fn kinesalite() -> Emulator {
+    Emulator::start(|port, _| {
+        let main = repo_root().join("tests/benches/peers/node_modules/kinesalite/cli.js");
+        assert!(main.exists(), "{} is missing: run tests/benches/peers/install.sh first", main.display());
+        let mut command = Command::new("node");
+        command
+            .current_dir(emulators_dir())
+            .args(["-r", "./loopback.js"])
+            .arg(main)
+            .args(["--port", &port.to_string(), "--createStreamMs", "0", "--shardLimit", "10000"]);
+        command
+    })
+}
+
 /// DynamoDB Local, keeping its data in a directory so that it survives a restart.
 pub fn dynamodb() -> Emulator {
     Emulator::start(|port, data| {

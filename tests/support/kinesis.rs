@@ -23,7 +23,11 @@ pub struct Kinesis {
 
 impl Kinesis {
     pub fn start() -> Kinesis {
-        let emulator = emulators::kinesis();
+        Kinesis::on(emulators::kinesis())
+    }
+
+    /// The same, on another Kinesis emulator (kinesalite, for the peer benchmark).
+    pub fn on(emulator: Emulator) -> Kinesis {
         let rt = runtime();
         let client = Client::new(&rt.block_on(emulators::sdk_config(&emulator.endpoint)));
         Kinesis { emulator, client, rt }

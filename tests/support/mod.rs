@@ -15,6 +15,7 @@ pub mod browser;
 pub mod destinations;
 pub mod emulators;
 pub mod kinesis;
+pub mod stall;
 
 /// How long a test waits for something that should happen in well under a second.
 pub const PATIENCE: Duration = Duration::from_secs(60);
@@ -278,11 +279,33 @@ impl Host {
             .expect("ingest response")
     }
 
+    /// The host's process id (to read its CPU time in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// Stops the host with SIGTERM and waits for it to exit.
     pub fn stop(mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         child.wait().expect("exit status")
+    }
+
+    /// Stops the host with SIGTERM and waits up to `patience` for it to exit;
+    /// `None` (and the host killed) if it did not.
+    pub fn stop_within(mut self, patience: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = Instant::now() + patience;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 
     /// Kills the host at once (SIGKILL), as a crash would.

@@ -105,7 +105,12 @@ impl Batcher {
             let len = batch.as_ref().map_or(0, Records::len);
             let within_cap = batch.as_ref().is_none_or(|b| over_cap_at(b, self.repeated_fields).is_none());
             if len < self.batch_size && within_cap {
-                let mut read = self.reader.read(self.batch_size - len).await?;
+                // A read in flight is given up at the stop: the records of a batch
+                // not yet handed to the function are read again from the checkpoint.
+                let mut read = tokio::select! {
+                    read = self.reader.read(self.batch_size - len) => read?,
+                    () = cancel.cancelled() => return Ok(Next::Stopped),
+                };
                 self.counts.polled += read.len() as u64;
                 if let Some(filter) = &self.filter {
                     let last = read.sequence_number(read.len().wrapping_sub(1)).map(str::to_owned);

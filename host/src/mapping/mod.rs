@@ -115,7 +115,11 @@ fn assignment(function: &FunctionVersion, context: &mut MappingContext) -> Box<d
 }
 
 /// Retries `attempt` until it succeeds (clearing the function's error) or the
-/// mapping stops (`None`), showing each failure in the function's status.
+/// mapping stops (`None`), showing each failure in the function's status. The
+/// stop does not wait for an attempt in flight: these are the mapping's first
+/// calls (finding the source, listing shards, reading or recording the start),
+/// none leaves anything half done, and a service that never answers must not
+/// hold the stop for ever.
 async fn retry_call<T, F: Future<Output = anyhow::Result<T>>>(
     function: &FunctionVersion,
     context: &MappingContext,
@@ -125,7 +129,11 @@ async fn retry_call<T, F: Future<Output = anyhow::Result<T>>>(
 ) -> Option<T> {
     let mut backoff = Backoff::restart();
     loop {
-        match attempt().await {
+        let outcome = tokio::select! {
+            outcome = attempt() => outcome,
+            () = cancel.cancelled() => return None,
+        };
+        match outcome {
             Ok(value) => {
                 if backoff.failing() {
                     context.status.clear_error(&function.name);

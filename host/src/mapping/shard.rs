@@ -100,7 +100,11 @@ impl ShardLoop {
             None => self.start_position(),
         };
         self.update(|s| s.checkpoint = checkpoint.clone());
-        let reader = self.source.open(&self.shard, position).await?;
+        // Opening reads only (a shard iterator): the stop need not wait for it.
+        let reader = tokio::select! {
+            reader = self.source.open(&self.shard, position) => reader?,
+            () = self.cancel.cancelled() => return Ok(ShardExit::Stopped),
+        };
 
         let config = &self.function.manifest.event_source;
         if config.parallelization_factor > 1 {

@@ -150,7 +150,9 @@ pub fn arn_region(arn: &str) -> Option<&str> {
 /// manifest's `Region` and `EndpointUrl` when it gives them. `AWS_ENDPOINT_URL`
 /// in the host's environment also works, as in every AWS SDK.
 pub async fn aws_config(endpoint_url: Option<&str>, region: Option<&str>) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client());
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
+        .timeout_config(call_timeouts());
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }
@@ -158,6 +160,19 @@ pub async fn aws_config(endpoint_url: Option<&str>, region: Option<&str>) -> aws
         loader = loader.region(aws_config::Region::new(region.to_owned()));
     }
     loader.load().await
+}
+
+/// How long an AWS call may wait to connect, and for the first byte of its
+/// response. Without a read timeout a service (or an emulator) that accepts a
+/// request and never answers holds the call, and with it a shard or a mapping's
+/// start, for ever, while its status still looks healthy; with it the call
+/// fails, is retried by the SDK, and the failure shows. (The first byte of a
+/// SubscribeToShard response comes at once; its events may take minutes.)
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(3_100);
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn call_timeouts() -> aws_smithy_types::timeout::TimeoutConfig {
+    aws_smithy_types::timeout::TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).read_timeout(READ_TIMEOUT).build()
 }
 
 /// The HTTPS client every AWS client of the host shares (one connection pool):
