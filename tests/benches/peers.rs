@@ -20,11 +20,16 @@
 //!    up with an empty folder, the component already in its compile cache) until
 //!    it has handled every record. So Eddy's figure includes loading the
 //!    function and starting the mapping; the peers' does not include their
-//!    start-up. `EDDY_PEERS_ROUNDS` (2) rounds, the consumers' order rotated.
-//! 2. put → handler. Every consumer on its own 1-shard stream from LATEST, at a
-//!    100 ms idle poll; one record at a time, each consumer in turn, timed from
-//!    just before the SDK's PutRecords call until the handler's log line naming
-//!    the record's partition key is seen (looked for every millisecond).
+//!    start-up. "Net" takes off what the same Eddy steps cost on an empty
+//!    stream for as long. `EDDY_PEERS_ROUNDS` (2) rounds, the consumers' order
+//!    rotated.
+//! 2. put → handler. Every consumer on its own new 1-shard stream from
+//!    TRIM_HORIZON (Eddy's LATEST is pinned to the mapping's first moment with
+//!    AT_TIMESTAMP, and kinesalite never answers a GetShardIterator AT_TIMESTAMP
+//!    past its newest record), at a 100 ms idle poll; one record at a time,
+//!    each consumer in turn, timed from just before the SDK's PutRecords call
+//!    until the handler's log line naming the record's partition key is seen
+//!    (looked for every millisecond).
 //!    `EDDY_PEERS_SAMPLES` (150) each.
 //!
 //! EDDY_BIN measures another build of `eddy`.
@@ -210,6 +215,9 @@ struct CpuRun {
     consumer: Consumer,
     cpu: f64,
     wall: Duration,
+    /// Eddy only: the CPU of the same steps on an empty stream for as long
+    /// (loading the function, starting the mapping, idle polls).
+    start_up: Option<f64>,
 }
 
 fn cpu_run(kinesis: &Kinesis, ws: &Workspace, consumer: Consumer, stream: &str, count: usize) -> CpuRun {
@@ -221,7 +229,7 @@ fn cpu_run(kinesis: &Kinesis, ws: &Workspace, consumer: Consumer, stream: &str, 
             let (cpu, at) = (cpu_seconds(peer.child.id()), Instant::now());
             peer.go();
             peer.wait_line("done", patience);
-            CpuRun { consumer, cpu: cpu_seconds(peer.child.id()) - cpu, wall: at.elapsed() }
+            CpuRun { consumer, cpu: cpu_seconds(peer.child.id()) - cpu, wall: at.elapsed(), start_up: None }
         }
         Some(component) => {
             let host = start_host(ws);
@@ -238,12 +246,30 @@ fn cpu_run(kinesis: &Kinesis, ws: &Workspace, consumer: Consumer, stream: &str, 
                 assert!(Instant::now() < deadline, "{name} handled {done} of {count} records");
                 std::thread::sleep(Duration::from_millis(100));
             }
-            let run = CpuRun { consumer, cpu: cpu_seconds(host.pid()) - cpu, wall: at.elapsed() };
+            let (cpu, wall) = (cpu_seconds(host.pid()) - cpu, at.elapsed());
             host.stop();
             ws.remove(&name);
-            run
+            let start_up = eddy_start_up(kinesis, ws, consumer, &format!("idle-{stream}"), wall);
+            CpuRun { consumer, cpu, wall, start_up: Some(start_up) }
         }
     }
+}
+
+/// What an Eddy run costs besides its records: the same steps as a measured run
+/// (host up, function dropped in, mapping started on 4 shards), on an empty
+/// stream, for as long as the measured run took.
+fn eddy_start_up(kinesis: &Kinesis, ws: &Workspace, consumer: Consumer, stream: &str, wall: Duration) -> f64 {
+    kinesis.create_stream(stream, SHARDS);
+    let host = start_host(ws);
+    std::thread::sleep(Duration::from_secs(1));
+    let name = format!("{}-{stream}", consumer.name());
+    let cpu = cpu_seconds(host.pid());
+    ws.deploy(&name, consumer.component().expect("an Eddy consumer"), &eddy_manifest(kinesis, stream, "TRIM_HORIZON"));
+    std::thread::sleep(wall);
+    let cpu = cpu_seconds(host.pid()) - cpu;
+    host.stop();
+    ws.remove(&name);
+    cpu
 }
 
 /// Loads every Eddy component once, so that the measured runs find it compiled.
@@ -252,7 +278,7 @@ fn fill_compile_cache(kinesis: &Kinesis, ws: &Workspace) {
     let host = start_host(ws);
     for consumer in Consumer::ALL {
         if let Some(component) = consumer.component() {
-            ws.deploy(consumer.name(), component, &eddy_manifest(kinesis, "warm-up", "LATEST"));
+            ws.deploy(consumer.name(), component, &eddy_manifest(kinesis, "warm-up", "TRIM_HORIZON"));
         }
     }
     for consumer in Consumer::ALL.into_iter().filter(|c| c.component().is_some()) {
@@ -273,8 +299,8 @@ fn latencies(kinesis: &Kinesis, ws: &Workspace, samples: usize) -> Vec<(Consumer
     let mut peers = Vec::new();
     for consumer in Consumer::ALL {
         match consumer.component() {
-            Some(component) => ws.deploy(consumer.name(), component, &eddy_manifest(kinesis, &stream(consumer), "LATEST")),
-            None => peers.push((consumer, Peer::start(consumer, &kinesis.emulator.endpoint, &stream(consumer), "LATEST", 0))),
+            Some(component) => ws.deploy(consumer.name(), component, &eddy_manifest(kinesis, &stream(consumer), "TRIM_HORIZON")),
+            None => peers.push((consumer, Peer::start(consumer, &kinesis.emulator.endpoint, &stream(consumer), "TRIM_HORIZON", 0))),
         }
     }
     for (_, peer) in &mut peers {
@@ -285,7 +311,7 @@ fn latencies(kinesis: &Kinesis, ws: &Workspace, samples: usize) -> Vec<(Consumer
         host.wait_state(consumer.name(), "running");
         wait_for("the shard's loop", || host.function(consumer.name()).filter(|f| f["shards"].as_array().is_some_and(|s| !s.is_empty())));
     }
-    // LATEST starts from each reader's first moment: let them settle.
+    // Let every reader settle into its idle polling.
     std::thread::sleep(Duration::from_secs(2));
     let mut times: Vec<(Consumer, Vec<Duration>)> = Consumer::ALL.iter().map(|&c| (c, Vec::with_capacity(samples))).collect();
     for i in 0..samples {
@@ -329,8 +355,8 @@ fn main() {
     let data = records(count);
 
     println!("## CPU per record: {count} records of {RECORD_BYTES} bytes, {SHARDS} shards, kinesalite, 1,000 per GetRecords\n");
-    println!("| round | consumer | CPU | wall | CPU µs/record |");
-    println!("|---:|---|---:|---:|---:|");
+    println!("| round | consumer | CPU | wall | CPU µs/record | Eddy's start-up and idle for as long | net µs/record |");
+    println!("|---:|---|---:|---:|---:|---:|---:|");
     let mut runs = Vec::new();
     for round in 0..rounds {
         for turn in 0..Consumer::ALL.len() {
@@ -339,8 +365,12 @@ fn main() {
             kinesis.create_stream(&stream, SHARDS);
             kinesis.put(&stream, &data);
             let run = cpu_run(&kinesis, &ws, consumer, &stream, count);
+            let (start_up, net) = match run.start_up {
+                Some(cpu) => (format!("{cpu:.2} s"), format!("{:.1}", (run.cpu - cpu) * 1e6 / count as f64)),
+                None => ("—".to_owned(), "—".to_owned()),
+            };
             println!(
-                "| {} | {} | {:.2} s | {:.2} s | {:.1} |",
+                "| {} | {} | {:.2} s | {:.2} s | {:.1} | {start_up} | {net} |",
                 round + 1,
                 consumer.label(),
                 run.cpu,
@@ -350,18 +380,29 @@ fn main() {
             runs.push(run);
         }
     }
-    let per_record = |consumer: Consumer| {
-        let mut values: Vec<f64> =
-            runs.iter().filter(|r| r.consumer == consumer).map(|r| r.cpu * 1e6 / count as f64).collect();
+    // Gross: everything from ready to done. Net: less Eddy's start-up.
+    let per_record = |consumer: Consumer, net: bool| {
+        let mut values: Vec<f64> = runs
+            .iter()
+            .filter(|r| r.consumer == consumer)
+            .map(|r| (r.cpu - if net { r.start_up.unwrap_or(0.0) } else { 0.0 }) * 1e6 / count as f64)
+            .collect();
         median(&mut values)
     };
-    let node = per_record(Consumer::Node);
-    let python = per_record(Consumer::Python);
-    println!("\n| consumer | CPU µs/record (median of {rounds}) | beside Node | beside Python |");
-    println!("|---|---:|---:|---:|");
+    let node = per_record(Consumer::Node, false);
+    let python = per_record(Consumer::Python, false);
+    println!("\n| consumer | CPU µs/record (median of {rounds}) | beside Node | beside Python | net of start-up | net beside Node | net beside Python |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for consumer in Consumer::ALL {
-        let us = per_record(consumer);
-        println!("| {} | {:.1} | {:.2} | {:.2} |", consumer.label(), us, us / node, us / python);
+        let (gross, net) = (per_record(consumer, false), per_record(consumer, true));
+        println!(
+            "| {} | {gross:.1} | {:.2} | {:.2} | {net:.1} | {:.2} | {:.2} |",
+            consumer.label(),
+            gross / node,
+            gross / python,
+            net / node,
+            net / python
+        );
     }
 
     let times = latencies(&kinesis, &ws, samples);
