@@ -150,9 +150,8 @@ impl Peer {
 
     fn wait_line(&self, line: &str, patience: Duration) {
         let deadline = Instant::now() + patience;
-        let wanted = format!("{line}\n");
         while !self.output.lock().expect("output").lines().any(|l| l.starts_with(line)) {
-            assert!(Instant::now() < deadline, "the peer never printed {wanted:?}");
+            assert!(Instant::now() < deadline, "the peer never printed {line:?}");
             std::thread::sleep(Duration::from_millis(1));
         }
     }
@@ -231,45 +230,42 @@ fn cpu_run(kinesis: &Kinesis, ws: &Workspace, consumer: Consumer, stream: &str, 
             peer.wait_line("done", patience);
             CpuRun { consumer, cpu: cpu_seconds(peer.child.id()) - cpu, wall: at.elapsed(), start_up: None }
         }
-        Some(component) => {
-            let host = start_host(ws);
-            std::thread::sleep(Duration::from_secs(1));
-            let name = format!("{}-{stream}", consumer.name());
-            let (cpu, at) = (cpu_seconds(host.pid()), Instant::now());
-            ws.deploy(&name, component, &eddy_manifest(kinesis, stream, "TRIM_HORIZON"));
-            let deadline = Instant::now() + patience;
-            loop {
-                let done = host.function(&name).map_or(0, |f| shard_total(&f, "records_processed"));
-                if done >= count as u64 {
-                    break;
+        Some(_) => {
+            let (cpu, wall) = eddy_cpu(kinesis, ws, consumer, stream, |host, name| {
+                let deadline = Instant::now() + patience;
+                loop {
+                    let done = host.function(name).map_or(0, |f| shard_total(&f, "records_processed"));
+                    if done >= count as u64 {
+                        break;
+                    }
+                    assert!(Instant::now() < deadline, "{name} handled {done} of {count} records");
+                    std::thread::sleep(Duration::from_millis(100));
                 }
-                assert!(Instant::now() < deadline, "{name} handled {done} of {count} records");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let (cpu, wall) = (cpu_seconds(host.pid()) - cpu, at.elapsed());
-            host.stop();
-            ws.remove(&name);
-            let start_up = eddy_start_up(kinesis, ws, consumer, &format!("idle-{stream}"), wall);
+            });
+            // What the run cost besides its records: the same steps on an empty
+            // stream, for as long.
+            let idle = format!("idle-{stream}");
+            kinesis.create_stream(&idle, SHARDS);
+            let (start_up, _) = eddy_cpu(kinesis, ws, consumer, &idle, |_, _| std::thread::sleep(wall));
             CpuRun { consumer, cpu, wall, start_up: Some(start_up) }
         }
     }
 }
 
-/// What an Eddy run costs besides its records: the same steps as a measured run
-/// (host up, function dropped in, mapping started on 4 shards), on an empty
-/// stream, for as long as the measured run took.
-fn eddy_start_up(kinesis: &Kinesis, ws: &Workspace, consumer: Consumer, stream: &str, wall: Duration) -> f64 {
-    kinesis.create_stream(stream, SHARDS);
+/// An Eddy run: a host up with an empty folder, `consumer`'s function dropped in
+/// on `stream`, and `until` waited for. Returns the host's CPU and the time from
+/// the drop until `until` returned.
+fn eddy_cpu(kinesis: &Kinesis, ws: &Workspace, consumer: Consumer, stream: &str, until: impl FnOnce(&Host, &str)) -> (f64, Duration) {
     let host = start_host(ws);
     std::thread::sleep(Duration::from_secs(1));
     let name = format!("{}-{stream}", consumer.name());
-    let cpu = cpu_seconds(host.pid());
+    let (cpu, at) = (cpu_seconds(host.pid()), Instant::now());
     ws.deploy(&name, consumer.component().expect("an Eddy consumer"), &eddy_manifest(kinesis, stream, "TRIM_HORIZON"));
-    std::thread::sleep(wall);
-    let cpu = cpu_seconds(host.pid()) - cpu;
+    until(&host, &name);
+    let run = (cpu_seconds(host.pid()) - cpu, at.elapsed());
     host.stop();
     ws.remove(&name);
-    cpu
+    run
 }
 
 /// Loads every Eddy component once, so that the measured runs find it compiled.

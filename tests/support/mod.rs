@@ -287,7 +287,7 @@ impl Host {
     /// Stops the host with SIGTERM and waits for it to exit.
     pub fn stop(mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        terminate(&child);
         child.wait().expect("exit status")
     }
 
@@ -295,7 +295,7 @@ impl Host {
     /// `None` (and the host killed) if it did not.
     pub fn stop_within(mut self, patience: Duration) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        terminate(&child);
         let deadline = Instant::now() + patience;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
@@ -315,6 +315,11 @@ impl Host {
             let _ = child.wait();
         }
     }
+}
+
+/// Sends SIGTERM, as an operator's stop does.
+fn terminate(child: &Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
 }
 
 impl Drop for Host {

@@ -168,8 +168,8 @@ pub async fn aws_config(endpoint_url: Option<&str>, region: Option<&str>) -> aws
 /// start, for ever, while its status still looks healthy; with it the call
 /// fails, is retried by the SDK, and the failure shows. (The first byte of a
 /// SubscribeToShard response comes at once; its events may take minutes.)
-pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(3_100);
-pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(3_100);
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn call_timeouts() -> aws_smithy_types::timeout::TimeoutConfig {
     aws_smithy_types::timeout::TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).read_timeout(READ_TIMEOUT).build()
