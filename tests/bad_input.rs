@@ -230,3 +230,34 @@ fn the_bad_input_catalogue_costs_the_healthy_function_nothing() {
     assert_eq!(f["state"], "running", "the version that was running keeps running: {f}");
     assert!(host.function("notes-1").is_none(), "other files are not functions");
 }
+
+/// A client that sends a body over the ingest limit gets the 413 that says why,
+/// not a reset connection, even when it sends slowly: the host reads the rest of
+/// the body before it answers and closes.
+#[test]
+fn a_slow_sender_of_an_oversized_ingest_body_reads_the_413() {
+    use std::io::{Read as _, Write as _};
+    let ws = Workspace::new();
+    ws.create_stream("s", 1);
+    let host = Host::start_with(&ws, &[]);
+    let body_len = 9usize << 20;
+    let mut socket = std::net::TcpStream::connect(&host.admin).expect("connect");
+    socket.set_read_timeout(Some(std::time::Duration::from_secs(60))).expect("timeout");
+    write!(
+        socket,
+        "POST /streams/s/records HTTP/1.1\r\nHost: eddy\r\nContent-Type: application/json\r\n\
+         Content-Length: {body_len}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("headers");
+    let chunk = vec![b' '; 64 << 10];
+    for sent in (0..body_len).step_by(chunk.len()) {
+        socket
+            .write_all(&chunk[..chunk.len().min(body_len - sent)])
+            .unwrap_or_else(|e| panic!("the host cut the body off after {sent} bytes: {e}"));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).expect("the answer");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("limit of 8 MiB"), "{answer}");
+}

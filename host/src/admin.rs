@@ -6,11 +6,12 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::body::{Body, Bytes, HttpBody as _};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::BodyExt as _;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -31,8 +32,14 @@ pub struct AdminState {
 /// The status page: one HTML file that reads `/status` and `/status/history`.
 const STATUS_PAGE: &str = include_str!("status_page.html");
 
-/// The largest ingest request body.
+/// The largest ingest request body. A PutRecords request carries up to 5 MiB of
+/// data, base64 in JSON.
 const INGEST_BODY_LIMIT: usize = 8 << 20;
+
+/// How much of a body over the limit is read and thrown away, and for how long,
+/// so that its sender gets the refusal (see `read_body`).
+const DRAIN_LIMIT: usize = 64 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves until `cancel` fires.
 pub async fn serve(listener: TcpListener, state: AdminState, cancel: CancellationToken) -> std::io::Result<()> {
@@ -44,8 +51,6 @@ pub async fn serve(listener: TcpListener, state: AdminState, cancel: Cancellatio
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/streams/{name}/records", post(put_records))
-        // A PutRecords request carries up to 5 MiB of data, base64 in JSON.
-        .layer(DefaultBodyLimit::max(INGEST_BODY_LIMIT))
         .with_state(state);
     axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned()).await
 }
@@ -89,14 +94,10 @@ struct PutRecordsResponse {
     records: Vec<PutResult>,
 }
 
-async fn put_records(
-    State(state): State<AdminState>,
-    Path(name): Path<String>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
-    let body = match body {
+async fn put_records(State(state): State<AdminState>, Path(name): Path<String>, body: Body) -> Response {
+    let body = match read_body(body, INGEST_BODY_LIMIT).await {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+        Err(BodyRefused::TooLarge) => {
             let message = format!(
                 "the request body is over the ingest endpoint's limit of {} MiB; send the records in several requests \
                  (a Kinesis PutRecords request carries at most 500 records and 5 MiB)\n",
@@ -104,7 +105,9 @@ async fn put_records(
             );
             return (StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
         }
-        Err(rejection) => return rejection.into_response(),
+        Err(BodyRefused::Unreadable(error)) => {
+            return (StatusCode::BAD_REQUEST, format!("the request body could not be read: {error}\n")).into_response();
+        }
     };
     let records = match crate::ingest::parse_put_records(&body) {
         Ok(records) => records,
@@ -118,4 +121,47 @@ async fn put_records(
         }
         Err(error) => (StatusCode::BAD_REQUEST, format!("{error:#}\n")).into_response(),
     }
+}
+
+enum BodyRefused {
+    TooLarge,
+    Unreadable(axum::Error),
+}
+
+/// Reads a request body of at most `limit` bytes.
+///
+/// A longer body is read on to its end (at most `DRAIN_LIMIT` bytes, for at most
+/// `DRAIN_TIME`) and thrown away before the refusal goes out. A server that
+/// answers and closes while its client is still sending resets the connection,
+/// and the client sees a broken pipe instead of the 413 that says what to do
+/// (nginx's lingering close is the same remedy).
+async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, BodyRefused> {
+    let mut collected: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(BodyRefused::Unreadable)?.into_data() else {
+            continue; // trailers
+        };
+        if collected.len() + data.len() > limit {
+            drain(body, collected.len() + data.len()).await;
+            return Err(BodyRefused::TooLarge);
+        }
+        if collected.is_empty() && body.is_end_stream() {
+            return Ok(data); // the whole body in one frame: no copy
+        }
+        collected.extend_from_slice(&data);
+    }
+    Ok(Bytes::from(collected))
+}
+
+/// Reads and discards the rest of a refused body, within the drain bounds.
+async fn drain(mut body: Body, mut read: usize) {
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while read <= DRAIN_LIMIT {
+            match body.frame().await {
+                Some(Ok(frame)) => read += frame.data_ref().map_or(0, Bytes::len),
+                _ => break,
+            }
+        }
+    })
+    .await;
 }
