@@ -204,6 +204,27 @@ fn wait_all_handled(cluster: &Cluster, keys: usize, range: std::ops::Range<u64>)
     })
 }
 
+/// Waits until every shard's lease holds a checkpoint at the last record seen
+/// handled on it.
+fn wait_checkpointed(cluster: &Cluster, seen: &[Seen]) {
+    let mut last: BTreeMap<&str, &str> = BTreeMap::new();
+    for s in seen {
+        let newest = last.entry(&s.shard).or_insert(&s.sequence);
+        if (s.sequence.len(), s.sequence.as_str()) > (newest.len(), *newest) {
+            *newest = &s.sequence;
+        }
+    }
+    wait_for("the handled records' checkpoints in the lease table", || {
+        let out = cluster.kinesis.rt.block_on(cluster.leases.scan().table_name(&cluster.table).consistent_read(true).send()).ok()?;
+        let checkpoints: BTreeMap<&str, &str> = out
+            .items()
+            .iter()
+            .filter_map(|item| Some((item.get("leaseKey")?.as_s().ok()?.as_str(), item.get("checkpoint")?.as_s().ok()?.as_str())))
+            .collect();
+        last.iter().all(|(shard, sequence)| checkpoints.get(shard) == Some(sequence)).then_some(())
+    });
+}
+
 /// Records handled more than once, among those numbered in `range`: how many
 /// times in all, and by which hosts (first handling, then again).
 fn duplicates(seen: &[Seen], range: std::ops::Range<u64>) -> (usize, BTreeSet<(String, String)>) {
@@ -461,9 +482,10 @@ fn hosts_that_cannot_renew_their_leases_stop_their_shards_and_resume_when_the_ta
     }
     wait_spread(&cluster, &[1, 1], Instant::now());
     cluster.kinesis.put(&cluster.stream, &records(KEYS, 0..5));
-    wait_all_handled(&cluster, KEYS, 0..5);
-    // (Their checkpoints follow the handling closely.)
-    std::thread::sleep(Duration::from_secs(1));
+    let seen = wait_all_handled(&cluster, KEYS, 0..5);
+    // Past these records only once their checkpoints are in the table: a
+    // record handled but not yet checkpointed is rightly handled again.
+    wait_checkpointed(&cluster, &seen);
 
     // The lease table goes away: within two thirds of the failover time each
     // host stops its shard, before anyone could take it.
