@@ -32,7 +32,9 @@
 //!    (looked for every millisecond).
 //!    `EDDY_PEERS_SAMPLES` (150) each.
 //!
-//! EDDY_BIN measures another build of `eddy`.
+//! EDDY_BIN measures another build of `eddy`; `EDDY_PEERS_ONLY=eddy-rust,node`
+//! runs only the named consumers' CPU part (for a profile), and
+//! `EDDY_PEERS_SAMPLES=0` leaves out the latency part.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -338,6 +340,9 @@ fn latencies(kinesis: &Kinesis, ws: &Workspace, samples: usize) -> Vec<(Consumer
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
     if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
 }
 
@@ -349,14 +354,17 @@ fn main() {
     let ws = Workspace::new();
     fill_compile_cache(&kinesis, &ws);
     let data = records(count);
+    let only = std::env::var("EDDY_PEERS_ONLY").unwrap_or_default();
+    let chosen: Vec<Consumer> =
+        Consumer::ALL.into_iter().filter(|c| only.is_empty() || only.split(',').any(|n| n.trim() == c.name())).collect();
 
     println!("## CPU per record: {count} records of {RECORD_BYTES} bytes, {SHARDS} shards, kinesalite, 1,000 per GetRecords\n");
     println!("| round | consumer | CPU | wall | CPU µs/record | Eddy's start-up and idle for as long | net µs/record |");
     println!("|---:|---|---:|---:|---:|---:|---:|");
     let mut runs = Vec::new();
     for round in 0..rounds {
-        for turn in 0..Consumer::ALL.len() {
-            let consumer = Consumer::ALL[(turn + round) % Consumer::ALL.len()];
+        for turn in 0..chosen.len() {
+            let consumer = chosen[(turn + round) % chosen.len()];
             let stream = format!("cpu-{}-{round}", consumer.name());
             kinesis.create_stream(&stream, SHARDS);
             kinesis.put(&stream, &data);
@@ -389,7 +397,7 @@ fn main() {
     let python = per_record(Consumer::Python, false);
     println!("\n| consumer | CPU µs/record (median of {rounds}) | beside Node | beside Python | net of start-up | net beside Node | net beside Python |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
-    for consumer in Consumer::ALL {
+    for consumer in chosen {
         let (gross, net) = (per_record(consumer, false), per_record(consumer, true));
         println!(
             "| {} | {gross:.1} | {:.2} | {:.2} | {net:.1} | {:.2} | {:.2} |",
@@ -401,6 +409,9 @@ fn main() {
         );
     }
 
+    if samples == 0 {
+        return;
+    }
     let times = latencies(&kinesis, &ws, samples);
     println!("\n## put → handler on kinesalite, one record at a time ({samples} each, interleaved), 100 ms idle poll\n");
     println!("| consumer | p50 | p99 | max |");
