@@ -1,14 +1,15 @@
 //! The admin HTTP port: `/` (the status page), `/healthz` (the process
 //! answers), `/readyz` (functions loaded, sources reached), `/status` (JSON),
 //! `/status/history` (JSON samples for the page's charts), `/metrics`
-//! (Prometheus) and `POST /streams/<name>/records` (ingest into a local stream).
+//! (Prometheus), `POST /streams/<name>/records` (ingest into a local stream)
+//! and `POST /` (the Kinesis API for local streams, [`crate::kinesis_service`]).
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody as _};
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::BodyExt as _;
@@ -44,7 +45,8 @@ const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 /// Serves until `cancel` fires.
 pub async fn serve(listener: TcpListener, state: AdminState, cancel: CancellationToken) -> std::io::Result<()> {
     let app = Router::new()
-        .route("/", get(|| async { axum::response::Html(STATUS_PAGE) }))
+        // GET: the status page; POST: the Kinesis API for local streams.
+        .route("/", get(|| async { axum::response::Html(STATUS_PAGE) }).post(kinesis_api))
         .route("/status/history", get(history))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
@@ -92,6 +94,24 @@ struct PutRecordsResponse {
     failed_record_count: u32,
     #[serde(rename = "Records")]
     records: Vec<PutResult>,
+}
+
+/// The Kinesis JSON protocol for local streams ([`crate::kinesis_service`]).
+async fn kinesis_api(State(state): State<AdminState>, headers: HeaderMap, body: Body) -> Response {
+    if !crate::kinesis_service::is_kinesis_request(&headers) {
+        return (StatusCode::BAD_REQUEST, "POST / is the Kinesis API: the request needs an X-Amz-Target header\n").into_response();
+    }
+    match read_body(body, INGEST_BODY_LIMIT).await {
+        Ok(body) => crate::kinesis_service::serve(&state.embedded, &headers, body).await,
+        Err(BodyRefused::TooLarge) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is over the admin port's limit of {} MiB\n", INGEST_BODY_LIMIT >> 20),
+        )
+            .into_response(),
+        Err(BodyRefused::Unreadable(error)) => {
+            (StatusCode::BAD_REQUEST, format!("the request body could not be read: {error}\n")).into_response()
+        }
+    }
 }
 
 async fn put_records(State(state): State<AdminState>, Path(name): Path<String>, body: Body) -> Response {

@@ -22,6 +22,7 @@ pub mod function;
 pub mod host;
 pub mod host_lock;
 pub mod ingest;
+pub mod kinesis_service;
 pub mod lease;
 pub mod logging;
 pub mod manifest;

@@ -57,7 +57,7 @@ pub fn shard_id(index: u32) -> String {
     format!("shardId-{index:012}")
 }
 
-fn shard_index(shard_id: &str) -> Option<u32> {
+pub fn shard_index(shard_id: &str) -> Option<u32> {
     shard_id.strip_prefix("shardId-")?.parse().ok()
 }
 
@@ -74,10 +74,28 @@ pub fn shard_for_key(partition_key: &str, shard_count: u32) -> u32 {
         return 0;
     }
     let hash = u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into());
-    let n = u128::from(shard_count);
-    // floor(2^128 / n), computed without overflowing.
-    let width = u128::MAX / n + u128::from(u128::MAX % n == n - 1);
-    (hash / width).min(n - 1) as u32
+    (hash / range_width(shard_count)).min(u128::from(shard_count) - 1) as u32
+}
+
+/// floor(2^128 / shards), computed without overflowing.
+fn range_width(shard_count: u32) -> u128 {
+    let n = u128::from(shard_count.max(1));
+    if n == 1 {
+        return u128::MAX;
+    }
+    u128::MAX / n + u128::from(u128::MAX % n == n - 1)
+}
+
+/// The hash keys shard `index` of `shard_count` holds, first and last: the
+/// ranges [`shard_for_key`] uses, as Kinesis describes them.
+pub fn hash_key_range(index: u32, shard_count: u32) -> (u128, u128) {
+    if shard_count <= 1 {
+        return (0, u128::MAX);
+    }
+    let width = range_width(shard_count);
+    let start = u128::from(index) * width;
+    let end = if index + 1 >= shard_count { u128::MAX } else { start + width - 1 };
+    (start, end)
 }
 
 /// Creates a stream, or returns the existing one of that name unchanged.
@@ -283,20 +301,7 @@ impl StreamSource for LocalSource {
         let (conn, after) = self
             .store
             .run(move |conn| {
-                let after: i64 = match from {
-                    Position::AfterSequence(seq) => seq
-                        .parse()
-                        .with_context(|| format!("checkpoint {seq:?} is not a local sequence number"))?,
-                    Position::TrimHorizon => 0,
-                    Position::Latest => last_sequence(&conn, &stream, index)?,
-                    // A time still to come: every record from now on arrives after it.
-                    Position::AtTimestamp(ms) if ms > now_ms() => last_sequence(&conn, &stream, index)?,
-                    Position::AtTimestamp(ms) => conn.query_row(
-                        "SELECT COALESCE(MAX(seq), 0) FROM records WHERE stream = ?1 AND shard = ?2 AND arrival_ms < ?3",
-                        params![stream, index, ms as i64],
-                        |row| row.get(0),
-                    )?,
-                };
+                let after = sequence_before(&conn, &stream, index, &from)?;
                 // The reader keeps this connection.
                 Ok((conn, after))
             })
@@ -313,8 +318,55 @@ impl StreamSource for LocalSource {
     }
 }
 
+/// The sequence number a reader of shard `shard` starting at `from` reads after
+/// (0: from the first record).
+pub fn sequence_before(conn: &Connection, stream: &str, shard: u32, from: &Position) -> anyhow::Result<i64> {
+    Ok(match from {
+        Position::AfterSequence(seq) => {
+            seq.parse().with_context(|| format!("{seq:?} is not a local sequence number"))?
+        }
+        Position::TrimHorizon => 0,
+        Position::Latest => last_sequence(conn, stream, shard)?,
+        // A time still to come: every record from now on arrives after it.
+        Position::AtTimestamp(ms) if *ms > now_ms() => last_sequence(conn, stream, shard)?,
+        Position::AtTimestamp(ms) => conn.query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM records WHERE stream = ?1 AND shard = ?2 AND arrival_ms < ?3",
+            params![stream, shard, *ms as i64],
+            |row| row.get(0),
+        )?,
+    })
+}
+
+/// Up to `max` records of a shard after sequence number `after`, in order.
+pub fn read_after(
+    conn: &Connection,
+    stream: &str,
+    shard: u32,
+    shard_id: &str,
+    after: i64,
+    max: usize,
+) -> anyhow::Result<Vec<KinesisRecord>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, partition_key, data, arrival_ms FROM records
+         WHERE stream = ?1 AND shard = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
+    )?;
+    let rows = stmt.query_map(params![stream, shard, after, max as i64], |row| {
+        let seq: i64 = row.get(0)?;
+        let sequence_number = seq.to_string();
+        Ok(KinesisRecord {
+            event_id: format!("{shard_id}:{sequence_number}"),
+            partition_key: row.get(1)?,
+            sequence_number,
+            data: row.get(2)?,
+            approximate_arrival_timestamp_ms: row.get::<_, i64>(3)? as u64,
+            encryption_type: None,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// The last sequence number a shard gave out (0 before its first record).
-fn last_sequence(conn: &Connection, stream: &str, shard: u32) -> anyhow::Result<i64> {
+pub fn last_sequence(conn: &Connection, stream: &str, shard: u32) -> anyhow::Result<i64> {
     Ok(conn
         .query_row(
             "SELECT last_seq FROM shard_sequences WHERE stream = ?1 AND shard = ?2",
@@ -348,23 +400,7 @@ impl ShardReader for LocalShardReader {
         // SQLite is blocking I/O: keep it off the async workers.
         let records = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<KinesisRecord>> {
             let conn = conn.lock().map_err(|_| anyhow::anyhow!("reader connection poisoned"))?;
-            let mut stmt = conn.prepare_cached(
-                "SELECT seq, partition_key, data, arrival_ms FROM records
-                 WHERE stream = ?1 AND shard = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
-            )?;
-            let rows = stmt.query_map(params![stream, shard, after, max as i64], |row| {
-                let seq: i64 = row.get(0)?;
-                let sequence_number = seq.to_string();
-                Ok(KinesisRecord {
-                    event_id: format!("{shard_id}:{sequence_number}"),
-                    partition_key: row.get(1)?,
-                    sequence_number,
-                    data: row.get(2)?,
-                    approximate_arrival_timestamp_ms: row.get::<_, i64>(3)? as u64,
-                    encryption_type: None,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            read_after(&conn, &stream, shard, &shard_id, after, max)
         })
         .await??;
         if let Some(last) = records.last() {

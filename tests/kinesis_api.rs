@@ -1,0 +1,204 @@
+//! The Kinesis API on the admin port: real AWS clients (the AWS SDK for Rust,
+//! boto3) create, describe, write and read local streams through it, and a
+//! function's mapping on the stream handles what they wrote.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::error::ProvideErrorMetadata as _;
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
+use eddy_tests::kinesis::{handled, runtime};
+use eddy_tests::*;
+
+fn client(rt: &tokio::runtime::Runtime, host: &Host) -> Client {
+    Client::new(&rt.block_on(emulators::sdk_config(&format!("http://{}", host.admin))))
+}
+
+#[test]
+fn the_rust_sdk_writes_and_reads_a_local_stream_and_a_function_handles_what_it_wrote() {
+    let ws = Workspace::new();
+    let host = Host::start_with(&ws, &[]);
+    let rt = runtime();
+    let kinesis = client(&rt, &host);
+
+    rt.block_on(kinesis.create_stream().stream_name("orders").shard_count(2).send()).expect("CreateStream");
+    let again = rt.block_on(kinesis.create_stream().stream_name("orders").shard_count(2).send()).expect_err("a second create");
+    assert!(again.into_service_error().is_resource_in_use_exception(), "CreateStream of an existing stream");
+    let summary = rt.block_on(kinesis.describe_stream_summary().stream_name("orders").send()).expect("DescribeStreamSummary");
+    let summary = summary.stream_description_summary().expect("summary");
+    assert_eq!((summary.open_shard_count(), summary.stream_status().as_str()), (2, "ACTIVE"));
+    let shards = rt.block_on(kinesis.list_shards().stream_name("orders").send()).expect("ListShards");
+    let shard_ids: Vec<String> = shards.shards().iter().map(|s| s.shard_id().to_owned()).collect();
+    assert_eq!(shard_ids, ["shardId-000000000000", "shardId-000000000001"]);
+
+    // A function on the stream, then records from the SDK.
+    ws.deploy("reader", "inspect", &manifest("orders", "StartingPosition = \"TRIM_HORIZON\""));
+    host.wait_state("reader", "running");
+    let entries: Vec<PutRecordsRequestEntry> = (0..10)
+        .map(|i| {
+            PutRecordsRequestEntry::builder()
+                .partition_key(format!("user-{i}"))
+                .data(Blob::new(format!("order {i}")))
+                .build()
+                .expect("entry")
+        })
+        .collect();
+    let put = rt.block_on(kinesis.put_records().stream_name("orders").set_records(Some(entries)).send()).expect("PutRecords");
+    assert_eq!(put.failed_record_count(), Some(0));
+    assert_eq!(put.records().len(), 10);
+    let one = rt
+        .block_on(kinesis.put_record().stream_name("orders").partition_key("user-10").data(Blob::new("order 10")).send())
+        .expect("PutRecord");
+    assert!(shard_ids.contains(&one.shard_id().to_owned()), "{}", one.shard_id());
+
+    let seen = wait_for("the function to handle the 11 records", || {
+        let texts: BTreeSet<String> = handled(&host, "reader").into_iter().map(|h| format!("{} {}", h.key, h.text)).collect();
+        (texts.len() == 11).then_some(texts)
+    });
+    assert!(seen.contains("user-10 order 10"), "{seen:?}");
+
+    // Read back from each shard, from the oldest record, then after the first.
+    let mut read = Vec::new();
+    for shard in &shard_ids {
+        let iterator = rt
+            .block_on(
+                kinesis
+                    .get_shard_iterator()
+                    .stream_name("orders")
+                    .shard_id(shard)
+                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                    .send(),
+            )
+            .expect("GetShardIterator");
+        let got = rt
+            .block_on(kinesis.get_records().shard_iterator(iterator.shard_iterator().expect("iterator")).send())
+            .expect("GetRecords");
+        assert_eq!(got.millis_behind_latest(), Some(0));
+        let records = got.records();
+        for r in records {
+            read.push((r.partition_key().unwrap_or_default().to_owned(), String::from_utf8(r.data().as_ref().to_vec()).expect("utf8")));
+        }
+        // Nothing new after the last: the next iterator reads nothing.
+        let next = rt
+            .block_on(kinesis.get_records().shard_iterator(got.next_shard_iterator().expect("next")).send())
+            .expect("GetRecords again");
+        assert!(next.records().is_empty());
+        if let Some(first) = records.first() {
+            let after = rt
+                .block_on(
+                    kinesis
+                        .get_shard_iterator()
+                        .stream_name("orders")
+                        .shard_id(shard)
+                        .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                        .starting_sequence_number(first.sequence_number())
+                        .send(),
+                )
+                .expect("GetShardIterator AFTER_SEQUENCE_NUMBER");
+            let rest = rt
+                .block_on(kinesis.get_records().shard_iterator(after.shard_iterator().expect("iterator")).send())
+                .expect("GetRecords");
+            assert_eq!(rest.records().len(), records.len() - 1, "all but the first of {shard}");
+        }
+    }
+    read.sort();
+    let mut put_in: Vec<(String, String)> = (0..11).map(|i| (format!("user-{i}"), format!("order {i}"))).collect();
+    put_in.sort();
+    assert_eq!(read, put_in);
+}
+
+#[test]
+fn kinesis_errors_come_in_kinesis_shapes() {
+    let ws = Workspace::new();
+    let host = Host::start_with(&ws, &[]);
+    let rt = runtime();
+    let kinesis = client(&rt, &host);
+
+    let missing = rt.block_on(kinesis.describe_stream().stream_name("nowhere").send()).expect_err("a missing stream");
+    let missing = missing.into_service_error();
+    assert!(missing.is_resource_not_found_exception(), "{missing:?}");
+    assert!(missing.message().is_some_and(|m| m.contains("nowhere")), "{missing:?}");
+
+    let put = rt.block_on(kinesis.put_record().stream_name("nowhere").partition_key("k").data(Blob::new("x")).send());
+    assert!(put.expect_err("put to a missing stream").into_service_error().is_resource_not_found_exception());
+
+    rt.block_on(kinesis.create_stream().stream_name("s").shard_count(1).send()).expect("CreateStream");
+    let big = rt.block_on(
+        kinesis.put_record().stream_name("s").partition_key("k").data(Blob::new(vec![b'x'; (1 << 20) + 1])).send(),
+    );
+    let big = big.expect_err("a record over 1 MiB");
+    assert_eq!(big.code(), Some("ValidationException"), "{big:?}");
+
+    let forged = rt.block_on(kinesis.get_records().shard_iterator("forged").send()).expect_err("a forged iterator");
+    assert!(forged.into_service_error().is_invalid_argument_exception());
+
+    let no_shard = rt.block_on(
+        kinesis
+            .get_shard_iterator()
+            .stream_name("s")
+            .shard_id("shardId-000000000007")
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send(),
+    );
+    assert!(no_shard.expect_err("a shard the stream lacks").into_service_error().is_resource_not_found_exception());
+    // Nothing was put by the refused calls.
+    let iterator = rt
+        .block_on(
+            kinesis
+                .get_shard_iterator()
+                .stream_name("s")
+                .shard_id("shardId-000000000000")
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send(),
+        )
+        .expect("GetShardIterator");
+    let got = rt.block_on(kinesis.get_records().shard_iterator(iterator.shard_iterator().expect("it")).send()).expect("GetRecords");
+    assert!(got.records().is_empty());
+}
+
+/// boto3 (from the moto virtualenv `tests/emulators/install.sh` makes) as a
+/// producer and a consumer, by endpoint URL alone.
+#[test]
+fn boto3_writes_and_reads_a_local_stream_by_endpoint_url() {
+    let python = repo_root().join("tests/emulators/moto/bin/python");
+    assert!(python.exists(), "{} is missing: run tests/emulators/install.sh", python.display());
+    let ws = Workspace::new();
+    let host = Host::start_with(&ws, &[]);
+    ws.deploy("reader", "inspect", &manifest("clicks", "StartingPosition = \"TRIM_HORIZON\""));
+    host.wait_state("reader", "running");
+    let script = r#"
+import sys, boto3
+from botocore.exceptions import ClientError
+kinesis = boto3.client("kinesis", endpoint_url=sys.argv[1], region_name="us-east-1",
+                       aws_access_key_id="any", aws_secret_access_key="any")
+summary = kinesis.describe_stream_summary(StreamName="clicks")["StreamDescriptionSummary"]
+assert summary["StreamStatus"] == "ACTIVE", summary
+put = kinesis.put_records(StreamName="clicks",
+                          Records=[{"PartitionKey": f"p{i}", "Data": f"click {i}".encode()} for i in range(5)])
+assert put["FailedRecordCount"] == 0, put
+read = []
+for shard in kinesis.list_shards(StreamName="clicks")["Shards"]:
+    it = kinesis.get_shard_iterator(StreamName="clicks", ShardId=shard["ShardId"],
+                                    ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    read += [r["Data"].decode() for r in kinesis.get_records(ShardIterator=it)["Records"]]
+assert sorted(read) == [f"click {i}" for i in range(5)], read
+try:
+    kinesis.describe_stream(StreamName="nowhere")
+    raise SystemExit("a missing stream was described")
+except kinesis.exceptions.ResourceNotFoundException:
+    pass
+print("boto3 ok")
+"#;
+    let out = std::process::Command::new(&python)
+        .args(["-c", script, &format!("http://{}", host.admin)])
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("boto3 ok"), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let texts = wait_for("the function to handle boto3's records", || {
+        let texts: BTreeSet<String> = handled(&host, "reader").into_iter().map(|h| h.text).collect();
+        (texts.len() == 5).then_some(texts)
+    });
+    assert!(texts.contains("click 4"), "{texts:?}");
+}
