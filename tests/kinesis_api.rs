@@ -130,6 +130,12 @@ fn kinesis_errors_come_in_kinesis_shapes() {
     let big = big.expect_err("a record over 1 MiB");
     assert_eq!(big.code(), Some("ValidationException"), "{big:?}");
 
+    // A record the producer places by hash key is refused, not put elsewhere.
+    let placed = rt.block_on(
+        kinesis.put_record().stream_name("s").partition_key("k").explicit_hash_key("42").data(Blob::new("x")).send(),
+    );
+    assert!(placed.expect_err("ExplicitHashKey").into_service_error().is_invalid_argument_exception());
+
     let forged = rt.block_on(kinesis.get_records().shard_iterator("forged").send()).expect_err("a forged iterator");
     assert!(forged.into_service_error().is_invalid_argument_exception());
 

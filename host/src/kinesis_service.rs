@@ -161,7 +161,7 @@ async fn answer(store: &std::sync::Arc<EmbeddedStore>, headers: &HeaderMap, body
         Operation::PutRecord => {
             let put: PutRecordRequest = parse(request)?;
             let stream = put.stream.name()?;
-            let record = put_record(put.data, put.partition_key)?;
+            let record = put_record(put.data, put.partition_key, put.explicit_hash_key)?;
             let landed = put_records(store, stream, vec![record]).await?;
             let first = landed.into_iter().next().ok_or_else(|| error(ErrorKind::Internal, "nothing was put"))?;
             Ok(json!({ "ShardId": first.shard_id, "SequenceNumber": first.sequence_number, "EncryptionType": "NONE" }))
@@ -176,7 +176,10 @@ async fn answer(store: &std::sync::Arc<EmbeddedStore>, headers: &HeaderMap, body
                 ));
             }
             let records =
-                put.records.into_iter().map(|r| put_record(r.data, r.partition_key)).collect::<Result<Vec<_>, _>>()?;
+                put.records
+                    .into_iter()
+                    .map(|r| put_record(r.data, r.partition_key, r.explicit_hash_key))
+                    .collect::<Result<Vec<_>, _>>()?;
             let landed = put_records(store, stream, records).await?;
             Ok(json!({ "FailedRecordCount": 0, "Records": landed, "EncryptionType": "NONE" }))
         }
@@ -352,7 +355,15 @@ fn parse<T: serde::de::DeserializeOwned>(request: Value) -> Result<T, ApiError> 
 }
 
 /// A record to put, its data decoded and within Kinesis' limits.
-fn put_record(data: String, partition_key: String) -> Result<PutRecord, ApiError> {
+fn put_record(data: String, partition_key: String, explicit_hash_key: Option<String>) -> Result<PutRecord, ApiError> {
+    if explicit_hash_key.is_some() {
+        // Placing it by its partition key instead would put it on another shard
+        // than the producer asked for, without a word.
+        return Err(error(
+            ErrorKind::InvalidArgument,
+            "local streams place records by their partition key; ExplicitHashKey is not supported",
+        ));
+    }
     let data = base64::engine::general_purpose::STANDARD
         .decode(data.as_bytes())
         .map_err(|e| error(ErrorKind::Validation, format!("Data is not base64: {e}")))?;
@@ -476,6 +487,8 @@ struct PutRecordRequest {
     data: String,
     #[serde(rename = "PartitionKey")]
     partition_key: String,
+    #[serde(rename = "ExplicitHashKey")]
+    explicit_hash_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -492,6 +505,8 @@ struct PutRecordsEntry {
     data: String,
     #[serde(rename = "PartitionKey")]
     partition_key: String,
+    #[serde(rename = "ExplicitHashKey")]
+    explicit_hash_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
