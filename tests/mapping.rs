@@ -136,6 +136,11 @@ fn a_crash_repeats_at_most_the_batch_in_flight_and_loses_nothing() {
     host.put("events", "k1", &first[..20]);
     host.put("events", "k2", &first[20..]);
     wait_for("the first records", || (seen(&host, "inspect").len() >= 40).then_some(()));
+    // The handler's lines are logged while it runs; its records count as
+    // processed once their checkpoint is written. Kill only after that.
+    wait_for("the first records' checkpoints", || {
+        host.function("inspect").filter(|f| shard_total(f, "records_processed") == 40)
+    });
     let before = seen(&host, "inspect");
     host.kill();
 
@@ -151,7 +156,7 @@ fn a_crash_repeats_at_most_the_batch_in_flight_and_loses_nothing() {
     all.sort();
     all.dedup();
     assert_eq!(all.len(), 42, "nothing lost");
-    // Everything before the crash was checkpointed (the host had finished), so
+    // Everything before the crash was checkpointed (waited for above), so
     // nothing is repeated.
     assert!(after.iter().all(|r| r.2.starts_with("while-down")), "repeated: {after:?}");
     // The restarted host took the compiled component from the cache.
