@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use eddy_tests::emulators::{self, AWS_ENV};
 use eddy_tests::kinesis::Kinesis;
-use eddy_tests::{Host, Workspace, repo_root, shard_total, wait_for};
+use eddy_tests::{Host, Workspace, cpu_seconds, repo_root, shard_total, wait_for};
 
 const SHARDS: i32 = 4;
 const RECORD_BYTES: usize = 100;
@@ -168,25 +168,6 @@ impl Drop for Peer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A process's user + system CPU so far, in seconds, from /proc/PID/stat.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
-    // The fields after the command's closing parenthesis start at field 3 (state);
-    // utime and stime are fields 14 and 15.
-    let after = &stat[stat.rfind(')').expect("a stat line") + 2..];
-    let fields: Vec<&str> = after.split(' ').collect();
-    let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
-    ticks / clock_ticks()
-}
-
-fn clock_ticks() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        let out = Command::new("getconf").arg("CLK_TCK").output().expect("getconf");
-        String::from_utf8_lossy(&out.stdout).trim().parse().expect("CLK_TCK")
-    })
 }
 
 /// `count` records of exactly RECORD_BYTES of JSON, over 100 partition keys.

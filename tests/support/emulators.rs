@@ -65,6 +65,11 @@ impl Emulator {
         emulator
     }
 
+    /// The emulator's process id (0 while it is stopped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// Stops the emulator (SIGKILL); its data stays on disk where it keeps any.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
