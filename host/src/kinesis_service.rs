@@ -161,7 +161,7 @@ async fn answer(store: &std::sync::Arc<EmbeddedStore>, headers: &HeaderMap, body
         Operation::PutRecord => {
             let put: PutRecordRequest = parse(request)?;
             let stream = put.stream.name()?;
-            let record = put_record(put.data, put.partition_key, put.explicit_hash_key)?;
+            let record = put_record(put.record)?;
             let landed = put_records(store, stream, vec![record]).await?;
             let first = landed.into_iter().next().ok_or_else(|| error(ErrorKind::Internal, "nothing was put"))?;
             Ok(json!({ "ShardId": first.shard_id, "SequenceNumber": first.sequence_number, "EncryptionType": "NONE" }))
@@ -176,10 +176,7 @@ async fn answer(store: &std::sync::Arc<EmbeddedStore>, headers: &HeaderMap, body
                 ));
             }
             let records =
-                put.records
-                    .into_iter()
-                    .map(|r| put_record(r.data, r.partition_key, r.explicit_hash_key))
-                    .collect::<Result<Vec<_>, _>>()?;
+                put.records.into_iter().map(put_record).collect::<Result<Vec<_>, _>>()?;
             let landed = put_records(store, stream, records).await?;
             Ok(json!({ "FailedRecordCount": 0, "Records": landed, "EncryptionType": "NONE" }))
         }
@@ -355,7 +352,7 @@ fn parse<T: serde::de::DeserializeOwned>(request: Value) -> Result<T, ApiError> 
 }
 
 /// A record to put, its data decoded and within Kinesis' limits.
-fn put_record(data: String, partition_key: String, explicit_hash_key: Option<String>) -> Result<PutRecord, ApiError> {
+fn put_record(RecordEntry { data, partition_key, explicit_hash_key }: RecordEntry) -> Result<PutRecord, ApiError> {
     if explicit_hash_key.is_some() {
         // Placing it by its partition key instead would put it on another shard
         // than the producer asked for, without a word.
@@ -483,12 +480,8 @@ impl NamedStream {
 struct PutRecordRequest {
     #[serde(flatten)]
     stream: NamedStream,
-    #[serde(rename = "Data")]
-    data: String,
-    #[serde(rename = "PartitionKey")]
-    partition_key: String,
-    #[serde(rename = "ExplicitHashKey")]
-    explicit_hash_key: Option<String>,
+    #[serde(flatten)]
+    record: RecordEntry,
 }
 
 #[derive(Debug, Deserialize)]
@@ -496,11 +489,12 @@ struct PutRecordsRequest {
     #[serde(flatten)]
     stream: NamedStream,
     #[serde(rename = "Records")]
-    records: Vec<PutRecordsEntry>,
+    records: Vec<RecordEntry>,
 }
 
+/// One record of a PutRecord or PutRecords request.
 #[derive(Debug, Deserialize)]
-struct PutRecordsEntry {
+struct RecordEntry {
     #[serde(rename = "Data")]
     data: String,
     #[serde(rename = "PartitionKey")]
