@@ -51,11 +51,12 @@ pub struct Discarded<'a> {
 }
 
 impl Discarded<'_> {
-    /// Lambda's `approximateInvokeCount`: the invocations, and 1 for records
-    /// that grew too old before any (AWS writes 1 there).
+    /// Lambda's `approximateInvokeCount`: the invocations, and always 1 for
+    /// records that grew too old, whether or not they were invoked before (AWS
+    /// writes 1 there).
     fn approximate_invoke_count(&self) -> u32 {
         match self.condition {
-            Condition::RecordAgeExceeded => self.invoke_count.max(1),
+            Condition::RecordAgeExceeded => 1,
             Condition::RetryAttemptsExhausted { .. } => self.invoke_count,
         }
     }
@@ -174,6 +175,10 @@ mod tests {
         let record = failure_record(&aged);
         assert!(record.get("responseContext").is_none(), "RecordAgeExceeded has no responseContext");
         assert_eq!(record["requestContext"]["approximateInvokeCount"], 1, "AWS writes 1 for records never invoked");
+        // And 1 for records that were invoked and retried before they grew too old.
+        let aged_after_retries = Discarded { condition: Condition::RecordAgeExceeded, invoke_count: 3, ..discarded };
+        let record = failure_record(&aged_after_retries);
+        assert_eq!(record["requestContext"]["approximateInvokeCount"], 1, "AWS writes 1 in every RecordAgeExceeded record");
     }
 
     #[test]
