@@ -34,6 +34,8 @@ pub mod dynamodb;
 pub mod json;
 pub mod log;
 mod panic;
+#[doc(hidden)]
+pub mod packed;
 pub mod record;
 
 /// Generated bindings for the imports every handler has, and the shared types.
@@ -46,12 +48,13 @@ pub mod bindings {
     });
 }
 
-/// Generated bindings for the typed world's export.
+/// Generated bindings for the packed world's export: the typed world's handler
+/// with a batch's Kinesis records packed into one byte list ([`packed`]).
 #[doc(hidden)]
-pub mod typed {
+pub mod packed_world {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "eddy:handler/typed-handler",
+        world: "eddy:handler/packed-handler",
         with: {
             "eddy:handler/types@0.1.0": crate::bindings::eddy::handler::types,
             "eddy:handler/log@0.1.0": crate::bindings::eddy::handler::log,
@@ -60,9 +63,9 @@ pub mod typed {
             "eddy:handler/streams@0.1.0": crate::bindings::eddy::handler::streams,
             "eddy:handler/kv@0.1.0": crate::bindings::eddy::handler::kv,
         },
-        default_bindings_module: "eddy_guest::typed",
+        default_bindings_module: "eddy_guest::packed_world",
         pub_export_macro: true,
-        export_macro_name: "__export_typed",
+        export_macro_name: "__export_packed",
     });
 }
 
@@ -139,9 +142,26 @@ pub trait JsonHandler {
     fn handle(event: &str, context: Context) -> Result<String, String>;
 }
 
-impl<T: TypedHandler> typed::exports::eddy::handler::typed::Guest for T {
-    fn handle(batch: Batch, context: Context) -> Result<BatchResponse, String> {
+impl<T: TypedHandler> packed_world::exports::eddy::handler::packed::Guest for T {
+    fn handle(
+        batch: packed_world::exports::eddy::handler::packed::PackedBatch,
+        context: Context,
+    ) -> Result<BatchResponse, String> {
+        use packed_world::exports::eddy::handler::packed::PackedRecords;
         panic::install_hook();
+        let records = match batch.records {
+            PackedRecords::Kinesis(bytes) => Records::Kinesis(packed::unpack_kinesis(&bytes).map_err(|e| e.to_string())?),
+            PackedRecords::Dynamodb(records) => Records::Dynamodb(records),
+        };
+        let batch = Batch {
+            event_source: batch.event_source,
+            event_source_arn: batch.event_source_arn,
+            aws_region: batch.aws_region,
+            invoke_identity_arn: batch.invoke_identity_arn,
+            shard_id: batch.shard_id,
+            records,
+            window: batch.window,
+        };
         T::handle(batch, context)
     }
 }
@@ -158,12 +178,13 @@ impl<T: JsonHandler> json_world::exports::eddy::handler::json::Guest for T {
 // a plain Rust type, and export names such as `eddy:handler/typed@0.1.0#handle`
 // are not symbols a native linker accepts.
 
-/// Exports a [`TypedHandler`] as the component's handler.
+/// Exports a [`TypedHandler`] as the component's handler (in the packed world,
+/// which delivers the typed world's records at less cost: wit/handler.wit).
 #[macro_export]
 macro_rules! export_typed_handler {
     ($handler:ident) => {
         #[cfg(target_arch = "wasm32")]
-        $crate::typed::__export_typed!($handler with_types_in $crate::typed);
+        $crate::packed_world::__export_packed!($handler with_types_in $crate::packed_world);
     };
 }
 

@@ -43,5 +43,6 @@ pub use typed::eddy::handler::{errors, invocation, kv, log, streams, types};
 /// The export a component of each world has, by its full name.
 pub const TYPED_EXPORT: &str = "eddy:handler/typed@0.1.0";
 pub const JSON_EXPORT: &str = "eddy:handler/json@0.1.0";
+pub const PACKED_EXPORT: &str = "eddy:handler/packed@0.1.0";
 /// A WASI command's export, whatever its 0.2 version (`wasi:cli/run@0.2.x`).
 pub const COMMAND_EXPORT: &str = "wasi:cli/run@0.2";

@@ -5,7 +5,8 @@
 use wasmtime::component::types::{self, ComponentItem};
 use wasmtime::component::{Component, InstancePre};
 
-use crate::contract::{COMMAND_EXPORT, JSON_EXPORT, TYPED_EXPORT, json, typed};
+use crate::contract::{COMMAND_EXPORT, JSON_EXPORT, PACKED_EXPORT, TYPED_EXPORT, json, typed};
+use super::packed::PackedHandlePath;
 use super::host_state::HostState;
 use super::{Runtime, cache};
 
@@ -15,6 +16,9 @@ use super::{Runtime, cache};
 pub enum World {
     /// `eddy:handler/typed-handler`: typed records in, sequence numbers out.
     TypedHandler,
+    /// `eddy:handler/packed-handler`: the typed world with Kinesis records packed
+    /// into one byte list (the Rust SDK's; [`super::packed`]).
+    PackedHandler,
     /// `eddy:handler/json-handler`: Lambda's event JSON in, Lambda's response out.
     JsonHandler,
     /// `wasi:cli/command`: a program run once per batch, Lambda's event JSON on
@@ -26,6 +30,7 @@ impl World {
     pub fn name(self) -> &'static str {
         match self {
             World::TypedHandler => "eddy:handler/typed-handler@0.1.0",
+            World::PackedHandler => "eddy:handler/packed-handler@0.1.0",
             World::JsonHandler => "eddy:handler/json-handler@0.1.0",
             World::Command => "wasi:cli/command",
         }
@@ -37,6 +42,7 @@ pub use super::load_error::LoadError;
 /// The contract's signatures of the exported functions, as wit/handler.wit
 /// writes them (a unit test keeps them equal to the file).
 const TYPED_HANDLE: &str = "handle: func(batch: batch, context: context) -> result<batch-response, string>";
+const PACKED_HANDLE: &str = "handle: func(batch: packed-batch, context: context) -> result<batch-response, string>";
 const JSON_HANDLE: &str = "handle: func(event: string, context: context) -> result<string, string>";
 const COMMAND_RUN: &str = "run: func() -> result";
 
@@ -60,6 +66,7 @@ static LOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0
 
 pub(super) enum HandlerPre {
     Typed(typed::TypedHandlerPre<HostState>),
+    Packed(InstancePre<HostState>, PackedHandlePath),
     Json(json::JsonHandlerPre<HostState>),
     Command(wasmtime_wasi::p2::bindings::CommandPre<HostState>),
 }
@@ -79,6 +86,8 @@ impl Runtime {
         let imports_wasi = ty.imports(&self.engine).any(|(name, _)| name.starts_with("wasi:"));
         let world = if exports.iter().any(|e| e == TYPED_EXPORT) {
             World::TypedHandler
+        } else if exports.iter().any(|e| e == PACKED_EXPORT) {
+            World::PackedHandler
         } else if exports.iter().any(|e| e == JSON_EXPORT) {
             World::JsonHandler
         } else if exports.iter().any(|e| e.starts_with(COMMAND_EXPORT)) {
@@ -107,6 +116,14 @@ impl Runtime {
             World::TypedHandler => HandlerPre::Typed(
                 typed::TypedHandlerPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?,
             ),
+            World::PackedHandler => {
+                let handle = PackedHandlePath::find(&component).ok_or_else(|| LoadError::WrongSignature {
+                    export: PACKED_EXPORT,
+                    problem: "it has no `handle` function".to_owned(),
+                    expected: PACKED_HANDLE,
+                })?;
+                HandlerPre::Packed(pre, handle)
+            }
             World::JsonHandler => HandlerPre::Json(
                 json::JsonHandlerPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?,
             ),
@@ -212,8 +229,10 @@ fn compile(engine: &wasmtime::Engine, bytes: &[u8], kind: WasmKind) -> Result<Co
 /// running, and not at every invocation.
 fn check_signature(engine: &wasmtime::Engine, ty: &types::Component, world: World) -> Result<(), LoadError> {
     use crate::record::{Batch, BatchResponse, Context};
+    use super::packed::PackedBatch;
     let (export, function, expected) = match world {
         World::TypedHandler => (TYPED_EXPORT, "handle", TYPED_HANDLE),
+        World::PackedHandler => (PACKED_EXPORT, "handle", PACKED_HANDLE),
         World::JsonHandler => (JSON_EXPORT, "handle", JSON_HANDLE),
         World::Command => (COMMAND_EXPORT, "run", COMMAND_RUN),
     };
@@ -234,6 +253,7 @@ fn check_signature(engine: &wasmtime::Engine, ty: &types::Component, world: Worl
     let types = ty.instance_type();
     let checked = match world {
         World::TypedHandler => func.typecheck::<(Batch, Context), (Result<BatchResponse, String>,)>(&types),
+        World::PackedHandler => func.typecheck::<(PackedBatch<'static>, Context), (Result<BatchResponse, String>,)>(&types),
         World::JsonHandler => func.typecheck::<(String, Context), (Result<String, String>,)>(&types),
         World::Command => func.typecheck::<(), (Result<(), ()>,)>(&types),
     };
@@ -304,7 +324,7 @@ mod tests {
     #[test]
     fn the_signatures_in_errors_are_the_contracts() {
         let wit: String = include_str!("../../../wit/handler.wit").split_whitespace().collect::<Vec<_>>().join(" ");
-        for signature in [super::TYPED_HANDLE, super::JSON_HANDLE] {
+        for signature in [super::TYPED_HANDLE, super::PACKED_HANDLE, super::JSON_HANDLE] {
             assert!(wit.contains(signature), "wit/handler.wit has no `{signature}`");
         }
     }

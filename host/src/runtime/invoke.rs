@@ -116,7 +116,7 @@ impl Runtime {
         request: InvokeRequest<'_>,
     ) -> Result<HandlerResponse, InvokeError> {
         let input = match component.world {
-            World::TypedHandler => Input::Typed(batch),
+            World::TypedHandler | World::PackedHandler => Input::Typed(batch),
             World::JsonHandler | World::Command => Input::Json(Cow::Owned(crate::event::encode(batch))),
         };
         self.call(component, input, request).await
@@ -131,7 +131,7 @@ impl Runtime {
         request: InvokeRequest<'_>,
     ) -> Result<Result<HandlerResponse, InvokeError>, crate::event::DecodeError> {
         Ok(match component.world {
-            World::TypedHandler => {
+            World::TypedHandler | World::PackedHandler => {
                 let batch = crate::event::decode(event_json)?;
                 self.call(component, Input::Typed(&batch), request).await
             }
@@ -219,6 +219,17 @@ impl Runtime {
                         .call_handle(&mut *store, batch, &context)
                         .await
                         .map(|r| r.map(HandlerResponse::Typed))
+                }
+                (HandlerPre::Packed(pre, handle), Input::Typed(batch)) => {
+                    if exports.is_none() {
+                        let instance = pre.instantiate_async(&mut *store).await.map_err(|e| e.context(Instantiating))?;
+                        let handler = handle.bind(&mut *store, &instance).map_err(|e| e.context(Instantiating))?;
+                        *exports = Some(Exports::Packed(handler, Vec::new()));
+                    }
+                    let Some(Exports::Packed(handler, buffer)) = exports else {
+                        return Err(wasmtime::Error::msg("a warm instance of another world").context(Instantiating));
+                    };
+                    handler.call_handle(&mut *store, batch, buffer, &context).await.map(|r| r.map(HandlerResponse::Typed))
                 }
                 (HandlerPre::Json(pre), Input::Json(event)) => {
                     if exports.is_none() {

@@ -1,7 +1,7 @@
 //! Why a file could not be loaded as a handler: the errors of loading
 //! ([`super::component`]) and of wrapping a core module ([`super::componentize`]).
 
-use crate::contract::{JSON_EXPORT, TYPED_EXPORT};
+use crate::contract::{JSON_EXPORT, PACKED_EXPORT, TYPED_EXPORT};
 
 /// Why a file could not be loaded as a handler.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +21,8 @@ pub enum LoadError {
     InvalidModule(String),
     #[error(
         "the component exports {found}; a handler must export `{TYPED_EXPORT}` \
-         (world typed-handler) or `{JSON_EXPORT}` (world json-handler), as in wit/handler.wit, \
+         (world typed-handler), `{PACKED_EXPORT}` (world packed-handler) or `{JSON_EXPORT}` \
+         (world json-handler), as in wit/handler.wit, \
          or be a WASI command (`wasi:cli/run`)"
     )]
     WrongWorld { found: String },

@@ -16,6 +16,7 @@ pub mod component;
 mod componentize;
 pub mod invoke;
 mod limits;
+pub mod packed;
 mod load_error;
 mod warm;
 

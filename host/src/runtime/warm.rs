@@ -178,6 +178,8 @@ impl Instance {
 /// A handler world's exports, bound to an instance.
 pub(super) enum Exports {
     Typed(typed::TypedHandler),
+    /// With the buffer its batches are packed into, reused batch after batch.
+    Packed(super::packed::PackedHandler, Vec<u8>),
     Json(json::JsonHandler),
 }
 
