@@ -22,7 +22,7 @@ pub(super) use with_stream;
 pub(super) fn convert(shard_id: &str, record: aws_sdk_kinesis::types::Record) -> KinesisRecord {
     let arrival = record.approximate_arrival_timestamp.and_then(|t| t.to_millis().ok()).unwrap_or(0);
     KinesisRecord {
-        event_id: format!("{shard_id}:{}", record.sequence_number),
+        event_id: crate::record::kinesis_event_id(shard_id, &record.sequence_number),
         partition_key: record.partition_key.unwrap_or_default(),
         data: record.data.into_inner(),
         sequence_number: record.sequence_number,

@@ -354,7 +354,7 @@ pub fn read_after(
         let seq: i64 = row.get(0)?;
         let sequence_number = seq.to_string();
         Ok(KinesisRecord {
-            event_id: format!("{shard_id}:{sequence_number}"),
+            event_id: crate::record::kinesis_event_id(shard_id, &sequence_number),
             partition_key: row.get(1)?,
             sequence_number,
             data: row.get(2)?,
