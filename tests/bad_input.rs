@@ -183,8 +183,9 @@ fn the_bad_input_catalogue_costs_the_healthy_function_nothing() {
     for i in 0..2000 {
         std::fs::write(functions.join(format!("notes-{i}.txt")), "not a function").expect("file");
     }
-    // Records of every size the stream takes, binary and empty ones too.
-    let sizes: Vec<serde_json::Value> = [0usize, 1, 1000, 1 << 20]
+    // Records of every size the stream takes, binary and empty ones too (data
+    // and the partition key "bin" together up to its 1 MiB).
+    let sizes: Vec<serde_json::Value> = [0usize, 1, 1000, (1 << 20) - 3]
         .iter()
         .map(|&n| {
             use base64::Engine as _;
@@ -202,14 +203,14 @@ fn the_bad_input_catalogue_costs_the_healthy_function_nothing() {
     };
     assert_eq!(ingest(serde_json::json!({ "Records": sizes })).status(), 200);
     // Over the record limit, and over the body limit: refused, with the limit.
-    let over = "x".repeat((1 << 20) + 1);
+    let over = "x".repeat(1 << 20);
     let mut refused = ingest(serde_json::json!({"Records": [{"PartitionKey": "k", "Text": over}]}));
     assert_eq!(refused.status(), 400);
-    assert!(refused.body_mut().read_to_string().expect("body").contains("1 MiB"));
-    let huge = "x".repeat(9 << 20);
+    assert!(refused.body_mut().read_to_string().expect("body").contains("maximum record size of 1024 KiB"));
+    let huge = "x".repeat(17 << 20);
     let mut refused = ingest(serde_json::json!({"Records": [{"PartitionKey": "k", "Text": huge}]}));
     assert_eq!(refused.status(), 413);
-    assert!(refused.body_mut().read_to_string().expect("body").contains("limit of 8 MiB"));
+    assert!(refused.body_mut().read_to_string().expect("body").contains("limit of 16 MiB"));
 
     for (name, _, _, words) in &cases {
         let f = host.wait_state(name, "failed");
@@ -240,7 +241,7 @@ fn a_slow_sender_of_an_oversized_ingest_body_reads_the_413() {
     let ws = Workspace::new();
     ws.create_stream("s", 1);
     let host = Host::start_with(&ws, &[]);
-    let body_len = 9usize << 20;
+    let body_len = 17usize << 20;
     let mut socket = std::net::TcpStream::connect(&host.admin).expect("connect");
     socket.set_read_timeout(Some(std::time::Duration::from_secs(60))).expect("timeout");
     write!(
@@ -259,5 +260,5 @@ fn a_slow_sender_of_an_oversized_ingest_body_reads_the_413() {
     let mut answer = String::new();
     socket.read_to_string(&mut answer).expect("the answer");
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(answer.contains("limit of 8 MiB"), "{answer}");
+    assert!(answer.contains("limit of 16 MiB"), "{answer}");
 }

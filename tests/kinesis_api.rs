@@ -208,3 +208,64 @@ print("boto3 ok")
     });
     assert!(texts.contains("click 4"), "{texts:?}");
 }
+
+/// Records up to 10 MiB: boto3 makes a stream for them (MaxRecordSizeInKiB) and
+/// raises another's limit (UpdateMaxRecordSize); a stream keeps Kinesis' 1 MiB
+/// until then. A record whose event passes Lambda's 6 MB payload is handed to
+/// the function alone, and the shard goes on past it.
+#[test]
+fn records_up_to_10_mib_are_taken_where_the_stream_allows_and_a_large_one_is_invoked_alone() {
+    let python = repo_root().join("tests/emulators/moto/bin/python");
+    assert!(python.exists(), "{} is missing: run tests/emulators/install.sh", python.display());
+    let ws = Workspace::new();
+    let host = Host::start_with(&ws, &[]);
+    let script = r#"
+import sys, boto3
+kinesis = boto3.client("kinesis", endpoint_url=sys.argv[1], region_name="us-east-1",
+                       aws_access_key_id="any", aws_secret_access_key="any")
+kinesis.create_stream(StreamName="big", ShardCount=1, MaxRecordSizeInKiB=10240)
+summary = kinesis.describe_stream_summary(StreamName="big")["StreamDescriptionSummary"]
+assert summary["MaxRecordSizeInKiB"] == 10240, summary
+for data in [b"small before", b"L" * (7 << 20), b"small after"]:
+    kinesis.put_record(StreamName="big", PartitionKey="k", Data=data)
+kinesis.create_stream(StreamName="small", ShardCount=1)
+summary = kinesis.describe_stream_summary(StreamName="small")["StreamDescriptionSummary"]
+assert summary["MaxRecordSizeInKiB"] == 1024, summary
+two_mib = b"x" * (2 << 20)
+try:
+    kinesis.put_record(StreamName="small", PartitionKey="k", Data=two_mib)
+    raise SystemExit("a 2 MiB record went into a stream of 1 MiB records")
+except kinesis.exceptions.ClientError as e:
+    assert e.response["Error"]["Code"] == "ValidationException", e.response
+    assert "1024 KiB" in e.response["Error"]["Message"], e.response
+kinesis.update_max_record_size(StreamARN=summary["StreamARN"], MaxRecordSizeInKiB=4096)
+kinesis.put_records(StreamName="small", Records=[{"PartitionKey": "k", "Data": two_mib}])
+try:
+    kinesis.update_max_record_size(StreamARN=summary["StreamARN"], MaxRecordSizeInKiB=20480)
+    raise SystemExit("a maximum record size over 10 MiB was taken")
+except kinesis.exceptions.ClientError as e:
+    assert e.response["Error"]["Code"] == "ValidationException", e.response
+print("boto3 ok")
+"#;
+    let out = std::process::Command::new(&python)
+        .args(["-c", script, &format!("http://{}", host.admin)])
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("boto3 ok"), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+
+    // `inspect` logs each record's text: room for a 7 MiB line.
+    ws.deploy("reader", "inspect", &format!("LogLimitBytes = 10485760\n{}", manifest("big", "StartingPosition = \"TRIM_HORIZON\"")));
+    let seen = wait_for("the three records", || {
+        let seen = handled(&host, "reader");
+        (seen.len() == 3).then_some(seen)
+    });
+    let texts: Vec<usize> = seen.iter().map(|h| h.text.len()).collect();
+    assert_eq!(texts, [12, 7 << 20, 11], "in order, the large one whole");
+    assert_ne!(seen[1].request, seen[0].request, "the large record is invoked alone");
+    assert_ne!(seen[1].request, seen[2].request, "the large record is invoked alone");
+    let f = wait_for("the checkpoint past the large record", || {
+        host.function("reader").filter(|f| shard_total(f, "records_processed") == 3)
+    });
+    assert_eq!(shard_total(&f, "failed_invocations"), 0, "{f}");
+}

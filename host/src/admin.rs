@@ -33,9 +33,9 @@ pub struct AdminState {
 /// The status page: one HTML file that reads `/status` and `/status/history`.
 const STATUS_PAGE: &str = include_str!("status_page.html");
 
-/// The largest ingest request body. A PutRecords request carries up to 5 MiB of
-/// data, base64 in JSON.
-const INGEST_BODY_LIMIT: usize = 8 << 20;
+/// The largest ingest request body: room for a record of 10 MiB (the most a
+/// stream takes), base64 in JSON.
+const INGEST_BODY_LIMIT: usize = 16 << 20;
 
 /// How much of a body over the limit is read and thrown away, and for how long,
 /// so that its sender gets the refusal (see `read_body`).
@@ -120,7 +120,7 @@ async fn put_records(State(state): State<AdminState>, Path(name): Path<String>, 
         Err(BodyRefused::TooLarge) => {
             let message = format!(
                 "the request body is over the ingest endpoint's limit of {} MiB; send the records in several requests \
-                 (a Kinesis PutRecords request carries at most 500 records and 5 MiB)\n",
+                 (a Kinesis PutRecords request carries at most 500 records and 10 MiB)\n",
                 INGEST_BODY_LIMIT >> 20
             );
             return (StatusCode::PAYLOAD_TOO_LARGE, message).into_response();

@@ -97,6 +97,7 @@ enum Operation {
     PutRecords,
     GetShardIterator,
     GetRecords,
+    UpdateMaxRecordSize,
 }
 
 impl Operation {
@@ -115,12 +116,14 @@ impl Operation {
             "PutRecords" => Operation::PutRecords,
             "GetShardIterator" => Operation::GetShardIterator,
             "GetRecords" => Operation::GetRecords,
+            "UpdateMaxRecordSize" => Operation::UpdateMaxRecordSize,
             other => {
                 return Err(error(
                     ErrorKind::UnknownOperation,
                     format!(
                         "local streams serve CreateStream, DescribeStream, DescribeStreamSummary, ListStreams, \
-                         ListShards, PutRecord, PutRecords, GetShardIterator and GetRecords, not {other}"
+                         ListShards, PutRecord, PutRecords, GetShardIterator, GetRecords and UpdateMaxRecordSize, \
+                         not {other}"
                     ),
                 ));
             }
@@ -221,7 +224,7 @@ async fn answer(store: &std::sync::Arc<EmbeddedStore>, headers: &HeaderMap, body
                     Ok(Ok((stream.clone(), local::sequence_before(&conn, &stream, shard, &from)?)))
                 })
                 .await
-                .map_err(not_found_or_internal)??;
+                .map_err(kinesis_error)??;
             Ok(json!({ "ShardIterator": ShardIterator { stream: after.0, shard, after: after.1 }.encode() }))
         }
         Operation::GetRecords => {
@@ -241,7 +244,7 @@ async fn answer(store: &std::sync::Arc<EmbeddedStore>, headers: &HeaderMap, body
                     Ok((records, newest))
                 })
                 .await
-                .map_err(not_found_or_internal)?;
+                .map_err(kinesis_error)?;
             let next_after = records.last().and_then(|r| r.sequence_number.parse().ok()).unwrap_or(iterator.after);
             // How far the last record returned is behind the shard's newest one.
             let behind = match records.last() {
@@ -279,13 +282,15 @@ async fn answer(store: &std::sync::Arc<EmbeddedStore>, headers: &HeaderMap, body
             if !(1..=1024).contains(&shards) {
                 return Err(error(ErrorKind::InvalidArgument, format!("a local stream has 1 to 1024 shards, not {shards}")));
             }
+            let max_record_size = create.max_record_size_kib.unwrap_or(local::DEFAULT_MAX_RECORD_SIZE_KIB);
+            check_max_record_size(max_record_size)?;
             let name = create.stream_name;
             let created = store
                 .run(move |conn| {
                     if local::describe(&conn, &name)?.is_some() {
                         return Ok(false);
                     }
-                    local::create(&conn, &name, shards, local::DEFAULT_RETENTION_HOURS)?;
+                    local::create_with_max_record_size(&conn, &name, shards, local::DEFAULT_RETENTION_HOURS, max_record_size)?;
                     Ok(true)
                 })
                 .await?;
@@ -297,7 +302,7 @@ async fn answer(store: &std::sync::Arc<EmbeddedStore>, headers: &HeaderMap, body
         Operation::DescribeStream | Operation::DescribeStreamSummary | Operation::ListShards => {
             let named: NamedStream = parse(request)?;
             let name = named.name()?.to_owned();
-            let description = store.run(move |conn| existing(&conn, &name)).await.map_err(not_found_or_internal)?;
+            let description = store.run(move |conn| existing(&conn, &name)).await.map_err(kinesis_error)?;
             Ok(match operation {
                 Operation::DescribeStream => json!({ "StreamDescription": {
                     "StreamName": description.name,
@@ -322,9 +327,23 @@ async fn answer(store: &std::sync::Arc<EmbeddedStore>, headers: &HeaderMap, body
                     "EncryptionType": "NONE",
                     "OpenShardCount": description.shard_count,
                     "ConsumerCount": 0,
+                    "MaxRecordSizeInKiB": description.max_record_size_kib,
                 }}),
                 _ => json!({ "Shards": shards(&description) }),
             })
+        }
+        Operation::UpdateMaxRecordSize => {
+            let update: UpdateMaxRecordSizeRequest = parse(request)?;
+            check_max_record_size(update.max_record_size_kib)?;
+            let name = update.stream.name()?.to_owned();
+            store
+                .run(move |conn| {
+                    existing(&conn, &name)?;
+                    local::set_max_record_size(&conn, &name, update.max_record_size_kib)
+                })
+                .await
+                .map_err(kinesis_error)?;
+            Ok(json!({}))
         }
         Operation::ListStreams => {
             let streams = store.run(|conn| local::list(&conn)).await?;
@@ -364,10 +383,12 @@ fn put_record(RecordEntry { data, partition_key, explicit_hash_key }: RecordEntr
     let data = base64::engine::general_purpose::STANDARD
         .decode(data.as_bytes())
         .map_err(|e| error(ErrorKind::Validation, format!("Data is not base64: {e}")))?;
-    if data.len() > local::MAX_DATA_BYTES {
+    // Kinesis' own cap on any record; the stream's MaxRecordSizeInKiB, which
+    // may be lower, is checked by the put.
+    if data.len() > MAX_DATA_BYTES {
         return Err(error(
             ErrorKind::Validation,
-            format!("1 validation error detected: Value at 'data' failed to satisfy constraint: Member must have length less than or equal to {}", local::MAX_DATA_BYTES),
+            format!("1 validation error detected: Value at 'data' failed to satisfy constraint: Member must have length less than or equal to {MAX_DATA_BYTES}"),
         ));
     }
     let key_chars = partition_key.chars().count();
@@ -392,9 +413,28 @@ async fn put_records(
             local::put(&mut conn, &name, &records)
         })
         .await
-        .map_err(not_found_or_internal)?;
+        .map_err(kinesis_error)?;
     local::announce(store, stream, &landed);
     Ok(landed)
+}
+
+/// The largest data blob Kinesis takes in any stream (10 MiB).
+const MAX_DATA_BYTES: usize = 10 * 1024 * 1024;
+
+/// A ValidationException for a `MaxRecordSizeInKiB` outside Kinesis' range.
+fn check_max_record_size(kib: u32) -> Result<(), ApiError> {
+    if local::MAX_RECORD_SIZE_KIB_RANGE.contains(&kib) {
+        return Ok(());
+    }
+    Err(error(
+        ErrorKind::Validation,
+        format!(
+            "1 validation error detected: Value '{kib}' at 'maxRecordSizeInKiB' failed to satisfy constraint: \
+             Member must have value between {} and {}",
+            local::MAX_RECORD_SIZE_KIB_RANGE.start(),
+            local::MAX_RECORD_SIZE_KIB_RANGE.end()
+        ),
+    ))
 }
 
 /// The stream of that name, or a [`StreamNotFound`] error.
@@ -406,11 +446,16 @@ fn existing(conn: &Connection, name: &str) -> anyhow::Result<local::StreamDescri
 #[error("Stream {0} under account 000000000000 not found.")]
 struct StreamNotFound(String);
 
-fn not_found_or_internal(e: anyhow::Error) -> ApiError {
-    match e.downcast_ref::<StreamNotFound>() {
-        Some(missing) => error(ErrorKind::ResourceNotFound, missing.to_string()),
-        None => e.into(),
+/// An error of the store in Kinesis' shapes: a missing stream, a record over
+/// the stream's maximum size, or else an internal failure.
+fn kinesis_error(e: anyhow::Error) -> ApiError {
+    if let Some(missing) = e.downcast_ref::<StreamNotFound>() {
+        return error(ErrorKind::ResourceNotFound, missing.to_string());
     }
+    if let Some(too_large) = e.downcast_ref::<local::RecordTooLarge>() {
+        return error(ErrorKind::Validation, too_large.to_string());
+    }
+    e.into()
 }
 
 /// A stream's shards as Kinesis lists them.
@@ -532,6 +577,16 @@ struct CreateStreamRequest {
     stream_name: String,
     #[serde(rename = "ShardCount")]
     shard_count: Option<u32>,
+    #[serde(rename = "MaxRecordSizeInKiB")]
+    max_record_size_kib: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct UpdateMaxRecordSizeRequest {
+    #[serde(flatten)]
+    stream: NamedStream,
+    #[serde(rename = "MaxRecordSizeInKiB")]
+    max_record_size_kib: u32,
 }
 
 #[cfg(test)]

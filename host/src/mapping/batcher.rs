@@ -283,6 +283,21 @@ mod tests {
         assert_eq!(third.len(), 2);
     }
 
+    /// A record whose event alone passes the 6 MB cap (a stream takes records up
+    /// to 10 MiB) is handed out alone, never held back: the shard goes on.
+    #[tokio::test]
+    async fn a_record_over_the_payload_cap_is_a_batch_of_its_own() {
+        let records = vec![record(1, 10), record(2, 10), record(3, 8 << 20), record(4, 10)];
+        let mut b = batcher(reader(records, 100), 100, Duration::ZERO);
+        let cancel = CancellationToken::new();
+        let mut batches = Vec::new();
+        for _ in 0..3 {
+            let batch = next(&mut b, &cancel).await;
+            batches.push((0..batch.len()).filter_map(|i| batch.sequence_number(i).map(str::to_owned)).collect::<Vec<_>>());
+        }
+        assert_eq!(batches, [vec!["1", "2"], vec!["3"], vec!["4"]]);
+    }
+
     #[tokio::test]
     async fn cancel_ends_an_idle_wait() {
         let mut b = batcher(reader(Vec::new(), 1), 10, Duration::ZERO);

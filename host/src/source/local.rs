@@ -18,8 +18,11 @@ use crate::record::{EventSource, KinesisRecord, Records};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::now_ms;
 
-/// Kinesis's limits on one record.
-pub const MAX_DATA_BYTES: usize = 1024 * 1024;
+/// Kinesis's limits on one record: its data and partition key together may
+/// take up to the stream's `MaxRecordSizeInKiB`, 1 MiB unless the stream was
+/// made or updated for more, and at most 10 MiB.
+pub const DEFAULT_MAX_RECORD_SIZE_KIB: u32 = 1024;
+pub const MAX_RECORD_SIZE_KIB_RANGE: std::ops::RangeInclusive<u32> = 1024..=10240;
 pub const MAX_PARTITION_KEY_CHARS: usize = 256;
 pub const DEFAULT_SHARDS: u32 = 4;
 pub const DEFAULT_RETENTION_HOURS: u32 = 24;
@@ -34,6 +37,26 @@ pub struct StreamDescription {
     pub shard_count: u32,
     pub retention_hours: u32,
     pub created_ms: u64,
+    /// The largest record (data and partition key) the stream takes, in KiB.
+    #[serde(default = "default_max_record_size_kib")]
+    pub max_record_size_kib: u32,
+}
+
+fn default_max_record_size_kib() -> u32 {
+    DEFAULT_MAX_RECORD_SIZE_KIB
+}
+
+/// A record over its stream's `MaxRecordSizeInKiB`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "record {index}: {size} bytes of data and partition key is over the stream's maximum record size of \
+     {limit_kib} KiB (a stream takes up to 10240 KiB: `eddy stream create --max-record-size-kib`, or the \
+     Kinesis API's MaxRecordSizeInKiB)"
+)]
+pub struct RecordTooLarge {
+    pub index: usize,
+    pub size: usize,
+    pub limit_kib: u32,
 }
 
 /// A record to put.
@@ -98,25 +121,59 @@ pub fn hash_key_range(index: u32, shard_count: u32) -> (u128, u128) {
     (start, end)
 }
 
-/// Creates a stream, or returns the existing one of that name unchanged.
+/// Creates a stream with Kinesis' default maximum record size (1 MiB), or
+/// returns the existing one of that name unchanged.
 pub fn create(conn: &Connection, name: &str, shards: u32, retention_hours: u32) -> anyhow::Result<StreamDescription> {
+    create_with_max_record_size(conn, name, shards, retention_hours, DEFAULT_MAX_RECORD_SIZE_KIB)
+}
+
+/// As [`create`], with a maximum record size of `max_record_size_kib` (1024 to 10240).
+pub fn create_with_max_record_size(
+    conn: &Connection,
+    name: &str,
+    shards: u32,
+    retention_hours: u32,
+    max_record_size_kib: u32,
+) -> anyhow::Result<StreamDescription> {
     if !(1..=1024).contains(&shards) {
         bail!("a local stream has 1 to 1024 shards, not {shards}");
     }
     if !(1..=8760).contains(&retention_hours) {
         bail!("retention is 1 to 8760 hours, not {retention_hours}");
     }
+    check_max_record_size(max_record_size_kib)?;
     conn.execute(
-        "INSERT OR IGNORE INTO streams (name, shard_count, retention_hours, created_ms) VALUES (?1, ?2, ?3, ?4)",
-        params![name, shards, retention_hours, now_ms() as i64],
+        "INSERT OR IGNORE INTO streams (name, shard_count, retention_hours, created_ms, max_record_size_kib)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![name, shards, retention_hours, now_ms() as i64, max_record_size_kib],
     )?;
     describe(conn, name)?.context("stream vanished after it was created")
+}
+
+/// Sets a stream's maximum record size (Kinesis' UpdateMaxRecordSize).
+pub fn set_max_record_size(conn: &Connection, name: &str, max_record_size_kib: u32) -> anyhow::Result<StreamDescription> {
+    check_max_record_size(max_record_size_kib)?;
+    if conn.execute("UPDATE streams SET max_record_size_kib = ?2 WHERE name = ?1", params![name, max_record_size_kib])? == 0 {
+        return Err(NoSuchStream::new(conn, name)?.into());
+    }
+    describe(conn, name)?.context("stream vanished after it was updated")
+}
+
+fn check_max_record_size(kib: u32) -> anyhow::Result<()> {
+    if !MAX_RECORD_SIZE_KIB_RANGE.contains(&kib) {
+        bail!(
+            "the maximum record size is {} to {} KiB, not {kib}",
+            MAX_RECORD_SIZE_KIB_RANGE.start(),
+            MAX_RECORD_SIZE_KIB_RANGE.end()
+        );
+    }
+    Ok(())
 }
 
 pub fn describe(conn: &Connection, name: &str) -> anyhow::Result<Option<StreamDescription>> {
     Ok(conn
         .query_row(
-            "SELECT name, shard_count, retention_hours, created_ms FROM streams WHERE name = ?1",
+            "SELECT name, shard_count, retention_hours, created_ms, max_record_size_kib FROM streams WHERE name = ?1",
             params![name],
             |row| {
                 Ok(StreamDescription {
@@ -124,6 +181,7 @@ pub fn describe(conn: &Connection, name: &str) -> anyhow::Result<Option<StreamDe
                     shard_count: row.get(1)?,
                     retention_hours: row.get(2)?,
                     created_ms: row.get::<_, i64>(3)? as u64,
+                    max_record_size_kib: row.get(4)?,
                 })
             },
         )
@@ -191,12 +249,15 @@ const PAUSE_BETWEEN_TRANSACTIONS: Duration = Duration::from_millis(1);
 /// (as with Kinesis' PutRecords, a put that is killed midway may have written a
 /// prefix of its records).
 pub fn put(conn: &mut Connection, stream: &str, records: &[PutRecord]) -> anyhow::Result<Vec<PutResult>> {
+    let Some(description) = describe(conn, stream)? else { return Err(NoSuchStream::new(conn, stream)?.into()) };
+    let limit = description.max_record_size_kib as usize * 1024;
     for (i, r) in records.iter().enumerate() {
         if r.partition_key.is_empty() || r.partition_key.chars().count() > MAX_PARTITION_KEY_CHARS {
             bail!("record {i}: the partition key must have 1 to {MAX_PARTITION_KEY_CHARS} characters");
         }
-        if r.data.len() > MAX_DATA_BYTES {
-            bail!("record {i}: {} bytes of data is over the 1 MiB limit of a record", r.data.len());
+        let size = r.data.len() + r.partition_key.len();
+        if size > limit {
+            return Err(RecordTooLarge { index: i, size, limit_kib: description.max_record_size_kib }.into());
         }
     }
     let mut results = Vec::with_capacity(records.len());
@@ -607,8 +668,32 @@ mod tests {
         assert!(err.to_string().contains("there are no local streams"), "{err}");
         create(&conn, "s", 2, 24).expect("create");
         assert!(put(&mut conn, "s", &[PutRecord { partition_key: String::new(), data: vec![] }]).is_err());
-        assert!(put(&mut conn, "s", &[PutRecord { partition_key: "k".into(), data: vec![0; MAX_DATA_BYTES + 1] }]).is_err());
         assert!(create(&conn, "t", 0, 24).is_err());
+    }
+
+    /// A record's data and partition key together fit the stream's maximum
+    /// record size: 1 MiB by default, up to 10 MiB when the stream is made or
+    /// updated for it.
+    #[test]
+    fn records_fit_their_streams_maximum_record_size() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedStore::open(dir.path()).expect("open");
+        let mut conn = store.connect().expect("connect");
+        let record = |size: usize| PutRecord { partition_key: "k".into(), data: vec![0; size - 1] };
+        create(&conn, "s", 1, 24).expect("create");
+        put(&mut conn, "s", &[record(1 << 20)]).expect("1 MiB with its key fits");
+        let over = put(&mut conn, "s", &[record((1 << 20) + 1)]).expect_err("one byte over");
+        let over = over.downcast::<RecordTooLarge>().expect("a RecordTooLarge");
+        assert_eq!((over.size, over.limit_kib), ((1 << 20) + 1, 1024));
+        let big = create_with_max_record_size(&conn, "big", 1, 24, 10240).expect("create");
+        assert_eq!(big.max_record_size_kib, 10240);
+        put(&mut conn, "big", &[record(10 << 20)]).expect("10 MiB fits");
+        assert!(put(&mut conn, "big", &[record((10 << 20) + 1)]).is_err());
+        assert_eq!(set_max_record_size(&conn, "s", 2048).expect("update").max_record_size_kib, 2048);
+        put(&mut conn, "s", &[record(2 << 20)]).expect("fits after the update");
+        assert!(set_max_record_size(&conn, "s", 1023).is_err(), "below Kinesis' range");
+        assert!(create_with_max_record_size(&conn, "huge", 1, 24, 10241).is_err(), "above Kinesis' range");
+        assert!(set_max_record_size(&conn, "missing", 2048).is_err());
     }
 
     /// A large put commits in steps: another writer (the host's checkpoints)

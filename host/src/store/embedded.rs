@@ -20,15 +20,18 @@ use super::{Checkpoint, CheckpointKey, CheckpointStore, MappingKey, StoreError, 
 /// The format of the database, in SQLite's `user_version`. Version 0 kept every
 /// piece of mapping state in one `checkpoints` table, under reserved shard
 /// names: `(window)<shard>` for a window's state and `(latest-started-at)` for
-/// the mapping's start. [`migrate`] moves such a file to version 1.
-const FORMAT: i64 = 1;
+/// the mapping's start. [`migrate`] moves such a file to version 1. Version 2
+/// added each local stream's maximum record size (Kinesis' `MaxRecordSizeInKiB`,
+/// 1024 for the streams made before).
+const FORMAT: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS streams (
     name            TEXT PRIMARY KEY,
     shard_count     INTEGER NOT NULL,
     retention_hours INTEGER NOT NULL,
-    created_ms      INTEGER NOT NULL
+    created_ms      INTEGER NOT NULL,
+    max_record_size_kib INTEGER NOT NULL DEFAULT 1024
 );
 CREATE TABLE IF NOT EXISTS records (
     stream        TEXT NOT NULL,
@@ -170,6 +173,16 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
              DROP TABLE checkpoints;",
         )?;
         tracing::info!("moved the checkpoints to the format of this version");
+    }
+    // A streams table made before version 2 lacks the column (one made just
+    // now by SCHEMA has it).
+    let has_max_record_size: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('streams') WHERE name = 'max_record_size_kib')",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_max_record_size {
+        tx.execute_batch("ALTER TABLE streams ADD COLUMN max_record_size_kib INTEGER NOT NULL DEFAULT 1024;")?;
     }
     tx.pragma_update(None, "user_version", FORMAT)?;
     tx.commit()?;
@@ -410,6 +423,29 @@ mod tests {
         // Opening again finds nothing left to move.
         let store = EmbeddedStore::open(dir.path()).expect("reopen");
         assert_eq!(store.checkpoint(&key("shardId-000000000000")).await.expect("read"), Some(seq("41")));
+    }
+
+    /// Local streams made by format 1 (no maximum record size) keep their
+    /// records and get Kinesis' default of 1 MiB.
+    #[test]
+    fn local_streams_of_format_1_get_the_default_maximum_record_size() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let old = Connection::open(dir.path().join("eddy.db")).expect("create");
+            old.execute_batch(
+                "CREATE TABLE streams (name TEXT PRIMARY KEY, shard_count INTEGER NOT NULL,
+                     retention_hours INTEGER NOT NULL, created_ms INTEGER NOT NULL);
+                 INSERT INTO streams VALUES ('s', 2, 24, 5);
+                 PRAGMA user_version = 1;",
+            )
+            .expect("write format 1");
+        }
+        let store = EmbeddedStore::open(dir.path()).expect("open and migrate");
+        let conn = store.connect().expect("connect");
+        let s = crate::source::local::describe(&conn, "s").expect("describe").expect("the stream is still there");
+        assert_eq!((s.shard_count, s.retention_hours, s.max_record_size_kib), (2, 24, 1024));
+        let format: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).expect("format");
+        assert_eq!(format, FORMAT);
     }
 
     /// Checkpoint writes wait for the database's write lock (another process's
