@@ -163,12 +163,22 @@ fn kinesis_errors_come_in_kinesis_shapes() {
     assert!(got.records().is_empty());
 }
 
-/// boto3 (from the moto virtualenv `tests/emulators/install.sh` makes) as a
-/// producer and a consumer, by endpoint URL alone.
-#[test]
-fn boto3_writes_and_reads_a_local_stream_by_endpoint_url() {
+/// Runs a boto3 script (from the moto virtualenv `tests/emulators/install.sh`
+/// makes) with the host's admin URL as its argument; it prints "boto3 ok" at its end.
+fn run_boto3(host: &Host, script: &str) {
     let python = repo_root().join("tests/emulators/moto/bin/python");
     assert!(python.exists(), "{} is missing: run tests/emulators/install.sh", python.display());
+    let out = std::process::Command::new(&python)
+        .args(["-c", script, &format!("http://{}", host.admin)])
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("boto3 ok"), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// boto3 as a producer and a consumer, by endpoint URL alone.
+#[test]
+fn boto3_writes_and_reads_a_local_stream_by_endpoint_url() {
     let ws = Workspace::new();
     let host = Host::start_with(&ws, &[]);
     ws.deploy("reader", "inspect", &manifest("clicks", "StartingPosition = \"TRIM_HORIZON\""));
@@ -196,12 +206,7 @@ except kinesis.exceptions.ResourceNotFoundException:
     pass
 print("boto3 ok")
 "#;
-    let out = std::process::Command::new(&python)
-        .args(["-c", script, &format!("http://{}", host.admin)])
-        .output()
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("boto3 ok"), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    run_boto3(&host, script);
     let texts = wait_for("the function to handle boto3's records", || {
         let texts: BTreeSet<String> = handled(&host, "reader").into_iter().map(|h| h.text).collect();
         (texts.len() == 5).then_some(texts)
@@ -215,8 +220,6 @@ print("boto3 ok")
 /// the function alone, and the shard goes on past it.
 #[test]
 fn records_up_to_10_mib_are_taken_where_the_stream_allows_and_a_large_one_is_invoked_alone() {
-    let python = repo_root().join("tests/emulators/moto/bin/python");
-    assert!(python.exists(), "{} is missing: run tests/emulators/install.sh", python.display());
     let ws = Workspace::new();
     let host = Host::start_with(&ws, &[]);
     let script = r#"
@@ -247,12 +250,7 @@ except kinesis.exceptions.ClientError as e:
     assert e.response["Error"]["Code"] == "ValidationException", e.response
 print("boto3 ok")
 "#;
-    let out = std::process::Command::new(&python)
-        .args(["-c", script, &format!("http://{}", host.admin)])
-        .output()
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("boto3 ok"), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    run_boto3(&host, script);
 
     // `inspect` logs each record's text: room for a 7 MiB line.
     ws.deploy("reader", "inspect", &format!("LogLimitBytes = 10485760\n{}", manifest("big", "StartingPosition = \"TRIM_HORIZON\"")));
