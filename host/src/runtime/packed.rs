@@ -17,6 +17,9 @@ use crate::record::{Batch, BatchResponse, Context, DynamodbRecord, EventSource, 
 /// The length written for a field a record does not have (`encryption-type`).
 pub const ABSENT: u32 = u32::MAX;
 
+/// The most room a warm instance's packing buffer keeps between batches.
+const KEPT_BUFFER_BYTES: usize = 1 << 20;
+
 /// Bytes before a record's fields: its arrival time and five field lengths.
 const RECORD_HEADER_BYTES: usize = 8 + 5 * 4;
 
@@ -148,7 +151,13 @@ impl PackedHandler {
         // from this one only in lifetimes (checking per call would walk the
         // whole type again at every invocation).
         let handle = unsafe { TypedFunc::<(PackedBatch<'_>, &Context), Response>::new_unchecked(self.func) };
-        let (response,) = handle.call_async(&mut *store, (PackedBatch::new(batch, buffer), context)).await?;
+        let called = handle.call_async(&mut *store, (PackedBatch::new(batch, buffer), context)).await;
+        // A warm instance keeps its buffer for the next batch, but not the room
+        // an unusually large one took (a 10 MiB record).
+        if buffer.capacity() > KEPT_BUFFER_BYTES {
+            *buffer = Vec::new();
+        }
+        let (response,) = called?;
         Ok(response)
     }
 }
