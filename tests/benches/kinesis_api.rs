@@ -3,7 +3,9 @@
 //! time) writes `EDDY_API_RECORDS` (50,000) records to a 4-shard stream on each,
 //! interleaved over `EDDY_API_ROUNDS` (3) rounds; then reads them all back with
 //! GetRecords. Prints records per second and the server's CPU per record (user +
-//! system time of its process, from /proc).
+//! system time of its process, from /proc). Then boto3 (the peers' virtualenv)
+//! writes the same records to a stream of its own on each server, PutRecords of
+//! 500, timed by the script around its put loop.
 //!
 //!     tests/setup.sh && tests/benches/peers/install.sh   # kinesalite
 //!     cargo bench -p eddy-tests --bench kinesis_api
@@ -27,6 +29,7 @@ fn env_number(name: &str, default: usize) -> usize {
 struct Server {
     label: &'static str,
     pid: u32,
+    endpoint: String,
     client: Client,
 }
 
@@ -35,6 +38,42 @@ struct Figures {
     put_cpu_us: f64,
     get_per_second: f64,
     get_cpu_us: f64,
+    boto3_put_per_second: f64,
+    boto3_put_cpu_us: f64,
+}
+
+/// The boto3 producer: makes the stream, waits for it, then puts `count`
+/// records of 100 bytes in PutRecords of 500 and prints the seconds the puts took.
+const BOTO3_PRODUCER: &str = r#"
+import sys, time, boto3
+endpoint, stream, count, shards = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+kinesis = boto3.client("kinesis", endpoint_url=endpoint, region_name="us-east-1",
+                       aws_access_key_id="any", aws_secret_access_key="any")
+kinesis.create_stream(StreamName=stream, ShardCount=shards)
+while kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+    time.sleep(0.01)
+data = b"x" * 100
+started = time.perf_counter()
+for first in range(0, count, 500):
+    records = [{"PartitionKey": f"key-{i}", "Data": data} for i in range(first, min(first + 500, count))]
+    assert kinesis.put_records(StreamName=stream, Records=records)["FailedRecordCount"] == 0
+print(time.perf_counter() - started)
+"#;
+
+/// boto3's PutRecords: records per second (the script's own clock) and the
+/// server's CPU per record (over the whole script, stream creation included).
+fn boto3_put(server: &Server, stream: &str, count: usize) -> (f64, f64) {
+    let python = eddy_tests::repo_root().join("tests/benches/peers/venv/bin/python");
+    assert!(python.exists(), "{} is missing: run tests/benches/peers/install.sh", python.display());
+    let cpu = cpu_seconds(server.pid);
+    let out = std::process::Command::new(&python)
+        .args(["-c", BOTO3_PRODUCER, &server.endpoint, stream, &count.to_string(), &SHARDS.to_string()])
+        .output()
+        .expect("python runs");
+    let server_cpu = cpu_seconds(server.pid) - cpu;
+    assert!(out.status.success(), "boto3 on {}: {}", server.label, String::from_utf8_lossy(&out.stderr));
+    let seconds: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("the put's seconds");
+    (count as f64 / seconds, server_cpu * 1e6 / count as f64)
 }
 
 fn run(rt: &tokio::runtime::Runtime, server: &Server, stream: &str, count: usize) -> Figures {
@@ -88,11 +127,14 @@ fn run(rt: &tokio::runtime::Runtime, server: &Server, stream: &str, count: usize
     }
     assert_eq!(read, count, "{} read back every record", server.label);
     let (get_wall, get_cpu) = (at.elapsed().as_secs_f64(), cpu_seconds(server.pid) - cpu);
+    let (boto3_put_per_second, boto3_put_cpu_us) = boto3_put(server, &format!("{stream}-boto3"), count);
     Figures {
         put_per_second: count as f64 / put_wall,
         put_cpu_us: put_cpu * 1e6 / count as f64,
         get_per_second: count as f64 / get_wall,
         get_cpu_us: get_cpu * 1e6 / count as f64,
+        boto3_put_per_second,
+        boto3_put_cpu_us,
     }
 }
 
@@ -112,45 +154,57 @@ fn main() {
         Server {
             label: "Eddy's local stream (Kinesis API on the admin port)",
             pid: host.pid(),
+            endpoint: format!("http://{}", host.admin),
             client: Client::new(&rt.block_on(emulators::sdk_config(&format!("http://{}", host.admin)))),
         },
         Server {
             label: "kinesalite 3.3.3",
             pid: kinesalite.pid(),
+            endpoint: kinesalite.endpoint.clone(),
             client: Client::new(&rt.block_on(emulators::sdk_config(&kinesalite.endpoint))),
         },
     ];
     println!("## The Kinesis API: {count} records of 100 bytes, {SHARDS} shards, PutRecords of {PER_REQUEST} from the AWS SDK for Rust\n");
-    println!("| round | server | PutRecords records/s | server CPU µs/record put | GetRecords records/s | server CPU µs/record read |");
-    println!("|---:|---|---:|---:|---:|---:|");
+    println!(
+        "| round | server | PutRecords records/s | server CPU µs/record put | GetRecords records/s | server CPU µs/record read \
+         | boto3 PutRecords records/s | server CPU µs/record, boto3 put |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
     let mut all: Vec<(usize, Figures)> = Vec::new();
     for round in 0..rounds {
         for turn in 0..servers.len() {
             let index = (turn + round) % servers.len();
             let f = run(&rt, &servers[index], &format!("api-{round}"), count);
             println!(
-                "| {} | {} | {:.0} | {:.1} | {:.0} | {:.1} |",
+                "| {} | {} | {:.0} | {:.1} | {:.0} | {:.1} | {:.0} | {:.1} |",
                 round + 1,
                 servers[index].label,
                 f.put_per_second,
                 f.put_cpu_us,
                 f.get_per_second,
-                f.get_cpu_us
+                f.get_cpu_us,
+                f.boto3_put_per_second,
+                f.boto3_put_cpu_us
             );
             all.push((index, f));
         }
     }
-    println!("\n| server | PutRecords records/s (median of {rounds}) | CPU µs/record put | GetRecords records/s | CPU µs/record read |");
-    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "\n| server | PutRecords records/s (median of {rounds}) | CPU µs/record put | GetRecords records/s | CPU µs/record read \
+         | boto3 PutRecords records/s | CPU µs/record, boto3 put |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for (index, server) in servers.iter().enumerate() {
         let pick = |f: fn(&Figures) -> f64| median(all.iter().filter(|(i, _)| *i == index).map(|(_, x)| f(x)).collect());
         println!(
-            "| {} | {:.0} | {:.1} | {:.0} | {:.1} |",
+            "| {} | {:.0} | {:.1} | {:.0} | {:.1} | {:.0} | {:.1} |",
             server.label,
             pick(|f| f.put_per_second),
             pick(|f| f.put_cpu_us),
             pick(|f| f.get_per_second),
-            pick(|f| f.get_cpu_us)
+            pick(|f| f.get_cpu_us),
+            pick(|f| f.boto3_put_per_second),
+            pick(|f| f.boto3_put_cpu_us)
         );
     }
 }
