@@ -87,6 +87,15 @@ const MISTYPED_HANDLER: &str = r#"(component
   (export "eddy:handler/typed@0.1.0" (instance $exports))
 )"#;
 
+/// The same mistake in the packed world's interface (what the Rust SDK exports).
+const MISTYPED_PACKED_HANDLER: &str = r#"(component
+  (core module $m (func (export "handle") (param i32)))
+  (core instance $i (instantiate $m))
+  (func $handle (param "batch" u32) (canon lift (core func $i "handle")))
+  (instance $exports (export "handle" (func $handle)))
+  (export "eddy:handler/packed@0.1.0" (instance $exports))
+)"#;
+
 #[test]
 fn a_mistyped_export_is_refused_at_load_and_the_old_version_keeps_running() {
     let ws = Workspace::with_function("s", 1, "f", "inspect", "MaximumRetryAttempts = 0");
@@ -105,6 +114,18 @@ fn a_mistyped_export_is_refused_at_load_and_the_old_version_keeps_running() {
     );
     assert!(error.contains("handle: func(batch: u32)"), "and what the component has: {error}");
     assert_eq!(f["state"], "running", "{f}");
+    assert_eq!(f["digest"], good, "the good version still runs");
+
+    // The packed world's export is checked as the typed world's is.
+    atomic_write(&ws.functions().join("f.wasm"), &wat::parse_str(MISTYPED_PACKED_HANDLER).expect("wat"));
+    let f = wait_for("the packed load error", || {
+        host.function("f").filter(|f| f["error"].as_str().is_some_and(|e| e.contains("eddy:handler/packed@0.1.0")))
+    });
+    let error = f["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("handle: func(batch: packed-batch, context: context) -> result<batch-response, string>"),
+        "the error names the packed signature: {error}"
+    );
     assert_eq!(f["digest"], good, "the good version still runs");
 
     host.put("s", "k", &["after".to_owned()]);
