@@ -267,3 +267,66 @@ print("boto3 ok")
     });
     assert_eq!(shard_total(&f, "failed_invocations"), 0, "{f}");
 }
+
+/// The AWS SDK for JavaScript v3 (installed by tests/emulators/install.sh) as a
+/// producer and a consumer, with the HTTP/1.1 handler the README names.
+#[test]
+fn the_javascript_sdk_writes_and_reads_a_local_stream_by_endpoint_url() {
+    let ws = Workspace::new();
+    let host = Host::start_with(&ws, &[]);
+    let script = r#"
+const k = require("@aws-sdk/client-kinesis");
+const { NodeHttpHandler } = require("@smithy/node-http-handler");
+const client = new k.KinesisClient({
+  endpoint: process.argv[1], region: "us-east-1",
+  credentials: { accessKeyId: "any", secretAccessKey: "any" },
+  requestHandler: new NodeHttpHandler(),
+});
+(async () => {
+  await client.send(new k.CreateStreamCommand({ StreamName: "node", ShardCount: 2 }));
+  const summary = (await client.send(new k.DescribeStreamSummaryCommand({ StreamName: "node" }))).StreamDescriptionSummary;
+  if (summary.StreamStatus !== "ACTIVE" || summary.OpenShardCount !== 2) throw new Error(JSON.stringify(summary));
+  const put = await client.send(new k.PutRecordsCommand({
+    StreamName: "node",
+    Records: [0, 1, 2, 3, 4, 5].map((i) => ({ PartitionKey: `n${i}`, Data: Buffer.from(`node ${i}`) })),
+  }));
+  if (put.FailedRecordCount !== 0) throw new Error(JSON.stringify(put));
+  const read = [];
+  for (const shard of (await client.send(new k.ListShardsCommand({ StreamName: "node" }))).Shards) {
+    const it = await client.send(new k.GetShardIteratorCommand({
+      StreamName: "node", ShardId: shard.ShardId, ShardIteratorType: "TRIM_HORIZON",
+    }));
+    const got = await client.send(new k.GetRecordsCommand({ ShardIterator: it.ShardIterator }));
+    read.push(...got.Records.map((r) => Buffer.from(r.Data).toString()));
+  }
+  read.sort();
+  if (JSON.stringify(read) !== JSON.stringify([0, 1, 2, 3, 4, 5].map((i) => `node ${i}`))) throw new Error(JSON.stringify(read));
+  try {
+    await client.send(new k.DescribeStreamSummaryCommand({ StreamName: "nowhere" }));
+    throw new Error("a missing stream was described");
+  } catch (e) {
+    if (!(e instanceof k.ResourceNotFoundException)) throw e;
+  }
+  console.log("node ok");
+})().catch((e) => { console.error(e); process.exit(1); });
+"#;
+    // `node -e` resolves `require` from its working directory.
+    let modules = repo_root().join("tests/emulators");
+    assert!(
+        modules.join("node_modules/@aws-sdk/client-kinesis").is_dir(),
+        "the AWS SDK for JavaScript is missing: run tests/emulators/install.sh"
+    );
+    let out = std::process::Command::new("node")
+        .current_dir(&modules)
+        .args(["-e", script, &format!("http://{}", host.admin)])
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("node ok"), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    ws.deploy("reader", "inspect", &manifest("node", "StartingPosition = \"TRIM_HORIZON\""));
+    let texts = wait_for("the function to handle the JavaScript SDK's records", || {
+        let texts: BTreeSet<String> = handled(&host, "reader").into_iter().map(|h| h.text).collect();
+        (texts.len() == 6).then_some(texts)
+    });
+    assert!(texts.contains("node 5"), "{texts:?}");
+}
