@@ -77,24 +77,20 @@ fn a_failing_batch_stopped_by_a_hot_swap_goes_to_the_new_version() {
     wait_for("a later record", || inspect_texts(&host, "f").iter().any(|t| t == "after").then_some(()));
 }
 
-/// A component that exports the typed handler interface with the wrong
-/// `handle`: one u32 in, nothing out.
-const MISTYPED_HANDLER: &str = r#"(component
+/// A component that exports the handler interface `export` (the typed world's
+/// or the packed world's) with the wrong `handle`: one u32 in, nothing out.
+fn mistyped_handler(export: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(component
   (core module $m (func (export "handle") (param i32)))
   (core instance $i (instantiate $m))
   (func $handle (param "batch" u32) (canon lift (core func $i "handle")))
   (instance $exports (export "handle" (func $handle)))
-  (export "eddy:handler/typed@0.1.0" (instance $exports))
-)"#;
-
-/// The same mistake in the packed world's interface (what the Rust SDK exports).
-const MISTYPED_PACKED_HANDLER: &str = r#"(component
-  (core module $m (func (export "handle") (param i32)))
-  (core instance $i (instantiate $m))
-  (func $handle (param "batch" u32) (canon lift (core func $i "handle")))
-  (instance $exports (export "handle" (func $handle)))
-  (export "eddy:handler/packed@0.1.0" (instance $exports))
-)"#;
+  (export "{export}" (instance $exports))
+)"#
+    ))
+    .expect("wat")
+}
 
 #[test]
 fn a_mistyped_export_is_refused_at_load_and_the_old_version_keeps_running() {
@@ -104,7 +100,7 @@ fn a_mistyped_export_is_refused_at_load_and_the_old_version_keeps_running() {
     host.put("s", "k", &["before".to_owned()]);
     wait_for("the first record", || inspect_texts(&host, "f").iter().any(|t| t == "before").then_some(()));
 
-    atomic_write(&ws.functions().join("f.wasm"), &wat::parse_str(MISTYPED_HANDLER).expect("wat"));
+    atomic_write(&ws.functions().join("f.wasm"), &mistyped_handler("eddy:handler/typed@0.1.0"));
     let f = wait_for("the load error", || host.function("f").filter(|f| f["error"].is_string()));
     let error = f["error"].as_str().unwrap_or_default();
     assert!(error.contains("does not match the contract"), "{error}");
@@ -117,7 +113,7 @@ fn a_mistyped_export_is_refused_at_load_and_the_old_version_keeps_running() {
     assert_eq!(f["digest"], good, "the good version still runs");
 
     // The packed world's export is checked as the typed world's is.
-    atomic_write(&ws.functions().join("f.wasm"), &wat::parse_str(MISTYPED_PACKED_HANDLER).expect("wat"));
+    atomic_write(&ws.functions().join("f.wasm"), &mistyped_handler("eddy:handler/packed@0.1.0"));
     let f = wait_for("the packed load error", || {
         host.function("f").filter(|f| f["error"].as_str().is_some_and(|e| e.contains("eddy:handler/packed@0.1.0")))
     });
