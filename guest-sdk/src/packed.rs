@@ -9,6 +9,9 @@ use crate::KinesisRecord;
 /// The length the host writes for a field a record does not have.
 const ABSENT: u32 = u32::MAX;
 
+/// Bytes before a record's fields: its arrival time and five field lengths.
+const RECORD_HEADER_BYTES: usize = 8 + 5 * 4;
+
 /// Why a packed batch could not be read (only a host that breaks the layout
 /// would send one).
 #[derive(Debug, PartialEq, Eq)]
@@ -26,7 +29,7 @@ pub fn unpack_kinesis(bytes: &[u8]) -> Result<Vec<KinesisRecord>, UnpackError> {
     let count = reader.u32()? as usize;
     // Every record takes at least its header: a count larger than the bytes
     // allow is refused before anything is allocated for it.
-    if count > bytes.len() / 28 {
+    if count > bytes.len() / RECORD_HEADER_BYTES {
         return Err(UnpackError("the record count exceeds what the bytes hold"));
     }
     let mut records = Vec::with_capacity(count);
