@@ -1,8 +1,10 @@
 //! The admin HTTP port: `/` (the status page), `/healthz` (the process
 //! answers), `/readyz` (functions loaded, sources reached), `/status` (JSON),
 //! `/status/history` (JSON samples for the page's charts), `/metrics`
-//! (Prometheus), `POST /streams/<name>/records` (ingest into a local stream)
-//! and `POST /` (the Kinesis API for local streams, [`crate::kinesis_service`]).
+//! (Prometheus), `POST /streams/<name>/records` (ingest into a local stream),
+//! `POST /mappings/<function>/pause | resume | rewind` (`eddy mapping`,
+//! [`crate::control_api`]) and `POST /` (the Kinesis API for local streams,
+//! [`crate::kinesis_service`]).
 
 use std::sync::Arc;
 
@@ -28,6 +30,8 @@ pub struct AdminState {
     pub status: Arc<StatusBoard>,
     pub embedded: Arc<EmbeddedStore>,
     pub checkpoints: Arc<dyn CheckpointStore>,
+    /// Where `eddy mapping` writes its pauses and rewinds.
+    pub controls: Arc<crate::control_api::ControlStores>,
 }
 
 /// The status page: one HTML file that reads `/status` and `/status/history`.
@@ -53,6 +57,9 @@ pub async fn serve(listener: TcpListener, state: AdminState, cancel: Cancellatio
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/streams/{name}/records", post(put_records))
+        .route("/mappings/{function}/pause", post(crate::control_api::pause))
+        .route("/mappings/{function}/resume", post(crate::control_api::resume))
+        .route("/mappings/{function}/rewind", post(crate::control_api::rewind))
         .with_state(state);
     axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned()).await
 }

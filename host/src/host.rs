@@ -62,12 +62,19 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
     runtime_config.cache_dir.get_or_insert_with(|| config.data_dir.join("compiled"));
     let runtime = Arc::new(Runtime::new(&runtime_config)?);
     let status = Arc::new(StatusBoard::default());
+    let controls = Arc::new(crate::control_api::ControlStores::default());
+    let _ = controls.embedded.set(checkpoints.clone());
     let admin = match config.admin_addr {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on the admin address {addr}"))?;
-            let state = AdminState { status: Arc::clone(&status), embedded: Arc::clone(&embedded), checkpoints: checkpoints.clone() };
+            let state = AdminState {
+                status: Arc::clone(&status),
+                embedded: Arc::clone(&embedded),
+                checkpoints: checkpoints.clone(),
+                controls: Arc::clone(&controls),
+            };
             let bound = listener.local_addr()?;
             tracing::info!("admin port listening on http://{bound}");
             Some((bound, tokio::spawn(admin::serve(listener, state, shutdown.clone()))))
@@ -98,7 +105,9 @@ pub async fn run(config: HostConfig, shutdown: CancellationToken) -> anyhow::Res
                 }
             };
             tracing::info!(table = %cluster.lease_table, worker = %cluster.worker_id, failover = ?cluster.failover, "cluster mode");
-            Some(crate::lease::Cluster { table: Arc::new(table), failover: cluster.failover })
+            let table = Arc::new(table);
+            let _ = controls.cluster.set(table.clone());
+            Some(crate::lease::Cluster { table, failover: cluster.failover })
         }
         None => None,
     };

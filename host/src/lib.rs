@@ -15,6 +15,7 @@ pub mod capability;
 pub mod check;
 pub mod config;
 pub mod contract;
+pub mod control_api;
 pub mod dynamodb_size;
 pub mod event;
 pub mod filter;

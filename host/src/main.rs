@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use commands::build::BuildArgs;
 use commands::generate_event::GenerateEventCommand;
 use commands::invoke::InvokeArgs;
+use commands::mapping::MappingCommand;
 use commands::new::NewArgs;
 use commands::put::PutArgs;
 use commands::run::RunArgs;
@@ -61,6 +62,9 @@ enum Command {
   eddy status                      # the host running on ./.eddy, wherever its admin port is
   eddy status --admin 127.0.0.1:9000 --json")]
     Status(StatusArgs),
+    /// Pause, resume or rewind a running function's mapping, without a restart.
+    #[command(subcommand)]
+    Mapping(MappingCommand),
     /// Start a handler project: the handler, its manifest, its role and build.sh.
     #[command(after_help = "Examples:
   eddy new orders --lang rust
@@ -177,6 +181,7 @@ async fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::Put(args) => commands::put::run(args),
         Command::Stream(command) => commands::stream::run(command),
         Command::Status(args) => commands::status::run(args).await,
+        Command::Mapping(command) => commands::mapping::run(command).await,
         Command::New(args) => commands::new::run(args),
         Command::Build(args) => commands::build::run(args),
         Command::Completions { shell } => {

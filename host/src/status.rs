@@ -23,6 +23,8 @@ pub enum FunctionState {
     Running,
     /// Loaded, but the manifest says `Enabled = false`.
     Disabled,
+    /// Loaded, and paused by `eddy mapping pause` until `eddy mapping resume`.
+    Paused,
     /// It could not be loaded; `error` says why. A previous version may still run.
     Failed,
 }
@@ -35,6 +37,7 @@ impl FunctionState {
             FunctionState::Loading => "loading",
             FunctionState::Running => "running",
             FunctionState::Disabled => "disabled",
+            FunctionState::Paused => "paused",
             FunctionState::Failed => "failed",
         }
     }
@@ -67,6 +70,18 @@ pub struct FunctionStatus {
     pub shards: Vec<ShardStatus>,
     /// In cluster mode: this host's part in sharing the mapping's shards.
     pub cluster: Option<ClusterStatus>,
+    /// The last rewind (`eddy mapping rewind`) this host has carried out on the
+    /// mapping's shards.
+    #[serde(default)]
+    pub rewound: Option<RewindDone>,
+}
+
+/// A rewind carried out, as `/status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RewindDone {
+    pub id: u64,
+    /// Where to, as the operator would read it.
+    pub to: String,
 }
 
 /// A leased mapping, as this host sees it.
@@ -105,6 +120,7 @@ impl FunctionStatus {
             last_processing_result: ProcessingResult::NoRecordsProcessed,
             shards: Vec::new(),
             cluster: None,
+            rewound: None,
         }
     }
 }
@@ -339,6 +355,33 @@ impl StatusBoard {
             entry.status.state = FunctionState::Failed;
             entry.status.error = Some(error);
         }
+    }
+
+    /// Shows a running mapping as paused, or a paused one as running again.
+    pub fn set_paused(&self, name: &str, paused: bool) {
+        if let Ok(mut functions) = self.functions.lock()
+            && let Some(entry) = functions.get_mut(name)
+        {
+            match (entry.status.state, paused) {
+                (FunctionState::Running, true) => entry.status.state = FunctionState::Paused,
+                (FunctionState::Paused, false) => entry.status.state = FunctionState::Running,
+                _ => {}
+            }
+        }
+    }
+
+    /// Notes a rewind this host carried out on the mapping's shards.
+    pub fn set_rewound(&self, name: &str, rewound: RewindDone) {
+        if let Ok(mut functions) = self.functions.lock()
+            && let Some(entry) = functions.get_mut(name)
+        {
+            entry.status.rewound = Some(rewound);
+        }
+    }
+
+    /// A function's status, if it is known.
+    pub fn function(&self, name: &str) -> Option<FunctionStatus> {
+        self.snapshot().into_iter().find(|f| f.name == name)
     }
 
     /// A function's error, if it has one.
@@ -619,7 +662,7 @@ mod tests {
     #[test]
     fn state_words_are_the_served_ones() {
         use FunctionState::*;
-        for state in [Waiting, Loading, Running, Disabled, Failed] {
+        for state in [Waiting, Loading, Running, Disabled, Paused, Failed] {
             assert_eq!(serde_json::to_value(state).expect("json"), state.as_str());
         }
         for result in [ProcessingResult::NoRecordsProcessed, ProcessingResult::Ok, ProcessingResult::FunctionCallFailed] {

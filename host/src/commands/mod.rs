@@ -4,6 +4,7 @@
 pub mod build;
 pub mod generate_event;
 pub mod invoke;
+pub mod mapping;
 pub mod new;
 pub mod put;
 pub mod run;
@@ -39,4 +40,17 @@ pub fn read_input(path: &Path) -> anyhow::Result<String> {
     } else {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
     }
+}
+
+/// The running host's admin address: the one given, else the one the host
+/// running on `data_dir` wrote there, else [`DEFAULT_ADMIN`].
+pub fn admin_address(given: Option<std::net::SocketAddr>, data_dir: &Path) -> anyhow::Result<std::net::SocketAddr> {
+    Ok(match given {
+        Some(admin) => admin,
+        None => match eddy::host_lock::running_host(data_dir) {
+            Some(eddy::host_lock::HostInfo { admin: Some(admin), .. }) => admin,
+            Some(host) => anyhow::bail!("the host running on {} (pid {}) has no admin port", data_dir.display(), host.pid),
+            None => DEFAULT_ADMIN.parse()?,
+        },
+    })
 }

@@ -4,9 +4,7 @@
 
 use std::net::SocketAddr;
 
-use anyhow::bail;
-
-use super::{DEFAULT_ADMIN, DataDirArg};
+use super::DataDirArg;
 use eddy::status::{FunctionState, FunctionStatus, ShardState, ShardStatus, StatusReport};
 use eddy::store::embedded::EmbeddedStore;
 use eddy::store::{CheckpointStore, now_ms};
@@ -27,14 +25,7 @@ pub struct StatusArgs {
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<std::process::ExitCode> {
     let data_dir = &args.data_dir.data_dir;
-    let admin = match args.admin {
-        Some(admin) => admin,
-        None => match eddy::host_lock::running_host(data_dir) {
-            Some(eddy::host_lock::HostInfo { admin: Some(admin), .. }) => admin,
-            Some(host) => bail!("the host running on {} (pid {}) has no admin port", data_dir.display(), host.pid),
-            None => DEFAULT_ADMIN.parse()?,
-        },
-    };
+    let admin = super::admin_address(args.admin, data_dir)?;
     let url = format!("http://{admin}/status");
     let fetched = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
         Ok(ureq::get(&url).call()?.body_mut().read_to_string()?)
@@ -77,6 +68,9 @@ fn print_status(report: &StatusReport) {
             text(f.role.as_deref())
         );
         println!("  last processing result: {}", f.last_processing_result.as_str());
+        if let Some(rewound) = &f.rewound {
+            println!("  last rewind: to {} (eddy mapping rewind)", rewound.to);
+        }
         if !f.access_denied.is_empty() {
             let counts: Vec<String> = f.access_denied.iter().map(|(action, n)| format!("{action} {n}")).collect();
             println!("  access denied: {}", counts.join(", "));

@@ -7,7 +7,9 @@
 //! Table: partition key `mapping` (string, `<function>|<source>`), sort key
 //! `leaseKey` (string: a [`LeaseKey`] written by [`LeaseKey::encode`]).
 //! On-demand capacity (PAY_PER_REQUEST). Lease attributes: `leaseOwner`,
-//! `leaseCounter`, `checkpoint`, `parentShardIds`, `windowState`.
+//! `leaseCounter`, `checkpoint`, `parentShardIds`, `windowState`, `rewound`
+//! (the last rewind carried out on the shard). The mapping's control item
+//! (`eddy mapping`): `paused`, `rewindId`, `rewindTo`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,7 +21,10 @@ use aws_sdk_dynamodb::types::{
 };
 
 use crate::source::describe_call_failure;
-use crate::store::{Checkpoint, CheckpointKey, CheckpointStore, MappingKey, StoreError, StoredCheckpoint, now_ms};
+use crate::store::{
+    Checkpoint, CheckpointKey, CheckpointStore, MappingControl, MappingKey, Rewind, RewindTarget, ShardProgress, StoreError,
+    StoredCheckpoint, now_ms,
+};
 
 const MAPPING: &str = "mapping";
 const LEASE_KEY: &str = "leaseKey";
@@ -29,6 +34,10 @@ const CHECKPOINT: &str = "checkpoint";
 const PARENTS: &str = "parentShardIds";
 const WINDOW_STATE: &str = "windowState";
 const UPDATED: &str = "updatedMs";
+const REWOUND: &str = "rewound";
+const PAUSED: &str = "paused";
+const REWIND_ID: &str = "rewindId";
+const REWIND_TO: &str = "rewindTo";
 
 /// The mapping part of a table key: one function reading one source.
 pub fn mapping_id(mapping: &MappingKey) -> String {
@@ -44,18 +53,22 @@ pub enum LeaseKey {
     Worker(String),
     /// When the mapping first started (LATEST is pinned to it).
     MappingStart,
+    /// The operator's pause and last rewind of the mapping.
+    Control,
 }
 
 impl LeaseKey {
     /// Shard ids never start with `(`, so these prefixes cannot meet one.
     const WORKER_PREFIX: &str = "(worker)";
     const MAPPING_START: &str = "(latest-started-at)";
+    const CONTROL: &str = "(control)";
 
     pub fn encode(&self) -> std::borrow::Cow<'_, str> {
         match self {
             LeaseKey::Shard(shard) => shard.into(),
             LeaseKey::Worker(id) => format!("{}{id}", Self::WORKER_PREFIX).into(),
             LeaseKey::MappingStart => Self::MAPPING_START.into(),
+            LeaseKey::Control => Self::CONTROL.into(),
         }
     }
 
@@ -66,6 +79,9 @@ impl LeaseKey {
         }
         if text == Self::MAPPING_START {
             return Some(LeaseKey::MappingStart);
+        }
+        if text == Self::CONTROL {
+            return Some(LeaseKey::Control);
         }
         (!text.starts_with('(')).then(|| LeaseKey::Shard(text.to_owned()))
     }
@@ -326,6 +342,20 @@ where
 }
 
 impl LeaseTable {
+    /// One item, read consistently.
+    async fn item(&self, mapping: &str, key: &LeaseKey) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(self.key(mapping, key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| lease_table_error(&e))?;
+        Ok(output.item().cloned())
+    }
+
     async fn attribute(&self, mapping: &str, key: &LeaseKey, attribute: &str) -> Result<Option<AttributeValue>, StoreError> {
         let output = self
             .client
@@ -394,7 +424,7 @@ impl CheckpointStore for LeaseTable {
     /// The checkpoint and the window's state go in one conditional update.
     async fn commit(&self, key: &CheckpointKey, checkpoint: &Checkpoint, window: Option<&str>) -> Result<(), StoreError> {
         let names = [("u", UPDATED), ("c", CHECKPOINT), ("w", WINDOW_STATE)];
-        let mut values = vec![("u", n(now_ms() as i64)), ("c", s(checkpoint.encode()))];
+        let mut values = vec![("u", n(now_ms() as i64)), ("c", s(&checkpoint.encode()))];
         match window {
             Some(state) => {
                 values.push(("w", s(state)));
@@ -434,6 +464,112 @@ impl CheckpointStore for LeaseTable {
             what: "start time of the mapping",
             value: "an item without a start".to_owned(),
         })
+    }
+
+    async fn control(&self, mapping: &MappingKey) -> Result<MappingControl, StoreError> {
+        let item = self.item(&mapping_id(mapping), &LeaseKey::Control).await?;
+        let Some(item) = item else { return Ok(MappingControl::default()) };
+        let paused = item.get(PAUSED).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
+        let id = item.get(REWIND_ID).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u64>().ok());
+        let to = item.get(REWIND_TO).and_then(|v| v.as_s().ok());
+        let rewind = match (id, to) {
+            (Some(id), Some(text)) => Some(Rewind {
+                id,
+                to: RewindTarget::decode(text).ok_or_else(|| StoreError::Corrupt { what: "rewind target", value: text.clone() })?,
+            }),
+            _ => None,
+        };
+        Ok(MappingControl { paused, rewind })
+    }
+
+    async fn set_paused(&self, mapping: &MappingKey, paused: bool) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(self.key(&mapping_id(mapping), &LeaseKey::Control)))
+            .update_expression("SET #p = :p, #u = :u")
+            .expression_attribute_names("#p", PAUSED)
+            .expression_attribute_names("#u", UPDATED)
+            .expression_attribute_values(":p", AttributeValue::Bool(paused))
+            .expression_attribute_values(":u", n(now_ms() as i64))
+            .send()
+            .await
+            .map_err(|e| lease_table_error(&e))?;
+        Ok(())
+    }
+
+    /// The id is written only if it is above the stored one; two rewinds asked
+    /// for at once on two hosts both get ids, and the later id stands.
+    async fn request_rewind(&self, mapping: &MappingKey, to: &RewindTarget) -> Result<Rewind, StoreError> {
+        for _ in 0..5 {
+            let last = self.control(mapping).await?.rewind_id();
+            let id = crate::store::control::next_rewind_id(last, now_ms());
+            let written = self
+                .client
+                .update_item()
+                .table_name(&self.name)
+                .set_key(Some(self.key(&mapping_id(mapping), &LeaseKey::Control)))
+                .update_expression("SET #i = :i, #t = :t, #u = :u")
+                .condition_expression("attribute_not_exists(#i) OR #i < :i")
+                .expression_attribute_names("#i", REWIND_ID)
+                .expression_attribute_names("#t", REWIND_TO)
+                .expression_attribute_names("#u", UPDATED)
+                .expression_attribute_values(":i", n(id as i64))
+                .expression_attribute_values(":t", s(&to.encode()))
+                .expression_attribute_values(":u", n(now_ms() as i64))
+                .send()
+                .await;
+            match written {
+                Ok(_) => return Ok(Rewind { id, to: to.clone() }),
+                Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => continue,
+                Err(error) => return Err(lease_table_error(&error)),
+            }
+        }
+        Err(StoreError::Unavailable(anyhow::anyhow!("other rewinds of the mapping kept coming first; try again")))
+    }
+
+    async fn progress(&self, key: &CheckpointKey) -> Result<ShardProgress, StoreError> {
+        let item = self.item(&mapping_id(&key.mapping()), &LeaseKey::Shard(key.shard.clone())).await?;
+        Ok(item
+            .map(|item| ShardProgress {
+                checkpoint: item.get(CHECKPOINT).and_then(|v| v.as_s().ok()).map(|s| Checkpoint::decode(s)),
+                rewound: item.get(REWOUND).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0),
+            })
+            .unwrap_or_default())
+    }
+
+    /// Conditional on the lease existing (a lease made later gets the rewind
+    /// from whoever takes it) and on nobody else holding it.
+    async fn apply_rewind(&self, key: &CheckpointKey, checkpoint: Option<&Checkpoint>, id: u64) -> Result<(), StoreError> {
+        let update = match checkpoint {
+            Some(_) => "SET #u = :u, #r = :r, #c = :c REMOVE #w",
+            None => "SET #u = :u, #r = :r REMOVE #w",
+        };
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(self.shard_key(&mapping_id(&key.mapping()), &key.shard)))
+            .update_expression(update)
+            .condition_expression("attribute_exists(#k) AND (attribute_not_exists(#o) OR #o = :me)")
+            .expression_attribute_names("#k", LEASE_KEY)
+            .expression_attribute_names("#o", OWNER)
+            .expression_attribute_names("#u", UPDATED)
+            .expression_attribute_names("#r", REWOUND)
+            .expression_attribute_names("#w", WINDOW_STATE)
+            .expression_attribute_values(":me", s(&self.me))
+            .expression_attribute_values(":u", n(now_ms() as i64))
+            .expression_attribute_values(":r", n(id as i64));
+        if let Some(checkpoint) = checkpoint {
+            request = request.expression_attribute_names("#c", CHECKPOINT).expression_attribute_values(":c", s(&checkpoint.encode()));
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(StoreError::LeaseLost { shard: key.shard.clone() })
+            }
+            Err(error) => Err(lease_table_error(&error)),
+        }
     }
 
     async fn list(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
@@ -482,7 +618,7 @@ mod tests {
 
     #[test]
     fn lease_keys_are_told_apart_by_their_encoding() {
-        for key in [LeaseKey::Shard("shardId-000000000001".into()), LeaseKey::Worker("host-1a2b".into()), LeaseKey::MappingStart] {
+        for key in [LeaseKey::Shard("shardId-000000000001".into()), LeaseKey::Worker("host-1a2b".into()), LeaseKey::MappingStart, LeaseKey::Control] {
             assert_eq!(LeaseKey::decode(&key.encode()), Some(key.clone()), "{key:?}");
         }
         // Written by earlier versions, and kept readable.

@@ -213,6 +213,23 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
     };
     let source_id = function.manifest.event_source.source.id();
     let key = |shard: &str| CheckpointKey { function: function.name.to_string(), source: source_id.clone(), shard: shard.to_owned() };
+    let mapping_key = MappingKey { function: function.name.to_string(), source: source_id.clone() };
+    // The operator's pause and rewinds (`eddy mapping`), read now and every
+    // CONTROL_POLL: in cluster mode they may come through another host.
+    let Some(mut control) = retry_call(&function, &context, &cancel, "read the mapping's pause and rewind", || async {
+        context.store.control(&mapping_key).await.map_err(anyhow::Error::from)
+    })
+    .await
+    else {
+        return assignment.leave().await;
+    };
+    let rewinds = Rewinds { function: &function, context: &context, supports_timestamps: source.supports_timestamps() };
+    // The rewind this run has acted on; shards it has not reached yet are
+    // rewound when they are next looked at ([`Rewinds::settle`]).
+    let mut acted_on = control.rewind_id();
+    let mut control_poll = tokio::time::interval(CONTROL_POLL);
+    control_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    control_poll.reset();
 
     // Shards known to be finished, and those whose loop runs (with its own stop).
     let mut finished: HashSet<String> = HashSet::new();
@@ -232,6 +249,38 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
             assignment.listed(&shards).await;
             list_now = false;
         }
+        // A new rewind: every shard loop stops (each finishing and checkpointing
+        // its batch in flight, which the rewind then overrides), and each shard
+        // this host may write is rewound before anything starts again.
+        if control.rewind_id() != acted_on {
+            for (shard, exit) in stop_all(&mut tasks, &mut running, &mut stops).await {
+                if exit == ShardExit::Lost {
+                    assignment.lost(&shard);
+                }
+            }
+            finished.clear();
+            for shard in &shards {
+                let _ = rewinds.settle(&key(&shard.id), &control).await;
+            }
+            acted_on = control.rewind_id();
+            if let Some(rewind) = &control.rewind {
+                context.status.set_rewound(&function.name, crate::status::RewindDone { id: rewind.id, to: rewind.to.to_string() });
+            }
+        }
+        if control.paused && !stops.is_empty() {
+            tracing::info!(function = %function.name, "pausing the mapping: its shards stop after their batches in flight");
+            for (shard, exit) in stop_all(&mut tasks, &mut running, &mut stops).await {
+                match exit {
+                    ShardExit::Ended => {
+                        assignment.finished(&shard).await;
+                        finished.insert(shard);
+                    }
+                    ShardExit::Lost => assignment.lost(&shard),
+                    ShardExit::Stopped => {}
+                }
+            }
+        }
+        context.status.set_paused(&function.name, control.paused);
         let listed: HashSet<&str> = shards.iter().map(|s| s.id.as_str()).collect();
         let held = assignment.held();
         // A shard no longer held here stops (its in-flight batch finishes; its
@@ -252,18 +301,20 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
             if stops.contains_key(&shard.id) || finished.contains(&shard.id) || !relevant.contains(shard.id.as_str()) {
                 continue;
             }
-            match context.store.checkpoint(&key(&shard.id)).await {
+            match rewinds.settle(&key(&shard.id), &control).await {
                 Ok(Some(Checkpoint::ShardEnd)) => {
                     finished.insert(shard.id.clone());
                 }
                 Ok(_) => {}
+                // Another host holds it, and rewinds it.
+                Err(StoreError::LeaseLost { .. }) => {}
                 Err(error) => {
                     tracing::error!(function = %function.name, shard = %shard.id, "cannot read the checkpoint: {error:#}");
                 }
             }
         }
         for shard in &shards {
-            if stops.contains_key(&shard.id) || finished.contains(&shard.id) || !held.contains(&shard.id) {
+            if control.paused || stops.contains_key(&shard.id) || finished.contains(&shard.id) || !held.contains(&shard.id) {
                 continue;
             }
             // A parent the source no longer lists is past retention: nothing of it
@@ -313,11 +364,81 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
             }
             () = assignment.changed() => {}
             () = tokio::time::sleep(source.discovery_interval()) => list_now = true,
+            _ = control_poll.tick() => match context.store.control(&mapping_key).await {
+                Ok(now) => {
+                    if now.paused != control.paused {
+                        tracing::info!(function = %function.name, paused = now.paused, "the mapping is {}",
+                            if now.paused { "paused" } else { "resumed" });
+                    }
+                    control = now;
+                }
+                Err(error) => tracing::warn!(function = %function.name, "cannot read the mapping's pause and rewind: {error:#}"),
+            },
         }
     }
     while tasks.join_next().await.is_some() {}
     // Every shard has checkpointed: others may take over now.
     assignment.leave().await;
+}
+
+/// How often a mapping looks for a pause, a resume or a rewind.
+const CONTROL_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Stops every shard loop of the mapping and waits for them: each finishes
+/// and checkpoints its batch in flight. Returns how each loop ended.
+async fn stop_all(
+    tasks: &mut JoinSet<ShardExit>,
+    running: &mut HashMap<tokio::task::Id, String>,
+    stops: &mut HashMap<String, CancellationToken>,
+) -> Vec<(String, ShardExit)> {
+    for stop in stops.values() {
+        stop.cancel();
+    }
+    let mut exits = Vec::new();
+    while let Some(joined) = tasks.join_next_with_id().await {
+        if let Ok((id, exit)) = joined
+            && let Some(shard) = running.remove(&id)
+        {
+            exits.push((shard, exit));
+        }
+    }
+    running.clear();
+    stops.clear();
+    exits
+}
+
+/// Carries out rewinds on the shards of one mapping.
+struct Rewinds<'a> {
+    function: &'a FunctionVersion,
+    context: &'a MappingContext,
+    supports_timestamps: bool,
+}
+
+impl Rewinds<'_> {
+    /// The shard's checkpoint, after carrying out the last rewind on it if it
+    /// has not had it yet. The shard's loop must not be running.
+    async fn settle(&self, key: &CheckpointKey, control: &crate::store::MappingControl) -> Result<Option<Checkpoint>, StoreError> {
+        let progress = self.context.store.progress(key).await?;
+        let Some(rewind) = control.rewind.as_ref().filter(|r| r.id > progress.rewound) else {
+            return Ok(progress.checkpoint);
+        };
+        let checkpoint = rewind.to.checkpoint_for(&key.shard, self.supports_timestamps);
+        match self.context.store.apply_rewind(key, checkpoint.as_ref(), rewind.id).await {
+            Ok(()) => {
+                if let Some(checkpoint) = &checkpoint {
+                    tracing::info!(function = %self.function.name, shard = %key.shard, from = ?progress.checkpoint.as_ref().map(Checkpoint::encode),
+                        to = %checkpoint, "rewound the shard to {}", rewind.to);
+                }
+                Ok(checkpoint.or(progress.checkpoint))
+            }
+            Err(error) => {
+                if !matches!(error, StoreError::LeaseLost { .. }) {
+                    tracing::error!(function = %self.function.name, shard = %key.shard, "cannot rewind the shard: {error:#}");
+                }
+                Err(error)
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -97,6 +97,11 @@ impl ShardLoop {
         let position = match &checkpoint {
             Some(Checkpoint::ShardEnd) => return Ok(ShardExit::Ended),
             Some(Checkpoint::Sequence(sequence)) => Position::AfterSequence(sequence.clone()),
+            // Where a rewind put the shard.
+            Some(Checkpoint::AtSequence(sequence)) => Position::AtSequence(sequence.clone()),
+            Some(Checkpoint::TrimHorizon) => Position::TrimHorizon,
+            Some(Checkpoint::Latest) => Position::Latest,
+            Some(Checkpoint::AtTimestamp(ms)) => Position::AtTimestamp(*ms),
             None => self.start_position(),
         };
         self.update(|s| s.checkpoint = checkpoint.clone());

@@ -160,6 +160,9 @@ impl DynamodbShardReader {
             Position::AfterSequence(sequence) => {
                 request.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).sequence_number(sequence)
             }
+            Position::AtSequence(sequence) => {
+                request.shard_iterator_type(ShardIteratorType::AtSequenceNumber).sequence_number(sequence)
+            }
             Position::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
             Position::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
             Position::AtTimestamp(_) => anyhow::bail!("DynamoDB Streams cannot start at a timestamp"),

@@ -154,6 +154,9 @@ impl KinesisShardReader {
             Position::AfterSequence(sequence) => request
                 .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
                 .starting_sequence_number(sequence),
+            Position::AtSequence(sequence) => request
+                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+                .starting_sequence_number(sequence),
             Position::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
             Position::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
             Position::AtTimestamp(ms) => request

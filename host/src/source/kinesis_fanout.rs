@@ -106,6 +106,7 @@ impl FanOutReader {
             (Some(sequence), _) | (None, Position::AfterSequence(sequence)) => {
                 builder.r#type(ShardIteratorType::AfterSequenceNumber).sequence_number(sequence)
             }
+            (None, Position::AtSequence(sequence)) => builder.r#type(ShardIteratorType::AtSequenceNumber).sequence_number(sequence),
             (None, Position::TrimHorizon) => builder.r#type(ShardIteratorType::TrimHorizon),
             (None, Position::Latest) => builder.r#type(ShardIteratorType::Latest),
             (None, Position::AtTimestamp(ms)) => {

@@ -386,6 +386,10 @@ pub fn sequence_before(conn: &Connection, stream: &str, shard: u32, from: &Posit
         Position::AfterSequence(seq) => {
             seq.parse().with_context(|| format!("{seq:?} is not a local sequence number"))?
         }
+        Position::AtSequence(seq) => {
+            let seq: i64 = seq.parse().with_context(|| format!("{seq:?} is not a local sequence number"))?;
+            seq.saturating_sub(1).max(0)
+        }
         Position::TrimHorizon => 0,
         Position::Latest => last_sequence(conn, stream, shard)?,
         // A time still to come: every record from now on arrives after it.

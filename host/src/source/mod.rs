@@ -58,6 +58,8 @@ impl Shard {
 pub enum Position {
     /// After the record with this sequence number (a checkpoint).
     AfterSequence(String),
+    /// At the record with this sequence number (a rewind to it).
+    AtSequence(String),
     /// At the oldest record the shard still holds.
     TrimHorizon,
     /// After the newest record at the time the reader opens.

@@ -15,15 +15,19 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Checkpoint, CheckpointKey, CheckpointStore, MappingKey, StoreError, StoredCheckpoint, now_ms};
+use super::{
+    Checkpoint, CheckpointKey, CheckpointStore, MappingControl, MappingKey, Rewind, RewindTarget, ShardProgress, StoreError, StoredCheckpoint,
+    now_ms,
+};
 
 /// The format of the database, in SQLite's `user_version`. Version 0 kept every
 /// piece of mapping state in one `checkpoints` table, under reserved shard
 /// names: `(window)<shard>` for a window's state and `(latest-started-at)` for
 /// the mapping's start. [`migrate`] moves such a file to version 1. Version 2
 /// added each local stream's maximum record size (Kinesis' `MaxRecordSizeInKiB`,
-/// 1024 for the streams made before).
-const FORMAT: i64 = 2;
+/// 1024 for the streams made before). Version 3 added the operator's control of
+/// each mapping (`mapping_controls`) and, per shard, the last rewind carried out.
+const FORMAT: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS streams (
@@ -67,7 +71,18 @@ CREATE TABLE IF NOT EXISTS shard_progress (
     checkpoint   TEXT,
     window_state TEXT,
     updated_ms   INTEGER NOT NULL,
+    rewound      INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (function, source, shard)
+);
+-- `eddy mapping pause | rewind`: whether each mapping is paused, and the last
+-- rewind asked for (its id and target; see store::control).
+CREATE TABLE IF NOT EXISTS mapping_controls (
+    function  TEXT NOT NULL,
+    source    TEXT NOT NULL,
+    paused    INTEGER NOT NULL DEFAULT 0,
+    rewind_id INTEGER NOT NULL DEFAULT 0,
+    rewind_to TEXT,
+    PRIMARY KEY (function, source)
 );
 -- When each mapping first started (LATEST is pinned to it).
 CREATE TABLE IF NOT EXISTS mapping_starts (
@@ -184,6 +199,15 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     if !has_max_record_size {
         tx.execute_batch("ALTER TABLE streams ADD COLUMN max_record_size_kib INTEGER NOT NULL DEFAULT 1024;")?;
     }
+    // Likewise version 3's column of shard_progress.
+    let has_rewound: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('shard_progress') WHERE name = 'rewound')",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_rewound {
+        tx.execute_batch("ALTER TABLE shard_progress ADD COLUMN rewound INTEGER NOT NULL DEFAULT 0;")?;
+    }
     tx.pragma_update(None, "user_version", FORMAT)?;
     tx.commit()?;
     Ok(())
@@ -230,7 +254,7 @@ impl CheckpointStore for EmbeddedStore {
     }
 
     async fn commit(&self, key: &CheckpointKey, checkpoint: &Checkpoint, window: Option<&str>) -> Result<(), StoreError> {
-        let (key, checkpoint, window) = (key.clone(), checkpoint.encode().to_owned(), window.map(str::to_owned));
+        let (key, checkpoint, window) = (key.clone(), checkpoint.encode().into_owned(), window.map(str::to_owned));
         let sql = match window {
             Some(_) => {
                 "INSERT INTO shard_progress (function, source, shard, checkpoint, window_state, updated_ms)
@@ -311,6 +335,97 @@ impl CheckpointStore for EmbeddedStore {
             })
             .await?;
         Ok(listed)
+    }
+
+    async fn control(&self, mapping: &MappingKey) -> Result<MappingControl, StoreError> {
+        let mapping = mapping.clone();
+        let row: Option<(bool, i64, Option<String>)> = self
+            .with_writer(move |c| {
+                c.prepare_cached("SELECT paused, rewind_id, rewind_to FROM mapping_controls WHERE function = ?1 AND source = ?2")?
+                    .query_row(params![mapping.function, mapping.source], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                    .optional()
+            })
+            .await?;
+        let Some((paused, id, to)) = row else { return Ok(MappingControl::default()) };
+        let rewind = match to {
+            Some(text) => Some(Rewind {
+                id: id as u64,
+                to: RewindTarget::decode(&text).ok_or(StoreError::Corrupt { what: "rewind target", value: text })?,
+            }),
+            None => None,
+        };
+        Ok(MappingControl { paused, rewind })
+    }
+
+    async fn set_paused(&self, mapping: &MappingKey, paused: bool) -> Result<(), StoreError> {
+        let mapping = mapping.clone();
+        self.with_writer(move |c| {
+            c.prepare_cached(
+                "INSERT INTO mapping_controls (function, source, paused) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (function, source) DO UPDATE SET paused = excluded.paused",
+            )?
+            .execute(params![mapping.function, mapping.source, paused])
+            .map(drop)
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn request_rewind(&self, mapping: &MappingKey, to: &RewindTarget) -> Result<Rewind, StoreError> {
+        let (mapping, text) = (mapping.clone(), to.encode());
+        let id: i64 = self
+            .with_writer(move |c| {
+                let tx = c.unchecked_transaction()?;
+                let last: i64 = tx
+                    .prepare_cached("SELECT rewind_id FROM mapping_controls WHERE function = ?1 AND source = ?2")?
+                    .query_row(params![mapping.function, mapping.source], |row| row.get(0))
+                    .optional()?
+                    .unwrap_or(0);
+                let id = super::control::next_rewind_id(last.max(0) as u64, now_ms()) as i64;
+                tx.prepare_cached(
+                    "INSERT INTO mapping_controls (function, source, rewind_id, rewind_to) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (function, source) DO UPDATE SET rewind_id = excluded.rewind_id, rewind_to = excluded.rewind_to",
+                )?
+                .execute(params![mapping.function, mapping.source, id, text])?;
+                tx.commit()?;
+                Ok(id)
+            })
+            .await?;
+        Ok(Rewind { id: id as u64, to: to.clone() })
+    }
+
+    async fn progress(&self, key: &CheckpointKey) -> Result<ShardProgress, StoreError> {
+        let key = key.clone();
+        let row: Option<(Option<String>, i64)> = self
+            .with_writer(move |c| {
+                c.prepare_cached("SELECT checkpoint, rewound FROM shard_progress WHERE function = ?1 AND source = ?2 AND shard = ?3")?
+                    .query_row(params![key.function, key.source, key.shard], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+            })
+            .await?;
+        Ok(row
+            .map(|(checkpoint, rewound)| ShardProgress {
+                checkpoint: checkpoint.as_deref().map(Checkpoint::decode),
+                rewound: rewound.max(0) as u64,
+            })
+            .unwrap_or_default())
+    }
+
+    async fn apply_rewind(&self, key: &CheckpointKey, checkpoint: Option<&Checkpoint>, id: u64) -> Result<(), StoreError> {
+        let (key, checkpoint) = (key.clone(), checkpoint.map(|c| c.encode().into_owned()));
+        self.with_writer(move |c| {
+            c.prepare_cached(
+                "INSERT INTO shard_progress (function, source, shard, checkpoint, window_state, updated_ms, rewound)
+                 VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6)
+                 ON CONFLICT (function, source, shard) DO UPDATE SET
+                     checkpoint = coalesce(excluded.checkpoint, checkpoint), window_state = NULL,
+                     updated_ms = excluded.updated_ms, rewound = excluded.rewound",
+            )?
+            .execute(params![key.function, key.source, key.shard, checkpoint, now_ms() as i64, id as i64])
+            .map(drop)
+        })
+        .await?;
+        Ok(())
     }
 }
 
@@ -427,6 +542,51 @@ mod tests {
 
     /// Local streams made by format 1 (no maximum record size) keep their
     /// records and get Kinesis' default of 1 MiB.
+    #[tokio::test]
+    async fn checkpoints_of_format_2_are_kept_and_can_be_rewound() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let old = Connection::open(dir.path().join("eddy.db")).expect("create");
+            old.execute_batch(
+                "CREATE TABLE shard_progress (function TEXT NOT NULL, source TEXT NOT NULL, shard TEXT NOT NULL,
+                     checkpoint TEXT, window_state TEXT, updated_ms INTEGER NOT NULL, PRIMARY KEY (function, source, shard));
+                 INSERT INTO shard_progress VALUES ('f', 'local:s', 'shard-0', '41', '{\"n\":1}', 5);
+                 PRAGMA user_version = 2;",
+            )
+            .expect("write format 2");
+        }
+        let store = EmbeddedStore::open(dir.path()).expect("open and migrate");
+        let key = CheckpointKey { function: "f".into(), source: "local:s".into(), shard: "shard-0".into() };
+        let mapping = key.mapping();
+        assert_eq!(store.progress(&key).await.expect("progress"), ShardProgress { checkpoint: Some(seq("41")), rewound: 0 });
+        assert_eq!(store.control(&mapping).await.expect("control"), MappingControl::default());
+
+        store.set_paused(&mapping, true).await.expect("pause");
+        let first = store.request_rewind(&mapping, &RewindTarget::TrimHorizon).await.expect("rewind");
+        let second = store.request_rewind(&mapping, &RewindTarget::AtTimestamp(7)).await.expect("rewind");
+        assert!(second.id > first.id, "{second:?} after {first:?}");
+        let control = store.control(&mapping).await.expect("control");
+        assert!(control.paused);
+        assert_eq!(control.rewind, Some(second.clone()));
+
+        // Carried out: the checkpoint moves, the window is forgotten, the id kept.
+        store.apply_rewind(&key, Some(&Checkpoint::AtTimestamp(7)), second.id).await.expect("apply");
+        assert_eq!(
+            store.progress(&key).await.expect("progress"),
+            ShardProgress { checkpoint: Some(Checkpoint::AtTimestamp(7)), rewound: second.id }
+        );
+        assert_eq!(store.window(&key).await.expect("window"), None);
+        // A rewind that leaves the shard where it is still marks it done.
+        let other = CheckpointKey { shard: "shard-1".into(), ..key.clone() };
+        store.apply_rewind(&other, None, second.id).await.expect("apply");
+        assert_eq!(store.progress(&other).await.expect("progress"), ShardProgress { checkpoint: None, rewound: second.id });
+        // Later checkpoints keep the rewind's id.
+        store.commit(&key, &seq("50"), None).await.expect("commit");
+        assert_eq!(store.progress(&key).await.expect("progress").rewound, second.id);
+        store.set_paused(&mapping, false).await.expect("resume");
+        assert!(!store.control(&mapping).await.expect("control").paused);
+    }
+
     #[test]
     fn local_streams_of_format_1_get_the_default_maximum_record_size() {
         let dir = tempfile::tempdir().expect("tempdir");

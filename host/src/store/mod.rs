@@ -7,10 +7,13 @@
 //! machine ([`embedded`]), the lease table for a cluster (`lease::table`, where a
 //! checkpoint lives in its shard's lease).
 
+pub mod control;
 pub mod embedded;
 pub mod writes;
 
 use async_trait::async_trait;
+
+pub use control::{MappingControl, Rewind, RewindTarget};
 
 /// One function reading one source: the key of mapping-wide state.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
@@ -35,7 +38,10 @@ impl CheckpointKey {
     }
 }
 
-/// Where a mapping is on a shard (the KCL's checkpoint and its SHARD_END sentinel).
+/// Where a mapping is on a shard: the KCL's checkpoint and its sentinels
+/// (`SentinelCheckpoint`). A shard loop moves it forward only past records the
+/// function finished with; the others are written by `eddy mapping rewind`
+/// ([`control`]) and say where the next reader of the shard starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Checkpoint {
     /// The sequence number of the last record the function finished with:
@@ -43,23 +49,53 @@ pub enum Checkpoint {
     Sequence(String),
     /// The shard is closed and every record of it done: its children may start.
     ShardEnd,
+    /// Rewound to the oldest record the shard still holds.
+    TrimHorizon,
+    /// Rewound to the newest end of the shard, as it is when its reader opens
+    /// (DynamoDB Streams, which has no iterator by time).
+    Latest,
+    /// Rewound to the first record that arrived at or after this time (ms).
+    AtTimestamp(u64),
+    /// Rewound to this record: reading starts with it.
+    AtSequence(String),
 }
 
 impl Checkpoint {
-    /// How a checkpoint is written down, in the stores and in `/status`. The
-    /// Kinesis Client Library writes the same word for a finished shard; no
-    /// sequence number is a word.
+    /// How the checkpoints are written down, in the stores and in `/status`. The
+    /// Kinesis Client Library writes the same words; no sequence number is a
+    /// word, nor starts with one.
     const SHARD_END: &str = "SHARD_END";
+    const TRIM_HORIZON: &str = "TRIM_HORIZON";
+    const LATEST: &str = "LATEST";
+    const AT_TIMESTAMP: &str = "AT_TIMESTAMP:";
+    const AT_SEQUENCE: &str = "AT_SEQUENCE_NUMBER:";
 
-    pub fn encode(&self) -> &str {
+    pub fn encode(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Checkpoint::Sequence(sequence) => sequence,
-            Checkpoint::ShardEnd => Self::SHARD_END,
+            Checkpoint::Sequence(sequence) => sequence.into(),
+            Checkpoint::ShardEnd => Self::SHARD_END.into(),
+            Checkpoint::TrimHorizon => Self::TRIM_HORIZON.into(),
+            Checkpoint::Latest => Self::LATEST.into(),
+            Checkpoint::AtTimestamp(ms) => format!("{}{ms}", Self::AT_TIMESTAMP).into(),
+            Checkpoint::AtSequence(sequence) => format!("{}{sequence}", Self::AT_SEQUENCE).into(),
         }
     }
 
     pub fn decode(text: &str) -> Checkpoint {
-        if text == Self::SHARD_END { Checkpoint::ShardEnd } else { Checkpoint::Sequence(text.to_owned()) }
+        match text {
+            Self::SHARD_END => Checkpoint::ShardEnd,
+            Self::TRIM_HORIZON => Checkpoint::TrimHorizon,
+            Self::LATEST => Checkpoint::Latest,
+            _ => {
+                if let Some(ms) = text.strip_prefix(Self::AT_TIMESTAMP).and_then(|ms| ms.parse().ok()) {
+                    return Checkpoint::AtTimestamp(ms);
+                }
+                if let Some(sequence) = text.strip_prefix(Self::AT_SEQUENCE) {
+                    return Checkpoint::AtSequence(sequence.to_owned());
+                }
+                Checkpoint::Sequence(text.to_owned())
+            }
+        }
     }
 
     pub fn is_shard_end(&self) -> bool {
@@ -69,13 +105,13 @@ impl Checkpoint {
 
 impl std::fmt::Display for Checkpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.encode())
+        f.write_str(&self.encode())
     }
 }
 
 impl serde::Serialize for Checkpoint {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.encode())
+        serializer.serialize_str(&self.encode())
     }
 }
 
@@ -137,6 +173,31 @@ pub trait CheckpointStore: Send + Sync {
     async fn record_mapping_start(&self, mapping: &MappingKey, started_ms: u64) -> Result<u64, StoreError>;
     /// Every shard's checkpoint, for status reports.
     async fn list(&self) -> Result<Vec<StoredCheckpoint>, StoreError>;
+
+    /// The operator's say over the mapping: paused or not, and the last rewind
+    /// asked for (`eddy mapping`).
+    async fn control(&self, mapping: &MappingKey) -> Result<MappingControl, StoreError>;
+    /// Pauses or resumes the mapping, on every host that runs it.
+    async fn set_paused(&self, mapping: &MappingKey, paused: bool) -> Result<(), StoreError>;
+    /// Records a rewind of the mapping, to be carried out on each shard by the
+    /// host that runs it; returns it with its id (greater than any before).
+    async fn request_rewind(&self, mapping: &MappingKey, to: &RewindTarget) -> Result<Rewind, StoreError>;
+    /// A shard's checkpoint, and the id of the last rewind carried out on it
+    /// (0 for none).
+    async fn progress(&self, key: &CheckpointKey) -> Result<ShardProgress, StoreError>;
+    /// Carries out rewind `id` on a shard: its checkpoint becomes `checkpoint`
+    /// (`None`: stays as it is), its open window is forgotten. In cluster mode
+    /// only the lease's holder, or anyone while nobody holds it, may
+    /// ([`StoreError::LeaseLost`] otherwise).
+    async fn apply_rewind(&self, key: &CheckpointKey, checkpoint: Option<&Checkpoint>, id: u64) -> Result<(), StoreError>;
+}
+
+/// A shard's stored progress, as the mapping reads it before starting the shard.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardProgress {
+    pub checkpoint: Option<Checkpoint>,
+    /// The id of the last rewind carried out on the shard (0: none).
+    pub rewound: u64,
 }
 
 /// Milliseconds since the Unix epoch.
