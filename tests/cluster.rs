@@ -618,3 +618,68 @@ fn a_lease_table_of_the_previous_format_is_resumed_where_it_was() {
     assert_eq!(handled, [2], "records before the old checkpoint were handled again: {seen:?}");
     assert_eq!(cluster.owners().get(shard), Some(&Some("host-a".to_owned())));
 }
+
+/// `eddy mapping` through any one host reaches every host: a pause stops the
+/// shards of both, a rewind is carried out on every lease by its holder (once),
+/// and a resume through the other host starts them all again from the new place.
+#[test]
+fn pause_rewind_and_resume_through_one_host_reach_every_host_of_the_cluster() {
+    let _serial = one_at_a_time();
+    let mut cluster = Cluster::start("controlled", 4);
+    const KEYS: usize = 8;
+    for name in ["host-a", "host-b"] {
+        cluster.add_host(name);
+    }
+    for name in ["host-a", "host-b"] {
+        cluster.host(name).wait_state("inspect", "running");
+    }
+    wait_spread(&cluster, &[2, 2], Instant::now());
+    cluster.kinesis.put(&cluster.stream, &records(KEYS, 0..5));
+    let seen = wait_all_handled(&cluster, KEYS, 0..5);
+    wait_checkpointed(&cluster, &seen);
+
+    let mapping = |host: &str, args: &[&str]| {
+        let mut all = vec!["mapping"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--admin", &cluster.host(host).admin]);
+        let out = eddy_tests::eddy(&all, cluster.hosts[0].2.path());
+        assert!(out.status.success(), "eddy {all:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = mapping("host-a", &["pause", "inspect"]);
+    assert!(out.contains("now paused"), "{out}");
+    cluster.host("host-b").wait_state("inspect", "paused");
+    cluster.kinesis.put(&cluster.stream, &records(KEYS, 5..8));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(cluster.seen().iter().all(|s| s.i < 5), "nothing is handled on either host while paused");
+
+    // Rewound through host-b while paused; resumed through host-a.
+    let out = mapping("host-b", &["rewind", "inspect", "--to", "TRIM_HORIZON"]);
+    assert!(out.contains("rewound to TRIM_HORIZON; now paused"), "{out}");
+    let before = cluster.seen().len();
+    mapping("host-a", &["resume", "inspect"]);
+    cluster.host("host-b").wait_state("inspect", "running");
+    let seen = wait_for("every record handled again after the rewind", || {
+        let seen = cluster.seen();
+        let after: BTreeSet<(String, u64)> = seen[before..].iter().map(|s| (s.key.clone(), s.i)).collect();
+        (after.len() == KEYS * 8).then_some(seen)
+    });
+    let after = &seen[before..];
+    let hosts: BTreeSet<&str> = after.iter().map(|s| s.host.as_str()).collect();
+    assert_eq!(hosts.len(), 2, "both hosts went on from the trim horizon");
+    assert_order_and_one_owner_at_a_time(after);
+
+    // Each lease was rewound once, by its holder, and says which rewind.
+    let out = cluster.kinesis.rt.block_on(cluster.leases.scan().table_name(&cluster.table).consistent_read(true).send()).expect("scan");
+    let control = out.items().iter().find(|i| i.get("leaseKey").and_then(|k| k.as_s().ok()).is_some_and(|k| k == "(control)")).expect("the control item");
+    let id = control.get("rewindId").and_then(|v| v.as_n().ok()).expect("rewindId").clone();
+    assert_eq!(control.get("paused").and_then(|v| v.as_bool().ok()), Some(&false));
+    let rewound: Vec<Option<&String>> = out
+        .items()
+        .iter()
+        .filter(|i| i.get("leaseKey").and_then(|k| k.as_s().ok()).is_some_and(|k| !k.starts_with('(')))
+        .map(|i| i.get("rewound").and_then(|v| v.as_n().ok()))
+        .collect();
+    assert_eq!(rewound.len(), 4);
+    assert!(rewound.iter().all(|r| *r == Some(&id)), "every lease carries rewind {id}: {rewound:?}");
+}
