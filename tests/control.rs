@@ -1,7 +1,8 @@
 //! `eddy mapping pause | resume | rewind` on a running host: each takes effect
 //! without a restart, the pause outlives one, and a rewind moves the shards'
 //! checkpoints (all of them, or one shard's to one record) and reading goes on
-//! from there, even from a shard stuck retrying a poison record.
+//! from there, even from a shard stuck retrying a poison record; on local
+//! streams and on Kinesis (kinesis-mock: AT_TIMESTAMP and AT_SEQUENCE_NUMBER).
 
 use std::time::Duration;
 
@@ -234,4 +235,48 @@ fn a_rewind_to_latest_frees_a_shard_stuck_on_a_poison_record() {
     });
     let f = host.function("totals").expect("status");
     assert_eq!(f["shards"][0]["state"], "ok", "{f}");
+}
+
+/// The same commands on a Kinesis source (kinesis-mock): a rewind to a time
+/// starts each shard at the first record that arrived then (AT_TIMESTAMP), and
+/// one to a record starts its shard with it (AT_SEQUENCE_NUMBER).
+#[test]
+fn a_kinesis_mapping_rewinds_to_a_time_and_to_a_record() {
+    let kinesis = eddy_tests::kinesis::Kinesis::start();
+    kinesis.create_stream("clicks", 2);
+    let ws = Workspace::new();
+    ws.deploy("inspect", "inspect", &kinesis.manifest("clicks", "BatchSize = 5"));
+    let host = Host::start(&ws);
+    host.wait_state("inspect", "running");
+    let batch = |from: u32, to: u32| -> Vec<(String, String)> {
+        (from..to).map(|i| (format!("k{}", i % 4), format!("r{i}"))).collect()
+    };
+    kinesis.put("clicks", &batch(0, 8));
+    wait_handled(&host, "inspect", 8);
+    // kinesis-mock stamps arrival times in whole milliseconds; leave a clear gap.
+    std::thread::sleep(Duration::from_millis(1500));
+    let between = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    std::thread::sleep(Duration::from_millis(1500));
+    kinesis.put("clicks", &batch(8, 12));
+    let first = wait_handled(&host, "inspect", 12);
+
+    let (ok, out) = mapping(&host, &ws, &["rewind", "inspect", "--to", &format!("{between:.3}")]);
+    assert!(ok, "{out}");
+    let seen = wait_handled(&host, "inspect", 16);
+    let mut again = texts(&seen[12..]);
+    again.sort();
+    assert_eq!(again, ["r10", "r11", "r8", "r9"], "only what arrived after the time");
+
+    let r9 = first.iter().find(|h| h.text == "r9").expect("r9");
+    // r9 and what came after it on its shard, in the order first handled.
+    let same_shard: Vec<String> =
+        first.iter().filter(|h| h.shard == r9.shard).map(|h| h.text.clone()).skip_while(|t| t != "r9").collect();
+    let (ok, out) = mapping(&host, &ws, &["rewind", "inspect", "--to", &format!("{}:{}", r9.shard, r9.sequence)]);
+    assert!(ok, "{out}");
+    let seen = wait_handled(&host, "inspect", 16 + same_shard.len());
+    assert_eq!(texts(&seen[16..]), same_shard, "the shard starts with the record named");
+    assert!(seen[16..].iter().all(|h| h.shard == r9.shard), "the other shard stays where it was");
 }
