@@ -13,6 +13,7 @@ use commands::new::NewArgs;
 use commands::put::PutArgs;
 use commands::run::RunArgs;
 use commands::status::StatusArgs;
+use commands::watch::WatchArgs;
 use commands::stream::StreamCommand;
 use eddy::logging::LogFormat;
 
@@ -76,6 +77,13 @@ enum Command {
   cd orders && eddy build          # the same
   eddy build orders --out /srv/eddy/functions")]
     Build(BuildArgs),
+    /// Build a handler project, then again whenever its sources change; a
+    /// running host swaps each good build in live, keeping the checkpoints.
+    #[command(after_help = "Examples:
+  eddy watch orders                # builds into ./functions, beside the project
+  cd orders && eddy watch          # the same
+  eddy watch orders --out /srv/eddy/functions --admin 127.0.0.1:9000")]
+    Watch(WatchArgs),
     /// Print a shell completion script.
     #[command(after_help = "Examples:
   eddy completions bash > ~/.local/share/bash-completion/completions/eddy
@@ -184,6 +192,7 @@ async fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::Mapping(command) => commands::mapping::run(command).await,
         Command::New(args) => commands::new::run(args),
         Command::Build(args) => commands::build::run(args),
+        Command::Watch(args) => tokio::task::block_in_place(|| commands::watch::run(args)),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "eddy", &mut std::io::stdout());

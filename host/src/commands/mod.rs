@@ -10,6 +10,7 @@ pub mod put;
 pub mod run;
 pub mod status;
 pub mod stream;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 

@@ -3,13 +3,15 @@
 //!
 //! - [`scaffold`]: the files of a new project, per language;
 //! - [`build`]: finding the project's language and toolchain, building, and
-//!   copying the component, its manifest and its role into the functions folder.
+//!   copying the component, its manifest and its role into the functions folder;
+//! - [`watch`]: `eddy watch`, which changes call for a new build.
 //!
 //! The builds themselves are the SDK's scripts (`guest-sdk/<language>/build.sh`),
 //! which the examples use too: one recipe per language.
 
 pub mod build;
 pub mod scaffold;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 
