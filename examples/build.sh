@@ -16,7 +16,7 @@ dist=${EDDY_DIST:-$root/examples/dist}
 target_dir=${EDDY_GUEST_TARGET_DIR:-${CARGO_TARGET_DIR:-$root/target}/guest}
 examples=("$@")
 if [ ${#examples[@]} -eq 0 ]; then
-  examples=(totals inspect noop hostile responder go-totals js-totals js-lambda python-totals python-lambda c-totals js-typed python-typed)
+  examples=(totals inspect noop hostile responder once go-totals js-totals js-lambda python-totals python-lambda c-totals js-typed python-typed js-once python-once)
 fi
 
 die() { echo "examples/build.sh: $*" >&2; exit 1; }

@@ -15,6 +15,7 @@
 
 import { log as hostLog } from 'eddy:handler/log@0.1.0';
 import { remainingTimeMs } from 'eddy:handler/invocation@0.1.0';
+import * as kv from 'eddy:handler/kv@0.1.0';
 
 const utf8 = new TextDecoder();
 
@@ -165,4 +166,44 @@ export function typedHandler(handle) {
       }
     },
   };
+}
+
+/**
+ * Skips records already processed, as Powertools' idempotency utility does:
+ * each key (a record's `eventID`, or a field of it) is marked done in the
+ * key-value table `table` (a name in the host's embedded store, or a DynamoDB
+ * table ARN; the role needs `dynamodb:GetItem` and `dynamodb:PutItem` on it)
+ * once its work succeeded, and a batch delivered again skips the keys marked
+ * done. Marks last `ttlSeconds` (an hour unless told).
+ *
+ *   const processed = new Idempotency('processed-orders');
+ *   await processBatch(event, (record) => processed.once(record.eventID, () => charge(record)));
+ *
+ * A crash between the work and its mark repeats that one key's work: work that
+ * must happen exactly once whatever happens must itself be idempotent.
+ */
+export class Idempotency {
+  constructor(table, { ttlSeconds = 3600 } = {}) {
+    this.table = table;
+    this.ttlMs = ttlSeconds * 1000;
+  }
+
+  /** Whether `key` is marked done, and the mark has not expired. */
+  isDone(key) {
+    const mark = kv.get(this.table, key);
+    const expires = mark && /^done (\d+)$/.exec(utf8.decode(mark));
+    return Boolean(expires) && Number(expires[1]) > Date.now();
+  }
+
+  /**
+   * Runs `work` (it may be async) unless `key` is marked done, and marks it done
+   * if `work` succeeds. Resolves to true if it ran now, false if it was done
+   * before; a `work` that throws leaves no mark, and the error goes on.
+   */
+  async once(key, work) {
+    if (this.isDone(key)) return false;
+    await work();
+    kv.set(this.table, key, new TextEncoder().encode(`done ${Date.now() + this.ttlMs}`));
+    return true;
+  }
 }

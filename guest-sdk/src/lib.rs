@@ -31,6 +31,7 @@
 pub mod batch;
 pub mod capability;
 pub mod dynamodb;
+pub mod idempotency;
 pub mod json;
 pub mod log;
 mod panic;

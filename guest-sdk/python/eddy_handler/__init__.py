@@ -16,9 +16,11 @@ Built with ``guest-sdk/python/build.sh`` (componentize-py).
 
 import base64
 import json as _json
+import time as _time
 
 from componentize_py_types import Err
 from wit_world.imports import invocation as _invocation
+from wit_world.imports import kv as _kv
 from wit_world.imports import log as _log
 from wit_world.imports import types as _types
 
@@ -140,3 +142,49 @@ def typed_handler(handle):
             return _types.BatchResponse(batch_item_failures=failures, state=response.get("state"))
 
     return Typed
+
+
+class Idempotency:
+    """Skips records already processed, as Powertools' idempotency utility does:
+    each key (a record's ``eventID``, or a field of it) is marked done in the
+    key-value table ``table`` (a name in the host's embedded store, or a DynamoDB
+    table ARN; the role needs ``dynamodb:GetItem`` and ``dynamodb:PutItem`` on
+    it) once its work succeeded, and a batch delivered again skips the keys
+    marked done. Marks last ``ttl_seconds`` (an hour unless told)::
+
+        processed = Idempotency("processed-orders")
+        process_batch(event, lambda record: processed.once(record["eventID"], lambda: charge(record)))
+
+    A crash between the work and its mark repeats that one key's work: work that
+    must happen exactly once whatever happens must itself be idempotent."""
+
+    def __init__(self, table, ttl_seconds=3600):
+        self.table = table
+        self.ttl_ms = int(ttl_seconds * 1000)
+
+    def is_done(self, key):
+        """Whether ``key`` is marked done, and the mark has not expired."""
+        mark = _kv.get(self.table, key)
+        if mark is None:
+            return False
+        text = bytes(mark).decode("utf-8", "replace")
+        if not text.startswith("done "):
+            return False
+        try:
+            return int(text[5:]) > _now_ms()
+        except ValueError:
+            return False
+
+    def once(self, key, work):
+        """Runs ``work()`` unless ``key`` is marked done, and marks it done if it
+        returns. True if it ran now, False if it was done before; a ``work`` that
+        raises leaves no mark, and the exception goes on."""
+        if self.is_done(key):
+            return False
+        work()
+        _kv.set(self.table, key, f"done {_now_ms() + self.ttl_ms}".encode())
+        return True
+
+
+def _now_ms():
+    return int(_time.time() * 1000)
