@@ -31,6 +31,7 @@ pub mod mapping;
 pub mod names;
 pub mod project;
 pub mod record;
+pub mod redrive;
 pub mod registry;
 pub mod retry;
 pub mod role;

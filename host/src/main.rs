@@ -11,6 +11,7 @@ use commands::invoke::InvokeArgs;
 use commands::mapping::MappingCommand;
 use commands::new::NewArgs;
 use commands::put::PutArgs;
+use commands::redrive::RedriveArgs;
 use commands::run::RunArgs;
 use commands::status::StatusArgs;
 use commands::watch::WatchArgs;
@@ -63,6 +64,17 @@ enum Command {
   eddy status                      # the host running on ./.eddy, wherever its admin port is
   eddy status --admin 127.0.0.1:9000 --json")]
     Status(StatusArgs),
+    /// Invoke a function again with the batches it gave up on, read back from
+    /// its on-failure destination; the records come from the source again
+    /// (or from the failure record's payload).
+    ///
+    /// The exit status is 1 when any batch failed again or is no longer held.
+    #[command(after_help = "Examples:
+  eddy redrive orders                                   # from orders.toml's own OnFailure destination
+  eddy redrive orders --from failures/                  # a directory of failure records
+  eddy redrive orders --from arn:aws:sqs:us-east-1:123456789012:orders-dlq
+  eddy redrive orders --dry-run                         # fetch and report, invoke nothing")]
+    Redrive(RedriveArgs),
     /// Pause, resume or rewind a running function's mapping, without a restart.
     #[command(subcommand)]
     Mapping(MappingCommand),
@@ -190,6 +202,7 @@ async fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::Stream(command) => commands::stream::run(command),
         Command::Status(args) => commands::status::run(args).await,
         Command::Mapping(command) => commands::mapping::run(command).await,
+        Command::Redrive(args) => commands::redrive::run(args).await,
         Command::New(args) => commands::new::run(args),
         Command::Build(args) => commands::build::run(args),
         Command::Watch(args) => tokio::task::block_in_place(|| commands::watch::run(args)),

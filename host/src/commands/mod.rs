@@ -7,6 +7,7 @@ pub mod invoke;
 pub mod mapping;
 pub mod new;
 pub mod put;
+pub mod redrive;
 pub mod run;
 pub mod status;
 pub mod stream;
