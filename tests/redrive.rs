@@ -79,11 +79,15 @@ fn a_batch_given_up_on_a_kinesis_stream_is_redriven_from_its_sqs_queue_and_the_m
     let ws = Workspace::new();
     kinesis.create_stream("thrown", 1);
     let queue = moto.create_queue("thrown-dlq");
+    let bucket = moto.create_bucket("thrown-failures");
     ws.deploy("thrown", "responder", &kinesis.manifest("thrown", &format!("MaximumRetryAttempts = 0\n{}", moto.on_failure(&queue))));
+    // The same stream, given up on into S3, whose failure records carry the batch.
+    ws.deploy("bucketed", "responder", &kinesis.manifest("thrown", &format!("MaximumRetryAttempts = 0\n{}", moto.on_failure(&bucket))));
     let host = Host::start(&ws);
     host.wait_state("thrown", "running");
+    host.wait_state("bucketed", "running");
     kinesis.put("thrown", &[("k".into(), "raise".into())]);
-    wait_for("the batch discarded", || (discarded(&host, "thrown") == 1).then_some(()));
+    wait_for("the batch discarded", || (discarded(&host, "thrown") == 1 && discarded(&host, "bucketed") == 1).then_some(()));
 
     // Redriven while the function still raises: it fails again, and the
     // message is put back in the queue.
@@ -97,4 +101,11 @@ fn a_batch_given_up_on_a_kinesis_stream_is_redriven_from_its_sqs_queue_and_the_m
     assert!(out.contains("succeeded; the failure record is deleted from the queue"), "{out}");
     assert!(log.contains(" k [") && log.contains("] raise"), "the mended handler saw the record: {log}");
     assert!(moto.no_more_messages("thrown-dlq", Duration::from_secs(2)), "the message was deleted");
+
+    // From S3: the batch is the failure record's payload; the object stays.
+    ws.write_component("bucketed", "inspect");
+    let (ok, out, log) = redrive(&ws, &["bucketed"]);
+    assert!(ok, "{out}\n{log}");
+    assert!(out.contains("succeeded; the failure record is left where it is"), "{out}");
+    assert!(log.contains("] raise"), "the mended handler saw the record: {log}");
 }
