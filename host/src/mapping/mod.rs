@@ -227,9 +227,14 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
     // The rewind this run has acted on; shards it has not reached yet are
     // rewound when they are next looked at ([`Rewinds::settle`]).
     let mut acted_on = control.rewind_id();
-    let mut control_poll = tokio::time::interval(CONTROL_POLL);
-    control_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    control_poll.reset();
+    let mut control_changes = watch_control(
+        Arc::clone(&context.store),
+        mapping_key.clone(),
+        control.clone(),
+        Arc::clone(&function.name),
+        cancel.child_token(),
+    );
+    let mut control_watched = true;
 
     // Shards known to be finished, and those whose loop runs (with its own stop).
     let mut finished: HashSet<String> = HashSet::new();
@@ -238,8 +243,12 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
     let mut tasks = JoinSet::new();
     let mut shards = Vec::new();
     let mut list_now = true;
+    // A deadline, not a sleep made anew each time round: the loop wakes for
+    // many other reasons, and each must not put the next look off.
+    let mut next_listing = tokio::time::Instant::now();
     while !cancel.is_cancelled() {
         if list_now {
+            next_listing = tokio::time::Instant::now() + source.discovery_interval();
             let Some(listed) =
                 retry_source_call(&function, &context, &cancel, "list the source's shards", || source.list_shards()).await
             else {
@@ -363,16 +372,18 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
                 }
             }
             () = assignment.changed() => {}
-            () = tokio::time::sleep(source.discovery_interval()) => list_now = true,
-            _ = control_poll.tick() => match context.store.control(&mapping_key).await {
-                Ok(now) => {
+            () = tokio::time::sleep_until(next_listing) => list_now = true,
+            changed = control_changes.changed(), if control_watched => match changed {
+                Ok(()) => {
+                    let now = control_changes.borrow_and_update().clone();
                     if now.paused != control.paused {
                         tracing::info!(function = %function.name, paused = now.paused, "the mapping is {}",
                             if now.paused { "paused" } else { "resumed" });
                     }
                     control = now;
                 }
-                Err(error) => tracing::warn!(function = %function.name, "cannot read the mapping's pause and rewind: {error:#}"),
+                // The watch ended with the mapping.
+                Err(_) => control_watched = false,
             },
         }
     }
@@ -383,6 +394,42 @@ async fn run_mapping(function: Arc<FunctionVersion>, source: Arc<dyn StreamSourc
 
 /// How often a mapping looks for a pause, a resume or a rewind.
 const CONTROL_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reads the mapping's control every [`CONTROL_POLL`] in a task of its own, and
+/// tells of each change: a store that is slow or down (a lease table out of
+/// reach) never holds up the mapping's loop, which must go on stopping shards
+/// whose leases it lost.
+fn watch_control(
+    store: Arc<dyn CheckpointStore>,
+    key: MappingKey,
+    first: crate::store::MappingControl,
+    function: Arc<str>,
+    cancel: CancellationToken,
+) -> tokio::sync::watch::Receiver<crate::store::MappingControl> {
+    let (changes, receiver) = tokio::sync::watch::channel(first);
+    tokio::spawn(async move {
+        loop {
+            if crate::retry::pause(&cancel, CONTROL_POLL).await == Waited::Cancelled {
+                return;
+            }
+            let read = tokio::select! {
+                read = store.control(&key) => read,
+                () = cancel.cancelled() => return,
+            };
+            match read {
+                Ok(now) => {
+                    changes.send_if_modified(|seen| {
+                        let changed = *seen != now;
+                        *seen = now;
+                        changed
+                    });
+                }
+                Err(error) => tracing::warn!(function = %function, "cannot read the mapping's pause and rewind: {error:#}"),
+            }
+        }
+    });
+    receiver
+}
 
 /// Stops every shard loop of the mapping and waits for them: each finishes
 /// and checkpoints its batch in flight. Returns how each loop ended.
