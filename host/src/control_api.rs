@@ -161,19 +161,7 @@ async fn set_paused(
         true => wait_for(&state, &function, |s| s.state == wanted).await,
         false => None,
     };
-    let state_now = state
-        .status
-        .function(&function)
-        .map_or(status.state, |s| s.state);
-    axum::Json(ControlResponse {
-        function,
-        source: key.source,
-        state: state_now.as_str().to_owned(),
-        rewind_id: None,
-        rewound_to: None,
-        acted: acted.is_some(),
-    })
-    .into_response()
+    answer(&state, function, key.source, status.state, None, acted.is_some())
 }
 
 pub async fn rewind(
@@ -216,17 +204,20 @@ pub async fn rewind(
         }
         false => None,
     };
-    let state_now = state
-        .status
-        .function(&function)
-        .map_or(status.state, |s| s.state);
-    axum::Json(ControlResponse {
-        function,
-        source: key.source,
-        state: state_now.as_str().to_owned(),
-        rewind_id: Some(rewind.id),
-        rewound_to: Some(target.to_string()),
-        acted: acted.is_some(),
-    })
-    .into_response()
+    answer(&state, function, key.source, status.state, Some((rewind.id, target.to_string())), acted.is_some())
+}
+
+/// What a command did, with the function's state on this host now.
+fn answer(
+    state: &AdminState,
+    function: String,
+    source: String,
+    state_before: FunctionState,
+    rewind: Option<(u64, String)>,
+    acted: bool,
+) -> Response {
+    let state_now = state.status.function(&function).map_or(state_before, |s| s.state);
+    let (rewind_id, rewound_to) = rewind.unzip();
+    axum::Json(ControlResponse { function, source, state: state_now.as_str().to_owned(), rewind_id, rewound_to, acted })
+        .into_response()
 }

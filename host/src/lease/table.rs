@@ -357,16 +357,7 @@ impl LeaseTable {
     }
 
     async fn attribute(&self, mapping: &str, key: &LeaseKey, attribute: &str) -> Result<Option<AttributeValue>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .set_key(Some(self.key(mapping, key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| lease_table_error(&e))?;
-        Ok(output.item().and_then(|i| i.get(attribute)).cloned())
+        Ok(self.item(mapping, key).await?.and_then(|mut item| item.remove(attribute)))
     }
 
     /// Updates a shard's lease only while this host owns it. In `update`, `#x`
@@ -378,13 +369,26 @@ impl LeaseTable {
         names: &[(&str, &str)],
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<(), StoreError> {
+        self.update_shard(key, update, "#o = :me", names, values).await
+    }
+
+    /// Updates a shard's lease if `condition` holds (`#o` is the owner, `:me`
+    /// this host); [`StoreError::LeaseLost`] if it does not.
+    async fn update_shard(
+        &self,
+        key: &CheckpointKey,
+        update: &str,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<(), StoreError> {
         let mut request = self
             .client
             .update_item()
             .table_name(&self.name)
             .set_key(Some(self.shard_key(&mapping_id(&key.mapping()), &key.shard)))
             .update_expression(update)
-            .condition_expression("#o = :me")
+            .condition_expression(condition)
             .expression_attribute_names("#o", OWNER)
             .expression_attribute_values(":me", s(&self.me));
         for (name, attribute) in names {
@@ -541,35 +545,16 @@ impl CheckpointStore for LeaseTable {
     /// Conditional on the lease existing (a lease made later gets the rewind
     /// from whoever takes it) and on nobody else holding it.
     async fn apply_rewind(&self, key: &CheckpointKey, checkpoint: Option<&Checkpoint>, id: u64) -> Result<(), StoreError> {
-        let update = match checkpoint {
-            Some(_) => "SET #u = :u, #r = :r, #c = :c REMOVE #w",
-            None => "SET #u = :u, #r = :r REMOVE #w",
-        };
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .set_key(Some(self.shard_key(&mapping_id(&key.mapping()), &key.shard)))
-            .update_expression(update)
-            .condition_expression("attribute_exists(#k) AND (attribute_not_exists(#o) OR #o = :me)")
-            .expression_attribute_names("#k", LEASE_KEY)
-            .expression_attribute_names("#o", OWNER)
-            .expression_attribute_names("#u", UPDATED)
-            .expression_attribute_names("#r", REWOUND)
-            .expression_attribute_names("#w", WINDOW_STATE)
-            .expression_attribute_values(":me", s(&self.me))
-            .expression_attribute_values(":u", n(now_ms() as i64))
-            .expression_attribute_values(":r", n(id as i64));
-        if let Some(checkpoint) = checkpoint {
-            request = request.expression_attribute_names("#c", CHECKPOINT).expression_attribute_values(":c", s(&checkpoint.encode()));
-        }
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Err(StoreError::LeaseLost { shard: key.shard.clone() })
+        let names = [("k", LEASE_KEY), ("u", UPDATED), ("r", REWOUND), ("w", WINDOW_STATE), ("c", CHECKPOINT)];
+        let mut values = vec![("u", n(now_ms() as i64)), ("r", n(id as i64))];
+        let (update, names) = match checkpoint {
+            Some(checkpoint) => {
+                values.push(("c", s(&checkpoint.encode())));
+                ("SET #u = :u, #r = :r, #c = :c REMOVE #w", &names[..])
             }
-            Err(error) => Err(lease_table_error(&error)),
-        }
+            None => ("SET #u = :u, #r = :r REMOVE #w", &names[..4]),
+        };
+        self.update_shard(key, update, "attribute_exists(#k) AND (attribute_not_exists(#o) OR #o = :me)", names, values).await
     }
 
     async fn list(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
