@@ -55,6 +55,15 @@ impl Records {
         }
     }
 
+    /// Adds `more` at the end (records of one kind: a reader yields no other).
+    pub fn append(&mut self, more: Records) {
+        match (self, more) {
+            (Records::Kinesis(a), Records::Kinesis(b)) => a.extend(b),
+            (Records::Dynamodb(a), Records::Dynamodb(b)) => a.extend(b),
+            _ => {}
+        }
+    }
+
     /// Removes the first `count` records (those that have been handled).
     pub fn drop_front(&mut self, count: usize) {
         match self {

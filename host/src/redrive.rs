@@ -132,10 +132,10 @@ pub async fn fetch(source: &dyn StreamSource, described: &Described) -> anyhow::
             .take_while(|&i| records.sequence_number(i).is_some_and(|s| sequence_order(s, &described.end).is_le()))
             .count();
         let past_end = before_end < records.len();
-        truncate(&mut records, before_end);
+        records.split_off(before_end);
         match &mut fetched {
             None => fetched = Some(records),
-            Some(all) => append(all, records),
+            Some(all) => all.append(records),
         }
         let got = fetched.as_ref().map_or(0, Records::len);
         empty_reads = if got == before { empty_reads + 1 } else { 0 };
@@ -153,34 +153,18 @@ pub async fn fetch(source: &dyn StreamSource, described: &Described) -> anyhow::
         reader.idle(Some(next.min(deadline))).await;
     }
     let records = fetched.unwrap_or(Records::Kinesis(Vec::new()));
-    let starts_at_start = records.sequence_number(0) == Some(described.start.as_str());
-    if records.is_empty() || !starts_at_start {
-        return Ok(Err(if records.is_empty() { Missing::PastRetention } else { Missing::Partly { held: records.len(), wanted: described.size } }));
-    }
-    if described.size > records.len() {
-        return Ok(Err(Missing::Partly { held: records.len(), wanted: described.size }));
-    }
-    Ok(Ok(records))
+    let partly = Missing::Partly { held: records.len(), wanted: described.size };
+    Ok(match records.sequence_number(0) {
+        None => Err(Missing::PastRetention),
+        // The first records were trimmed, or some at the end.
+        Some(first) if first != described.start || records.len() < described.size => Err(partly),
+        Some(_) => Ok(records),
+    })
 }
 
 fn is_trimmed(error: &anyhow::Error) -> bool {
     let text = format!("{error:#}");
     text.contains("TrimmedDataAccessException") || text.contains("past its retention") || text.contains("trimmed")
-}
-
-fn truncate(records: &mut Records, len: usize) {
-    match records {
-        Records::Kinesis(r) => r.truncate(len),
-        Records::Dynamodb(r) => r.truncate(len),
-    }
-}
-
-fn append(all: &mut Records, more: Records) {
-    match (all, more) {
-        (Records::Kinesis(a), Records::Kinesis(b)) => a.extend(b),
-        (Records::Dynamodb(a), Records::Dynamodb(b)) => a.extend(b),
-        _ => {}
-    }
 }
 
 /// Reads every failure record a destination holds now.

@@ -31,12 +31,12 @@ pub struct RedriveArgs {
 
 pub async fn run(args: RedriveArgs) -> anyhow::Result<std::process::ExitCode> {
     let name = &args.function;
-    let read = |ext: &str| {
-        let path = args.functions.join(format!("{name}.{ext}"));
-        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
-    };
-    let manifest_text = String::from_utf8_lossy(&read("toml")?).into_owned();
-    let manifest = eddy::function::parse_manifest(name, &manifest_text)?;
+    // Read as the host reads a function: component, manifest and role policy.
+    let roles_dir = args.functions.join("roles");
+    let (wasm, toml) = (args.functions.join(format!("{name}.wasm")), args.functions.join(format!("{name}.toml")));
+    let files = eddy::registry::FunctionFiles::read(&wasm, &toml, &roles_dir)
+        .with_context(|| format!("cannot read {} and {}", wasm.display(), toml.display()))?;
+    let manifest = eddy::function::parse_manifest(name, &files.manifest)?;
     let destination = match &args.from {
         Some(from) => destination_from(from, &manifest)?,
         None => manifest.event_source.on_failure.as_ref().map(|o| o.destination.clone()).with_context(|| {
@@ -49,11 +49,8 @@ pub async fn run(args: RedriveArgs) -> anyhow::Result<std::process::ExitCode> {
         return Ok(std::process::ExitCode::SUCCESS);
     }
 
-    let roles_dir = args.functions.join("roles");
-    let policy = manifest.role.as_deref().and_then(|role| {
-        std::fs::read_to_string(eddy::role::policy_path(&roles_dir, eddy::role::role_name(role))).ok()
-    });
-    let role = Arc::new(eddy::function::resolve_role(name, &manifest, policy.as_deref(), &roles_dir)?);
+    let policy = files.role.as_ref().and_then(|(_, policy)| policy.as_deref());
+    let role = Arc::new(eddy::function::resolve_role(name, &manifest, policy, &roles_dir)?);
     let embedded = Arc::new(eddy::store::embedded::EmbeddedStore::open(&args.data_dir.data_dir)?);
     let endpoint = match &manifest.event_source.source {
         eddy::manifest::SourceRef::Kinesis { endpoint, .. } | eddy::manifest::SourceRef::Dynamodb { endpoint, .. } => Some(endpoint),
@@ -75,7 +72,7 @@ pub async fn run(args: RedriveArgs) -> anyhow::Result<std::process::ExitCode> {
         cache_dir: Some(args.data_dir.data_dir.join("compiled")),
         ..RuntimeConfig::default()
     })?;
-    let component = eddy::function::load_component(&runtime, &format!("{name}.wasm"), &read("wasm")?)?;
+    let component = eddy::function::load_component(&runtime, &format!("{name}.wasm"), &files.wasm)?;
     let function: Arc<str> = Arc::from(name.as_str());
     let grants = Arc::new(eddy::role::Grants::new(Arc::clone(&function), Arc::clone(&role), None));
     let services = Arc::new(eddy::capability::Services::new(Some(embedded)));
@@ -105,12 +102,7 @@ pub async fn run(args: RedriveArgs) -> anyhow::Result<std::process::ExitCode> {
             None => match eddy::redrive::fetch(source.as_ref(), &described).await? {
                 Ok(mut records) => {
                     if let Some(filter) = &filter {
-                        let keep: Vec<bool> = (0..records.len()).map(|i| filter.matches(&records, i, &info.region, &info.arn)).collect();
-                        let mut flags = keep.iter();
-                        match &mut records {
-                            eddy::record::Records::Kinesis(r) => r.retain(|_| *flags.next().unwrap_or(&true)),
-                            eddy::record::Records::Dynamodb(r) => r.retain(|_| *flags.next().unwrap_or(&true)),
-                        }
+                        filter.retain(&mut records, &info.region, &info.arn);
                     }
                     eddy::event::encode(&eddy::record::Batch {
                         event_source: info.event_source,

@@ -126,7 +126,7 @@ impl Batcher {
                     batch = Some(match batch.take() {
                         None => read,
                         Some(mut b) => {
-                            append(&mut b, read);
+                            b.append(read);
                             b
                         }
                     });
@@ -155,15 +155,6 @@ impl Batcher {
                 return Ok(Next::Stopped);
             }
         }
-    }
-}
-
-fn append(batch: &mut Records, more: Records) {
-    match (batch, more) {
-        (Records::Kinesis(a), Records::Kinesis(b)) => a.extend(b),
-        (Records::Dynamodb(a), Records::Dynamodb(b)) => a.extend(b),
-        // A reader yields records of one kind only.
-        _ => {}
     }
 }
 
