@@ -59,6 +59,7 @@ impl Serialize for EventOut<'_> {
                                     kinesis_schema_version: "1.0",
                                     partition_key: &r.partition_key,
                                     sequence_number: &r.sequence_number,
+                                    sub_sequence_number: r.sub_sequence(),
                                     data: &data,
                                     approximate_arrival_timestamp: millis_to_seconds(
                                         r.approximate_arrival_timestamp_ms,
@@ -149,6 +150,10 @@ struct KinesisPayload<'a> {
     kinesis_schema_version: &'a str,
     partition_key: &'a str,
     sequence_number: &'a str,
+    /// A user record split out of a KPL aggregate: its index in the aggregate,
+    /// the field the AWS de-aggregation libraries add.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    sub_sequence_number: Option<u32>,
     data: &'a str,
     approximate_arrival_timestamp: f64,
     #[serde(skip_serializing_if = "Option::is_none", default)]

@@ -24,6 +24,7 @@ pub mod host;
 pub mod host_lock;
 pub mod ingest;
 pub mod kinesis_service;
+pub mod kpl;
 pub mod lease;
 pub mod logging;
 pub mod manifest;

@@ -8,6 +8,7 @@ pub use crate::contract::types::{
     Batch, BatchResponse, Context, DynamodbEventName, DynamodbRecord, EventSource, KinesisRecord,
     Records, TumblingWindow,
 };
+use crate::store::Checkpoint;
 
 impl Records {
     pub fn len(&self) -> usize {
@@ -29,11 +30,26 @@ impl Records {
         }
     }
 
-    /// The index of the record with this sequence number.
-    pub fn position_of(&self, sequence_number: &str) -> Option<usize> {
+    /// The index of the record a batch item failure names: by its sequence
+    /// number (the first record with it: a KPL aggregate's first user record in
+    /// the batch, as Lambda, which does not split aggregates, would retry), or,
+    /// for a user record split out of an aggregate, by `<sequence>:<sub>`.
+    pub fn position_of(&self, identifier: &str) -> Option<usize> {
         match self {
-            Records::Kinesis(r) => r.iter().position(|r| r.sequence_number == sequence_number),
-            Records::Dynamodb(r) => r.iter().position(|r| r.sequence_number == sequence_number),
+            Records::Kinesis(r) => r.iter().position(|r| r.sequence_number == identifier).or_else(|| {
+                let (sequence, sub) = identifier.split_once(':')?;
+                let sub: u32 = sub.parse().ok()?;
+                r.iter().position(|r| r.sequence_number == sequence && r.sub_sequence() == Some(sub))
+            }),
+            Records::Dynamodb(r) => r.iter().position(|r| r.sequence_number == identifier),
+        }
+    }
+
+    /// The checkpoint that says the records up to and including `index` are done.
+    pub fn checkpoint_through(&self, index: usize) -> Option<Checkpoint> {
+        match self {
+            Records::Kinesis(r) => r.get(index).map(KinesisRecord::checkpoint),
+            Records::Dynamodb(r) => r.get(index).map(|r| Checkpoint::Sequence(r.sequence_number.clone())),
         }
     }
 
@@ -69,6 +85,29 @@ impl Records {
         match self {
             Records::Kinesis(r) => drop(r.drain(..count.min(r.len()))),
             Records::Dynamodb(r) => drop(r.drain(..count.min(r.len()))),
+        }
+    }
+}
+
+impl KinesisRecord {
+    /// For a user record split out of a KPL aggregate (`crate::kpl`), its index
+    /// in the aggregate: the KCL's sub-sequence number. It is carried as the
+    /// last part of the `eventID`, `<shard>:<sequence>:<sub>`, the one field of
+    /// the contract's record that can hold it.
+    pub fn sub_sequence(&self) -> Option<u32> {
+        let (head, sub) = self.event_id.rsplit_once(':')?;
+        let shard = head.strip_suffix(self.sequence_number.as_str())?.strip_suffix(':')?;
+        if shard.is_empty() {
+            return None;
+        }
+        sub.parse().ok()
+    }
+
+    /// The checkpoint that says this record is done.
+    pub fn checkpoint(&self) -> Checkpoint {
+        match self.sub_sequence() {
+            Some(sub) => Checkpoint::SubSequence(self.sequence_number.clone(), sub),
+            None => Checkpoint::Sequence(self.sequence_number.clone()),
         }
     }
 }

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::manifest::{AwsTarget, Destination};
 use crate::record::Records;
+use crate::source::deaggregating::DeaggregatingReader;
 use crate::source::{Position, StreamSource};
 
 /// One failure record as read, and where it came from.
@@ -108,11 +109,22 @@ const FETCH_PATIENCE: Duration = Duration::from_secs(10);
 const EMPTY_READS: u32 = 3;
 
 /// The records `described` names, read again from `source`: from its start
-/// sequence number to its end, inclusive.
-pub async fn fetch(source: &dyn StreamSource, described: &Described) -> anyhow::Result<Result<Records, Missing>> {
+/// sequence number to its end, inclusive. With `deaggregate_for` (the function's
+/// name, when its mapping has `DeaggregateRecords`) KPL aggregates are split,
+/// and a batch that began or ended inside an aggregate gets the aggregate's
+/// every user record again: a failure record names Kinesis records, not user
+/// records.
+pub async fn fetch(
+    source: &dyn StreamSource,
+    described: &Described,
+    deaggregate_for: Option<&str>,
+) -> anyhow::Result<Result<Records, Missing>> {
     let opened = source.open(&described.shard, Position::AtSequence(described.start.clone())).await;
     let mut reader = match opened {
-        Ok(reader) => reader,
+        Ok(reader) => match deaggregate_for {
+            Some(function) => Box::new(DeaggregatingReader::new(reader, None, function, &described.shard)),
+            None => reader,
+        },
         // Kinesis refuses an iterator at a sequence number past retention.
         Err(error) if is_trimmed(&error) => return Ok(Err(Missing::PastRetention)),
         Err(error) => return Err(error),
@@ -141,7 +153,8 @@ pub async fn fetch(source: &dyn StreamSource, described: &Described) -> anyhow::
         empty_reads = if got == before { empty_reads + 1 } else { 0 };
         if past_end
             || reader.at_end()
-            || (described.size > 0 && got >= described.size)
+            // (User records of aggregates outnumber the records a batch counted.)
+            || (deaggregate_for.is_none() && described.size > 0 && got >= described.size)
             || empty_reads >= EMPTY_READS
             || tokio::time::Instant::now() >= deadline
         {

@@ -99,7 +99,7 @@ pub async fn run(args: RedriveArgs) -> anyhow::Result<std::process::ExitCode> {
         // The batch's event, from the record itself, else from the source.
         let event = match &described.payload {
             Some(payload) => payload.to_string(),
-            None => match eddy::redrive::fetch(source.as_ref(), &described).await? {
+            None => match eddy::redrive::fetch(source.as_ref(), &described, manifest.event_source.deaggregate_records.then_some(name.as_str())).await? {
                 Ok(mut records) => {
                     if let Some(filter) = &filter {
                         filter.retain(&mut records, &info.region, &info.arn);

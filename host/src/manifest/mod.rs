@@ -143,6 +143,9 @@ pub struct EventSourceConfig {
     pub tumbling_window: Option<Duration>,
     /// How often a caught-up shard is polled; `None` takes the source's default.
     pub polling_interval: Option<Duration>,
+    /// Split KPL aggregates into their user records before filtering and
+    /// batching (`crate::kpl`); Kinesis and local streams only.
+    pub deaggregate_records: bool,
 }
 
 /// The stream a mapping reads.
@@ -315,6 +318,7 @@ struct RawEventSource {
     maximum_record_age_in_seconds: Option<i64>,
     tumbling_window_in_seconds: Option<i64>,
     polling_interval_in_milliseconds: Option<i64>,
+    deaggregate_records: Option<bool>,
     filter_criteria: Option<RawFilterCriteria>,
     destination_config: Option<RawDestinationConfig>,
 }
@@ -627,6 +631,13 @@ fn validate_event_source(raw: RawEventSource) -> Result<EventSourceConfig, Manif
         .polling_interval_in_milliseconds
         .map(|ms| in_range("EventSource.PollingIntervalInMilliseconds", ms, 10, 60_000, "10 to 60000 milliseconds"))
         .transpose()?;
+    let deaggregate_records = raw.deaggregate_records.unwrap_or(false);
+    if deaggregate_records && matches!(source, SourceRef::Dynamodb { .. }) {
+        return Err(invalid(
+            "EventSource.DeaggregateRecords",
+            "applies to Kinesis and local streams: DynamoDB Streams records are never KPL aggregates",
+        ));
+    }
     let filter_patterns: Vec<String> = raw.filter_criteria.map(|c| c.filters.into_iter().map(|f| f.pattern).collect()).unwrap_or_default();
     crate::filter::RecordFilter::new(&filter_patterns)
         .map_err(|e| invalid("EventSource.FilterCriteria", e.to_string()))?;
@@ -650,6 +661,7 @@ fn validate_event_source(raw: RawEventSource) -> Result<EventSourceConfig, Manif
         filter_patterns,
         tumbling_window: (tumbling > 0).then(|| Duration::from_secs(tumbling as u64)),
         polling_interval: polling.map(|ms| Duration::from_millis(ms as u64)),
+        deaggregate_records,
     })
 }
 
@@ -848,5 +860,16 @@ mod tests {
         assert!(err.contains("Destination") && err.contains("SQS queues, SNS topics, S3 buckets and Kinesis streams"), "{err}");
         let err = Manifest::parse(&format!("{MINIMAL}[EventSource.DestinationConfig.OnFailure]\nDestinaton = \"x\"\n")).unwrap_err().to_string();
         assert!(err.contains("Destinaton"), "{err}");
+    }
+
+    #[test]
+    fn deaggregation_is_off_unless_asked_for_and_refused_on_dynamodb() {
+        assert!(!Manifest::parse(MINIMAL).expect("valid").event_source.deaggregate_records);
+        let on = Manifest::parse(&format!("{MINIMAL}DeaggregateRecords = true\n")).expect("valid");
+        assert!(on.event_source.deaggregate_records);
+        let err = Manifest::parse("[EventSource]\nType = \"DynamoDB\"\nTable = \"t\"\nDeaggregateRecords = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("EventSource.DeaggregateRecords") && err.contains("DynamoDB"), "{err}");
     }
 }

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::record::{Records, dynamodb_record_event_size, kinesis_record_event_size};
 use crate::filter::RecordFilter;
 use crate::source::{ShardReader, SourceInfo};
+use crate::store::Checkpoint;
 
 /// Lambda's cap on an invocation's payload.
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
@@ -28,7 +29,7 @@ pub struct Batcher {
     carry: Option<Records>,
     /// The last record read, when the filter dropped it: nothing read before it
     /// is waiting, so the checkpoint may move to it.
-    filtered_through: Option<String>,
+    filtered_through: Option<Checkpoint>,
     /// Records seen and dropped by the filter since the last call to [`Batcher::take_counts`].
     counts: ReadCounts,
 }
@@ -44,9 +45,9 @@ pub struct ReadCounts {
 #[derive(Debug)]
 pub enum Next {
     Batch(Records),
-    /// No batch, but the filter dropped records up to this sequence number:
-    /// checkpoint it so they are not read again.
-    FilteredThrough(String),
+    /// No batch, but the filter dropped records up to this checkpoint: write
+    /// it so they are not read again.
+    FilteredThrough(Checkpoint),
     /// The shard is closed and every record of it has been handed out.
     ShardEnd,
     /// The mapping is stopping.
@@ -82,9 +83,9 @@ impl Batcher {
         std::mem::take(&mut self.counts)
     }
 
-    /// After a batch is done: the sequence number of filtered records that came
+    /// After a batch is done: the checkpoint past filtered records that came
     /// after it, if the checkpoint may move there.
-    pub fn take_filtered_through(&mut self) -> Option<String> {
+    pub fn take_filtered_through(&mut self) -> Option<Checkpoint> {
         if self.carry.is_some() {
             return None;
         }
@@ -113,10 +114,10 @@ impl Batcher {
                 };
                 self.counts.polled += read.len() as u64;
                 if let Some(filter) = &self.filter {
-                    let last = read.sequence_number(read.len().wrapping_sub(1)).map(str::to_owned);
+                    let last = read.checkpoint_through(read.len().wrapping_sub(1));
                     let dropped = filter.retain(&mut read, &self.info.region, &self.info.arn);
                     self.counts.filtered_out += dropped as u64;
-                    if dropped > 0 && last.as_deref() != read.sequence_number(read.len().wrapping_sub(1)) {
+                    if dropped > 0 && last != read.checkpoint_through(read.len().wrapping_sub(1)) {
                         self.filtered_through = last;
                     } else if !read.is_empty() {
                         self.filtered_through = None;
@@ -142,8 +143,8 @@ impl Batcher {
                 if full || self.window.is_zero() || Instant::now() >= window_end || self.reader.at_end() {
                     return Ok(batch.map_or(Next::ShardEnd, Next::Batch));
                 }
-            } else if let Some(sequence) = self.filtered_through.take() {
-                return Ok(Next::FilteredThrough(sequence));
+            } else if let Some(checkpoint) = self.filtered_through.take() {
+                return Ok(Next::FilteredThrough(checkpoint));
             } else if self.reader.at_end() {
                 return Ok(Next::ShardEnd);
             } else if until.is_some_and(|until| Instant::now() >= until) {
@@ -316,8 +317,8 @@ mod tests {
         let mut b = Batcher::new(reader(records, 3), 100, Duration::ZERO, info(), 200, Some(filter));
         let cancel = CancellationToken::new();
         assert_eq!(next(&mut b, &cancel).await.len(), 2, "records 1 and 2 match; 3 is dropped");
-        assert_eq!(b.take_filtered_through().as_deref(), Some("3"));
-        assert!(matches!(b.next_batch(&cancel).await.unwrap(), Next::FilteredThrough(s) if s == "6"));
+        assert_eq!(b.take_filtered_through(), Some(Checkpoint::Sequence("3".into())));
+        assert!(matches!(b.next_batch(&cancel).await.unwrap(), Next::FilteredThrough(Checkpoint::Sequence(s)) if s == "6"));
         assert_eq!(b.take_counts(), ReadCounts { polled: 6, filtered_out: 4 });
     }
 }

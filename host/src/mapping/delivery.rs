@@ -436,19 +436,19 @@ impl Delivery<'_> {
             // Held across the write, so that lanes finishing together write their
             // checkpoints in the order the watermark moved.
             let mut w = watermark.lock().await;
-            return match w.done((0..done).filter_map(|i| records.sequence_number(i))) {
-                Some(sequence) => self.checkpoint_at(&sequence).await,
+            return match w.done((0..done).filter_map(|i| records.checkpoint_through(i))) {
+                Some(checkpoint) => self.checkpoint_at(checkpoint).await,
                 None => Ok(()),
             };
         }
-        match done.checked_sub(1).and_then(|i| records.sequence_number(i)) {
-            Some(sequence) => self.checkpoint_at(sequence).await,
+        match done.checked_sub(1).and_then(|i| records.checkpoint_through(i)) {
+            Some(checkpoint) => self.checkpoint_at(checkpoint).await,
             None => Ok(()),
         }
     }
 
-    pub async fn checkpoint_at(&self, sequence: &str) -> Result<(), ShardError> {
-        let checkpoint = Checkpoint::Sequence(sequence.to_owned());
+    /// Writes the shard's checkpoint (past records done), with the open window's state.
+    pub async fn checkpoint_at(&self, checkpoint: Checkpoint) -> Result<(), ShardError> {
         // The window's state goes with the checkpoint, in one write.
         let window = self.with_window(|w| serde_json::to_string(w)).transpose().map_err(anyhow::Error::from)?;
         self.store.commit(self.key, &checkpoint, window.as_deref()).await?;

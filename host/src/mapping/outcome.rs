@@ -193,6 +193,26 @@ mod tests {
     }
 
     #[test]
+    fn user_records_of_an_aggregate_are_named_by_sequence_and_sub_sequence() {
+        let user = |sub: u32| KinesisRecord {
+            event_id: format!("shardId-000000000000:20:{sub}"),
+            partition_key: "k".into(),
+            sequence_number: "20".into(),
+            data: vec![],
+            approximate_arrival_timestamp_ms: 0,
+            encryption_type: None,
+        };
+        let batch = Records::Kinesis(vec![user(2), user(3), user(4)]);
+        let failed = |id: &str| classify(&Ok(HandlerResponse::Json(format!(r#"{{"batchItemFailures":[{{"itemIdentifier":"{id}"}}]}}"#))), &batch, true);
+        assert_eq!(failed("20:3"), Outcome::PartialFailure { first_failed: 1 });
+        // The bare sequence number names the aggregate: its first user record here.
+        assert_eq!(failed("20"), Outcome::PartialFailure { first_failed: 0 });
+        for unknown in ["20:1", "20:5", "20:x", "21:3"] {
+            assert!(matches!(failed(unknown), Outcome::Failure(_)), "{unknown}");
+        }
+    }
+
+    #[test]
     fn without_report_batch_item_failures_the_response_is_ignored() {
         let out = classify(&Ok(HandlerResponse::Json("not json".into())), &records(&["1"]), false);
         assert_eq!(out, Outcome::Success);

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::record::Records;
 use crate::source::ShardReader;
+use crate::store::Checkpoint;
 
 /// How long an idle lane waits before looking at its queue again.
 const LANE_POLL: Duration = Duration::from_millis(5);
@@ -48,30 +49,32 @@ fn deal_list<T>(list: Vec<T>, targets: &[usize], lanes: usize) -> Vec<Vec<T>> {
 }
 
 /// The records read from a shard and not yet done, in shard order: the
-/// checkpoint may move up to just before the first of them.
+/// checkpoint may move up to just before the first of them. Each record is
+/// known by the checkpoint its being done allows (user records of one KPL
+/// aggregate share a sequence number, not a checkpoint).
 #[derive(Default)]
 pub struct Watermark {
-    /// Sequence number and whether it is done, in read order.
-    queue: VecDeque<(String, bool)>,
-    /// Position in `queue` (plus `popped`) of each pending sequence number.
-    index: HashMap<String, u64>,
+    /// Each record's checkpoint and whether it is done, in read order.
+    queue: VecDeque<(Checkpoint, bool)>,
+    /// Position in `queue` (plus `popped`) of each pending record.
+    index: HashMap<Checkpoint, u64>,
     popped: u64,
 }
 
 impl Watermark {
     /// A record read; `done` for a record the filters dropped.
-    pub fn push(&mut self, sequence: &str, done: bool) {
+    pub fn push(&mut self, record: Checkpoint, done: bool) {
         let position = self.popped + self.queue.len() as u64;
         if !done {
-            self.index.insert(sequence.to_owned(), position);
+            self.index.insert(record.clone(), position);
         }
-        self.queue.push_back((sequence.to_owned(), done));
+        self.queue.push_back((record, done));
     }
 
     /// Marks records done; returns the new checkpoint if it moved.
-    pub fn done<'a>(&mut self, sequences: impl Iterator<Item = &'a str>) -> Option<String> {
-        for sequence in sequences {
-            if let Some(position) = self.index.remove(sequence)
+    pub fn done(&mut self, records: impl Iterator<Item = Checkpoint>) -> Option<Checkpoint> {
+        for record in records {
+            if let Some(position) = self.index.remove(&record)
                 && let Some(entry) = self.queue.get_mut((position - self.popped) as usize)
             {
                 entry.1 = true;
@@ -80,10 +83,10 @@ impl Watermark {
         self.advance()
     }
 
-    fn advance(&mut self) -> Option<String> {
+    fn advance(&mut self) -> Option<Checkpoint> {
         let mut moved = None;
         while self.queue.front().is_some_and(|(_, done)| *done) {
-            moved = self.queue.pop_front().map(|(s, _)| s);
+            moved = self.queue.pop_front().map(|(c, _)| c);
             self.popped += 1;
         }
         moved
@@ -156,17 +159,33 @@ impl ShardReader for LaneReader {
 mod tests {
     use super::*;
 
+    fn at(sequence: &str) -> Checkpoint {
+        Checkpoint::Sequence(sequence.into())
+    }
+
     #[test]
     fn the_watermark_stops_before_the_oldest_record_in_flight() {
         let mut w = Watermark::default();
         for s in ["1", "2", "3", "4"] {
-            w.push(s, false);
+            w.push(at(s), false);
         }
-        w.push("5", true);
-        assert_eq!(w.done(["2", "3"].into_iter()), None, "1 is still in flight");
-        assert_eq!(w.done(["1"].into_iter()).as_deref(), Some("3"));
-        assert_eq!(w.done(["4"].into_iter()).as_deref(), Some("5"), "a filtered record after it is done too");
+        w.push(at("5"), true);
+        assert_eq!(w.done([at("2"), at("3")].into_iter()), None, "1 is still in flight");
+        assert_eq!(w.done([at("1")].into_iter()), Some(at("3")));
+        assert_eq!(w.done([at("4")].into_iter()), Some(at("5")), "a filtered record after it is done too");
         assert!(w.queue.is_empty() && w.index.is_empty());
+    }
+
+    #[test]
+    fn user_records_of_one_aggregate_are_told_apart() {
+        let user = |sub| Checkpoint::SubSequence("9".into(), sub);
+        let mut w = Watermark::default();
+        for sub in 0..3 {
+            w.push(user(sub), false);
+        }
+        assert_eq!(w.done([user(1)].into_iter()), None, "user record 0 is still in flight");
+        assert_eq!(w.done([user(0)].into_iter()), Some(user(1)));
+        assert_eq!(w.done([user(2)].into_iter()), Some(user(2)));
     }
 
     #[test]

@@ -26,6 +26,7 @@ use super::{FunctionVersion, MappingContext};
 use crate::manifest::StartingPosition;
 use crate::record::Records;
 use crate::retry::{Backoff, Waited, until_cancelled};
+use crate::source::deaggregating::DeaggregatingReader;
 use crate::source::{Position, ShardReader, StreamSource};
 use crate::status::ShardHandle;
 use crate::store::{Checkpoint, CheckpointKey, StoreError, now_ms};
@@ -97,6 +98,10 @@ impl ShardLoop {
         let position = match &checkpoint {
             Some(Checkpoint::ShardEnd) => return Ok(ShardExit::Ended),
             Some(Checkpoint::Sequence(sequence)) => Position::AfterSequence(sequence.clone()),
+            // Inside a KPL aggregate: read it again; the deaggregating reader
+            // skips its user records that are done (all of them, should
+            // DeaggregateRecords have been turned off since: at least once).
+            Some(Checkpoint::SubSequence(sequence, _)) => Position::AtSequence(sequence.clone()),
             // Where a rewind put the shard.
             Some(Checkpoint::AtSequence(sequence)) => Position::AtSequence(sequence.clone()),
             Some(Checkpoint::TrimHorizon) => Position::TrimHorizon,
@@ -112,6 +117,15 @@ impl ShardLoop {
         };
 
         let config = &self.function.manifest.event_source;
+        let reader: Box<dyn ShardReader> = if config.deaggregate_records {
+            let resume_after = match checkpoint {
+                Some(Checkpoint::SubSequence(sequence, sub)) => Some((sequence, sub)),
+                _ => None,
+            };
+            Box::new(DeaggregatingReader::new(reader, resume_after, &self.function.name, &self.shard))
+        } else {
+            reader
+        };
         if config.parallelization_factor > 1 {
             return self.process_parallel(reader, config.parallelization_factor).await;
         }
@@ -129,11 +143,11 @@ impl ShardLoop {
                         // The filtered records after the batch wait behind it.
                         return Ok(ShardExit::Stopped);
                     }
-                    if let Some(sequence) = batcher.take_filtered_through() {
-                        delivery.checkpoint_at(&sequence).await?;
+                    if let Some(checkpoint) = batcher.take_filtered_through() {
+                        delivery.checkpoint_at(checkpoint).await?;
                     }
                 }
-                Next::FilteredThrough(sequence) => delivery.checkpoint_at(&sequence).await?,
+                Next::FilteredThrough(checkpoint) => delivery.checkpoint_at(checkpoint).await?,
                 Next::ShardEnd => return self.finish().await,
                 Next::Stopped | Next::Deadline => return Ok(ShardExit::Stopped),
             }
@@ -196,11 +210,11 @@ impl ShardLoop {
                         }
                         records = rest;
                     }
-                    if let Some(sequence) = batcher.take_filtered_through() {
-                        delivery.checkpoint_at(&sequence).await?;
+                    if let Some(checkpoint) = batcher.take_filtered_through() {
+                        delivery.checkpoint_at(checkpoint).await?;
                     }
                 }
-                Next::FilteredThrough(sequence) => delivery.checkpoint_at(&sequence).await?,
+                Next::FilteredThrough(checkpoint) => delivery.checkpoint_at(checkpoint).await?,
                 Next::Deadline => {
                     if end_of().is_some_and(|end| now_ms() >= end + CLOSE_GRACE.as_millis() as u64)
                         && delivery.close_window(false).await? == Delivered::Stopped
@@ -328,10 +342,12 @@ impl ShardLoop {
                 {
                     let mut w = watermark.lock().await;
                     for (i, keep) in keep.iter().enumerate() {
-                        w.push(records.sequence_number(i).unwrap_or_default(), !keep);
+                        if let Some(checkpoint) = records.checkpoint_through(i) {
+                            w.push(checkpoint, !keep);
+                        }
                     }
-                    if let Some(sequence) = w.done(std::iter::empty()) {
-                        self.delivery(&self.cancel, None, None).checkpoint_at(&sequence).await?;
+                    if let Some(checkpoint) = w.done(std::iter::empty()) {
+                        self.delivery(&self.cancel, None, None).checkpoint_at(checkpoint).await?;
                     }
                 }
                 let dropped = keep.iter().filter(|k| !**k).count();

@@ -10,6 +10,7 @@
 //! turns its records into the WIT contract's record types, which are what the
 //! mapping loop and the handler see.
 
+pub mod deaggregating;
 pub mod dynamodb;
 pub mod kinesis;
 mod kinesis_api;

@@ -294,6 +294,7 @@ mod tests {
             Checkpoint::Latest,
             Checkpoint::AtTimestamp(NOW),
             Checkpoint::AtSequence("12".into()),
+            Checkpoint::SubSequence("49590338271490256608559692538361571095921575989136588898".into(), 7),
         ] {
             assert_eq!(Checkpoint::decode(&checkpoint.encode()), checkpoint);
         }

@@ -42,11 +42,15 @@ impl CheckpointKey {
 /// (`SentinelCheckpoint`). A shard loop moves it forward only past records the
 /// function finished with; the others are written by `eddy mapping rewind`
 /// ([`control`]) and say where the next reader of the shard starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Checkpoint {
     /// The sequence number of the last record the function finished with:
     /// reading resumes after it.
     Sequence(String),
+    /// Inside a KPL aggregate (`crate::kpl`): the aggregate's sequence number
+    /// and the sub-sequence number of the last of its user records the function
+    /// finished with. Reading resumes at the aggregate, after that user record.
+    SubSequence(String, u32),
     /// The shard is closed and every record of it done: its children may start.
     ShardEnd,
     /// Rewound to the oldest record the shard still holds.
@@ -73,6 +77,7 @@ impl Checkpoint {
     pub fn encode(&self) -> std::borrow::Cow<'_, str> {
         match self {
             Checkpoint::Sequence(sequence) => sequence.into(),
+            Checkpoint::SubSequence(sequence, sub) => format!("{sequence}:{sub}").into(),
             Checkpoint::ShardEnd => Self::SHARD_END.into(),
             Checkpoint::TrimHorizon => Self::TRIM_HORIZON.into(),
             Checkpoint::Latest => Self::LATEST.into(),
@@ -92,6 +97,11 @@ impl Checkpoint {
                 }
                 if let Some(sequence) = text.strip_prefix(Self::AT_SEQUENCE) {
                     return Checkpoint::AtSequence(sequence.to_owned());
+                }
+                if let Some((sequence, sub)) = text.split_once(':')
+                    && let Ok(sub) = sub.parse()
+                {
+                    return Checkpoint::SubSequence(sequence.to_owned(), sub);
                 }
                 Checkpoint::Sequence(text.to_owned())
             }
