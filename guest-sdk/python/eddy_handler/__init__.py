@@ -25,7 +25,7 @@ from wit_world.imports import log as _log
 from wit_world.imports import types as _types
 
 __all__ = [
-    "log", "data_text", "data_json", "item_identifier", "records", "process_batch",
+    "log", "data_text", "data_json", "item_identifier", "sub_sequence_number", "records", "process_batch",
     "LambdaContext", "json_handler", "lambda_handler", "typed_handler",
 ]
 
@@ -58,13 +58,33 @@ def data_json(record):
     return _json.loads(data_text(record))
 
 
-def item_identifier(record):
-    """What names a record in ``batchItemFailures``: its sequence number."""
+def sub_sequence_number(record):
+    """For a user record the host split out of a KPL aggregate
+    (``DeaggregateRecords``), its index in the aggregate (the JSON world's
+    ``kinesis.subSequenceNumber``, the last part of the typed world's
+    ``event_id``); otherwise ``None``."""
     if isinstance(record, dict):
-        if "kinesis" in record:
-            return record["kinesis"]["sequenceNumber"]
-        return record["dynamodb"]["SequenceNumber"]
-    return record.sequence_number
+        return record.get("kinesis", {}).get("subSequenceNumber")
+    event_id, sequence = getattr(record, "event_id", None), getattr(record, "sequence_number", None)
+    if not isinstance(event_id, str) or not isinstance(sequence, str):
+        return None
+    head, _, tail = event_id.rpartition(":")
+    if tail.isdigit() and head.endswith(":" + sequence) and head != ":" + sequence:
+        return int(tail)
+    return None
+
+
+def item_identifier(record):
+    """What names a record in ``batchItemFailures``: its sequence number, and for
+    a user record of a KPL aggregate ``<sequence>:<sub>``."""
+    if isinstance(record, dict):
+        if "dynamodb" in record:
+            return record["dynamodb"]["SequenceNumber"]
+        sequence = record["kinesis"]["sequenceNumber"]
+    else:
+        sequence = record.sequence_number
+    sub = sub_sequence_number(record)
+    return sequence if sub is None else f"{sequence}:{sub}"
 
 
 def records(event_or_batch):
