@@ -24,7 +24,7 @@
 //! (`<shard>:<sequence>:<sub>`). Data that starts with the magic bytes but is not
 //! a well-formed aggregate stays one plain record: it is never dropped.
 
-use crate::record::{KinesisRecord, kinesis_event_id};
+use crate::record::KinesisRecord;
 use md5::Digest as _;
 
 /// The four bytes every aggregate starts with.
@@ -141,9 +141,15 @@ fn user_record(aggregate: &KinesisRecord, sub: usize, user: UserRecord<'_>) -> K
     }
 }
 
-/// `<shard>:<sequence>:<sub>`: the aggregate's eventID and the user record's index.
+/// `<shard>:<sequence>:<sub>`: the aggregate's eventID and the user record's
+/// index, in one allocation.
 fn sub_event_id(aggregate_event_id: &str, sub: usize) -> String {
-    kinesis_event_id(aggregate_event_id, &sub.to_string())
+    use std::fmt::Write as _;
+    let mut id = String::with_capacity(aggregate_event_id.len() + 1 + 6);
+    id.push_str(aggregate_event_id);
+    // Writing into a String cannot fail.
+    let _ = write!(id, ":{sub}");
+    id
 }
 
 /// A user record as the protobuf body has it.
