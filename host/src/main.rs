@@ -12,6 +12,7 @@ use commands::mapping::MappingCommand;
 use commands::new::NewArgs;
 use commands::put::PutArgs;
 use commands::redrive::RedriveArgs;
+use commands::test::TestArgs;
 use commands::run::RunArgs;
 use commands::status::StatusArgs;
 use commands::watch::WatchArgs;
@@ -75,6 +76,17 @@ enum Command {
   eddy redrive orders --from arn:aws:sqs:us-east-1:123456789012:orders-dlq
   eddy redrive orders --dry-run                         # fetch and report, invoke nothing")]
     Redrive(RedriveArgs),
+    /// Run a function through its real mapping over a scenario of records, on
+    /// a simulated clock, and print each invocation, checkpoint and failure
+    /// record: batching, filters, retries, bisection, discards and windows,
+    /// without a host and without waiting.
+    ///
+    /// The exit status is 1 unless every record ends behind its checkpoint.
+    #[command(after_help = "Examples:
+  eddy test orders --records scenario.jsonl
+  eddy test orders --records scenario.jsonl --shards 4 --json
+  # scenario.jsonl: {\"PartitionKey\":\"a\",\"Text\":\"hi\"} and {...,\"At\":90} (seconds after the start)")]
+    Test(TestArgs),
     /// Pause, resume or rewind a running function's mapping, without a restart.
     #[command(subcommand)]
     Mapping(MappingCommand),
@@ -203,6 +215,8 @@ async fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::Status(args) => commands::status::run(args).await,
         Command::Mapping(command) => commands::mapping::run(command).await,
         Command::Redrive(args) => commands::redrive::run(args).await,
+        // It runs its own runtime, on a thread of its own (its clock is simulated).
+        Command::Test(args) => tokio::task::block_in_place(|| commands::test::run(args)),
         Command::New(args) => commands::new::run(args),
         Command::Build(args) => commands::build::run(args),
         Command::Watch(args) => tokio::task::block_in_place(|| commands::watch::run(args)),

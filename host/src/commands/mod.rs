@@ -8,6 +8,7 @@ pub mod mapping;
 pub mod new;
 pub mod put;
 pub mod redrive;
+pub mod test;
 pub mod run;
 pub mod status;
 pub mod stream;
