@@ -127,6 +127,9 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    // `eddy test` prints the mapping's doings as its timeline: only the
+    // handler's own lines and warnings from outside the mapping go to the log.
+    let log_filter = log_filter.or_else(|| matches!(cli.command, Command::Test(_)).then(|| "warn,eddy::mapping=off,handler=info".to_owned()));
     init_logging(cli.log_format, matches!(cli.command, Command::Run(_)), log_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

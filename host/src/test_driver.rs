@@ -153,8 +153,8 @@ pub struct Invocation {
     /// Set in a tumbling window: its start and end (ms after the start), the
     /// state handed in, and whether this is the window's final invocation.
     pub window: Option<WindowSeen>,
-    /// What the handler answered: its JSON response, or its error.
-    pub response: String,
+    /// What the handler answered, as JSON (`None` when it failed: `outcome` says how).
+    pub response: Option<String>,
     /// How the mapping took it: `success`, `partial failure at <id>`, or
     /// `failure: <why>`.
     pub outcome: String,
@@ -391,7 +391,7 @@ impl Handler for RecordingHandler {
             Outcome::Failure(why) => format!("failure: {why}"),
         };
         let response = match &result {
-            Ok(HandlerResponse::Json(text)) => text.clone(),
+            Ok(HandlerResponse::Json(text)) => Some(text.clone()),
             Ok(HandlerResponse::Typed(response)) => {
                 let failures: Vec<_> =
                     response.batch_item_failures.iter().map(|id| serde_json::json!({ "itemIdentifier": id })).collect();
@@ -399,9 +399,9 @@ impl Handler for RecordingHandler {
                 if let Some(state) = &response.state {
                     out["state"] = serde_json::from_str(state).unwrap_or_else(|_| state.clone().into());
                 }
-                out.to_string()
+                Some(out.to_string())
             }
-            Err(error) => format!("error: {error}"),
+            Err(_) => None,
         };
         let window = batch.window.as_ref().map(|w| WindowSeen {
             start_ms: self.journal.offset(w.start_ms),

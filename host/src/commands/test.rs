@@ -128,7 +128,9 @@ fn print_timeline(report: &Report) {
             text
         });
         let records = if i.records.is_empty() { "(no records)".to_owned() } else { ids(&i.records) };
-        lines.push((i.at_ms, 1, format!("invoke      {}  {records}{window}  -> {}  {}", i.shard, i.outcome, i.response)));
+        // An error is the outcome already; a response is shown beside it.
+        let response = i.response.as_deref().map_or(String::new(), |r| format!("  {r}"));
+        lines.push((i.at_ms, 1, format!("invoke      {}  {records}{window}  -> {}{response}", i.shard, i.outcome)));
     }
     for c in &report.checkpoints {
         let window = c.window.as_deref().map_or(String::new(), |w| format!("  window {w}"));
