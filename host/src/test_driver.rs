@@ -45,8 +45,11 @@ use crate::store::{
 
 /// The name of the stream that stands in for the manifest's source.
 pub const STREAM: &str = "test";
-/// How often the driver looks whether the run is over, in simulated time.
-const LOOK_EVERY: Duration = Duration::from_millis(50);
+/// How often the driver looks at the function's state and the limits when
+/// nothing has been written down, in simulated time. (Whether every record is
+/// done is looked at after each checkpoint write: a look reads the store, in
+/// real time, and a long run of simulated time must not cost one per tick.)
+const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// One record of a scenario: put at `at` after the start.
 #[derive(Debug, Clone)]
@@ -198,9 +201,17 @@ struct Journal {
     start_ms: u64,
     invocations: Mutex<Vec<Invocation>>,
     checkpoints: Mutex<Vec<CheckpointWrite>>,
+    /// Something was written down since the driver last looked.
+    changed: tokio::sync::Notify,
+    checkpoint_moved: std::sync::atomic::AtomicBool,
 }
 
 impl Journal {
+    fn note_checkpoint(&self) {
+        self.checkpoint_moved.store(true, std::sync::atomic::Ordering::Release);
+        self.changed.notify_one();
+    }
+
     fn now(&self) -> u64 {
         clock::now_ms().saturating_sub(self.start_ms)
     }
@@ -275,6 +286,8 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
                     record.data,
                 ));
             }
+            // Look once after the last put, even if no checkpoint moves again.
+            journal.note_checkpoint();
             continue;
         }
         if journal.invocations.lock().map_or(0, |i| i.len()) >= scenario.max_invocations {
@@ -283,13 +296,18 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
         if status.function(&scenario.function).is_some_and(|f| matches!(f.state, FunctionState::Failed)) {
             break Ended::MappingFailed;
         }
-        if all_done(&*checkpoints, &scenario.function, &puts, version.manifest.event_source.deaggregate_records).await? {
+        if journal.checkpoint_moved.swap(false, std::sync::atomic::Ordering::AcqRel)
+            && all_done(&*checkpoints, &scenario.function, &puts, version.manifest.event_source.deaggregate_records).await?
+        {
             break Ended::Done;
         }
         if tokio::time::Instant::now() >= start + last_at + scenario.run_for {
             break Ended::TimeLimit;
         }
-        tokio::time::sleep(LOOK_EVERY).await;
+        tokio::select! {
+            () = journal.changed.notified() => {}
+            () = tokio::time::sleep(LOOK_EVERY) => {}
+        }
     };
     let simulated_ms = journal.now();
     running.stop().await;
@@ -422,6 +440,7 @@ impl Handler for RecordingHandler {
         if let Ok(mut invocations) = self.journal.invocations.lock() {
             invocations.push(invocation);
         }
+        self.journal.changed.notify_one();
         result
     }
 }
@@ -459,10 +478,13 @@ impl CheckpointStore for RecordingStore {
         if let Ok(mut checkpoints) = self.journal.checkpoints.lock() {
             checkpoints.push(write);
         }
+        self.journal.note_checkpoint();
         Ok(())
     }
     async fn close_window(&self, key: &CheckpointKey) -> Result<(), StoreError> {
-        self.inner.close_window(key).await
+        self.inner.close_window(key).await?;
+        self.journal.note_checkpoint();
+        Ok(())
     }
     async fn mapping_start(&self, mapping: &MappingKey) -> Result<Option<u64>, StoreError> {
         self.inner.mapping_start(mapping).await
