@@ -9,6 +9,13 @@ use serde_json::Value;
 
 use eddy_tests::*;
 
+/// An example scenario of examples/scenarios/: its manifest and its records.
+fn scenario(name: &str) -> (String, String) {
+    let dir = repo_root().join("examples/scenarios");
+    let read = |file: String| std::fs::read_to_string(dir.join(&file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    (read(format!("{name}.toml")), read(format!("{name}.jsonl")))
+}
+
 /// Runs `eddy test FUNCTION` in `ws` with `records` as the scenario; the exit
 /// status, the JSON report (Null when none was printed) and stderr.
 fn eddy_test(ws: &Workspace, function: &str, records: &str, extra: &[&str]) -> (Option<i32>, Value, String) {
@@ -41,23 +48,12 @@ fn strings(items: &[&str]) -> Vec<String> {
 #[test]
 fn retries_bisection_and_discards_play_out_on_the_simulated_clock() {
     let ws = Workspace::new();
-    ws.deploy(
-        "orders",
-        "responder",
-        "[EventSource]\nType = \"Local\"\nStream = \"orders\"\nBatchSize = 10\n\
-         FunctionResponseTypes = [\"ReportBatchItemFailures\"]\nMaximumRetryAttempts = 2\nBisectBatchOnFunctionError = true\n\
-         [EventSource.DestinationConfig.OnFailure]\nDestination = \"failures\"\n",
-    );
-    // `responder` answers its batch's first record's text: the first batch
-    // fails its second record; 30 s later a record that raises comes, with one
-    // that succeeds after it.
-    let records = r#"{"PartitionKey":"k","Text":"{\"batchItemFailures\":[{\"itemIdentifier\":\"$SEQ1\"}]}"}
-{"PartitionKey":"k","Text":"{}"}
-{"PartitionKey":"k","Text":"{}"}
-{"PartitionKey":"k","Text":"raise","At":30}
-{"PartitionKey":"k","Text":"{}"}
-"#;
-    let (code, report, stderr) = eddy_test(&ws, "orders", records, &[]);
+    // examples/scenarios/retries: `responder` answers its batch's first
+    // record's text: the first batch fails its second record; 30 s later a
+    // record that raises comes, with one that succeeds after it.
+    let (manifest, records) = scenario("retries");
+    ws.deploy("orders", "responder", &manifest);
+    let (code, report, stderr) = eddy_test(&ws, "orders", &records, &[]);
     assert_eq!(code, Some(0), "{report}\n{stderr}");
     assert_eq!(report["ended"], "done");
     let raised = "failure: the handler returned an error: raised, as the record asked";
@@ -94,17 +90,9 @@ fn retries_bisection_and_discards_play_out_on_the_simulated_clock() {
 #[test]
 fn tumbling_windows_hand_their_state_on_and_close_in_simulated_time() {
     let ws = Workspace::new();
-    ws.deploy(
-        "sales",
-        "totals",
-        "[EventSource]\nType = \"Local\"\nStream = \"sales\"\nTumblingWindowInSeconds = 60\nFunctionResponseTypes = [\"ReportBatchItemFailures\"]\n",
-    );
-    let records = r#"{"PartitionKey":"alice","Json":{"amount":1}}
-{"PartitionKey":"bob","Json":{"amount":2},"At":10}
-{"PartitionKey":"alice","Json":{"amount":4},"At":59.5}
-{"PartitionKey":"alice","Json":{"amount":8},"At":75}
-"#;
-    let (code, report, stderr) = eddy_test(&ws, "sales", records, &[]);
+    let (manifest, records) = scenario("windows");
+    ws.deploy("sales", "totals", &manifest);
+    let (code, report, stderr) = eddy_test(&ws, "sales", &records, &[]);
     assert_eq!(code, Some(0), "{report}\n{stderr}");
     let windows: Vec<(i64, String, bool)> = report["invocations"]
         .as_array()

@@ -12,17 +12,16 @@ use serde_json::{Value, json};
 use eddy_tests::kinesis::{Handled, Kinesis, handled};
 use eddy_tests::*;
 
-/// Puts `puts` (see tests/emulators/kpl_producer.js) in order; the sequence
-/// number of each record put.
+/// Puts `puts` with the example producer (examples/kpl/produce.js) in order;
+/// the sequence number of each record put.
 fn produce(endpoint: &str, stream: &str, puts: &Value) -> Vec<String> {
-    let modules = repo_root().join("tests/emulators");
-    assert!(
-        modules.join("node_modules/aws-kinesis-agg").is_dir(),
-        "AWS's aggregation library is missing: run tests/emulators/install.sh"
-    );
+    let modules = repo_root().join("tests/emulators/node_modules");
+    assert!(modules.join("aws-kinesis-agg").is_dir(), "AWS's aggregation library is missing: run tests/emulators/install.sh");
+    let script = repo_root().join("examples/kpl/produce.js");
     let out = std::process::Command::new("node")
-        .current_dir(&modules)
-        .args(["kpl_producer.js", endpoint, stream, &puts.to_string()])
+        .env("NODE_PATH", &modules)
+        .arg(&script)
+        .args([endpoint, stream, &puts.to_string()])
         .output()
         .expect("node runs");
     assert!(out.status.success(), "the producer failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -105,11 +104,13 @@ fn aggregates_from_the_aws_library_are_split_into_their_user_records_in_order_on
 fn a_failure_inside_an_aggregate_is_retried_from_its_user_record_and_a_killed_host_resumes_there() {
     let ws = Workspace::new();
     ws.create_stream("kpl", 1);
-    let extra = "StartingPosition = \"TRIM_HORIZON\"\nDeaggregateRecords = true\nFunctionResponseTypes = [\"ReportBatchItemFailures\"]";
+    let example = std::fs::read_to_string(repo_root().join("examples/kpl/kpl.toml")).expect("examples/kpl/kpl.toml");
+    let kpl_manifest = example.replace("Stream = \"orders\"", "Stream = \"kpl\"");
+    assert!(kpl_manifest.contains("DeaggregateRecords = true"), "{kpl_manifest}");
     // `responder` answers its batch's first record's text: the first user record
     // fails the third ($ITEM2 is its `<sequence>:2`); the retry starts at the
     // third, which raises, and goes on raising.
-    ws.deploy("agg", "responder", &manifest("kpl", extra));
+    ws.deploy("agg", "responder", &kpl_manifest);
     let host = Host::start(&ws);
     host.wait_state("agg", "running");
     let endpoint = format!("http://{}", host.admin);

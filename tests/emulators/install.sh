@@ -2,7 +2,7 @@
 # Installs the emulators the integration tests start: kinesis-mock and DynamoDB
 # Local (into tests/emulators/node_modules, with the AWS SDK for JavaScript's
 # Kinesis client, which tests/kinesis_api.rs drives, and AWS's aggregation
-# library, the KPL-format producer of tests/kpl.rs), with the launcher that keeps DynamoDB
+# library, which examples/kpl/produce.js uses in tests/kpl.rs), with the launcher that keeps DynamoDB
 # Local on 127.0.0.1, and moto's server for SQS, SNS and S3 (a virtualenv in
 # tests/emulators/moto). Needs Node.js with npm, a JDK 17 (java, javac) and
 # Python 3 with venv and pip.

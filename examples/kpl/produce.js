@@ -1,11 +1,15 @@
-// A producer of KPL aggregates, for tests/kpl.rs: AWS's own aggregation library
-// (aws-kinesis-agg, the Kinesis Producer Library's record format) builds the
-// aggregates and the AWS SDK for JavaScript puts them, one PutRecord each, in
-// order, to a Kinesis endpoint (kinesis-mock, or Eddy's Kinesis API).
+// A producer of KPL aggregates: AWS's own aggregation library (aws-kinesis-agg,
+// the Kinesis Producer Library's record format) builds the aggregates and the
+// AWS SDK for JavaScript puts them, one PutRecord each, in order, to a Kinesis
+// endpoint: Eddy's Kinesis API on a local stream, kinesis-mock, or Kinesis.
+// A function whose manifest has `DeaggregateRecords = true` (kpl.toml) sees
+// each user record on its own. tests/kpl.rs runs it.
 //
-//   node kpl_producer.js ENDPOINT STREAM PUTS_JSON
+//   npm install aws-kinesis-agg@4.2.8 @aws-sdk/client-kinesis @smithy/node-http-handler
+//   eddy stream create orders --shards 1 && eddy run &        # Kinesis API on 127.0.0.1:8700
+//   node produce.js http://127.0.0.1:8700 orders '[{"aggregate": [["alice", "one"], ["bob", "two"]]}]'
 //
-// PUTS_JSON is a list; each item is one Kinesis record:
+// The last argument is a JSON list; each item is one Kinesis record:
 //   {"aggregate": [[partitionKey, text, explicitHashKey?], ...]}
 //   {"plain": [partitionKey, text]}
 //   {"malformed": partitionKey}  (the magic bytes and a body that is no aggregate)
