@@ -266,6 +266,7 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
         MappingContext { store: Arc::clone(&checkpoints), status: Arc::clone(&status), cluster: None },
     );
 
+    let mapping_key = MappingKey { function: scenario.function.to_string(), source: version.manifest.event_source.source.id() };
     // The records, each at its time; then a look now and then whether all is done.
     let start = tokio::time::Instant::now();
     let mut puts: Vec<(Put, Vec<u8>)> = Vec::with_capacity(scenario.records.len());
@@ -297,7 +298,7 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
             break Ended::MappingFailed;
         }
         if journal.checkpoint_moved.swap(false, std::sync::atomic::Ordering::AcqRel)
-            && all_done(&*checkpoints, &scenario.function, &puts, version.manifest.event_source.deaggregate_records).await?
+            && all_done(&*checkpoints, &mapping_key, &puts, version.manifest.event_source.deaggregate_records).await?
         {
             break Ended::Done;
         }
@@ -330,7 +331,7 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
 }
 
 /// Every record put is behind its shard's checkpoint, and no window is open.
-async fn all_done(store: &dyn CheckpointStore, function: &str, puts: &[(Put, Vec<u8>)], deaggregate: bool) -> anyhow::Result<bool> {
+async fn all_done(store: &dyn CheckpointStore, mapping: &MappingKey, puts: &[(Put, Vec<u8>)], deaggregate: bool) -> anyhow::Result<bool> {
     let mut last_of_shard: Vec<(&str, &Put, &[u8])> = Vec::new();
     for (put, data) in puts {
         match last_of_shard.iter_mut().find(|(shard, _, _)| *shard == put.shard) {
@@ -339,7 +340,7 @@ async fn all_done(store: &dyn CheckpointStore, function: &str, puts: &[(Put, Vec
         }
     }
     for (shard, last, data) in last_of_shard {
-        let key = CheckpointKey { function: function.to_owned(), source: format!("local:{STREAM}"), shard: shard.to_owned() };
+        let key = CheckpointKey { function: mapping.function.clone(), source: mapping.source.clone(), shard: shard.to_owned() };
         let last_sequence: u64 = last.sequence_number.parse().unwrap_or(u64::MAX);
         let behind = match store.checkpoint(&key).await? {
             Some(Checkpoint::ShardEnd) => true,
