@@ -136,6 +136,10 @@ fn a_run_that_cannot_finish_stops_at_its_limit_and_bad_scenarios_are_refused() {
     let (code, report, stderr) = eddy_test(&ws, "stuck", "{\"PartitionKey\":\"k\",\"Text\":\"x\"}\n{\"PartitionKey\":\"k\",\"Text\":\"y\",\"At\":-2}\n", &[]);
     assert_eq!((code, report), (Some(1), Value::Null));
     assert!(stderr.contains("scenario.jsonl") && stderr.contains("line 2: At must be a number of seconds"), "{stderr}");
+    ws.write_manifest("stuck", "[EventSource]\nType = \"DynamoDB\"\nTable = \"orders\"\n");
+    let (code, _, stderr) = eddy_test(&ws, "stuck", "{\"PartitionKey\":\"k\",\"Text\":\"x\"}\n", &[]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("reads a DynamoDB stream: eddy test puts Kinesis records"), "{stderr}");
     let (code, _, stderr) = eddy_test(&ws, "missing", "{\"PartitionKey\":\"k\",\"Text\":\"x\"}\n", &[]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("missing.wasm"), "{stderr}");

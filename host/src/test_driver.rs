@@ -224,6 +224,13 @@ impl Journal {
 /// Runs `scenario`; call it inside a current-thread tokio runtime started
 /// paused (`tokio::runtime::Builder::start_paused`), once per process.
 pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
+    // The scenario's records are Kinesis records; a DynamoDB handler would be
+    // handed records of the wrong kind.
+    anyhow::ensure!(
+        !matches!(scenario.manifest.event_source.source, SourceRef::Dynamodb { .. }),
+        "{}.toml reads a DynamoDB stream: eddy test puts Kinesis records, so it runs Kinesis and local mappings only",
+        scenario.function
+    );
     anyhow::ensure!(clock::simulate(scenario.start_ms), "the test driver runs once per process");
     let wall = std::time::Instant::now();
     let dir = tempfile::tempdir().context("cannot make a temporary directory")?;
