@@ -10,7 +10,9 @@
 //! 2. records per second through the whole loop (read from the embedded stream,
 //!    batch, invoke, checkpoint) on a 4-shard stream of 100,000 records, with the
 //!    Wasm handler and with the native one (the batch copied into the guest SDK's
-//!    types, as lowering copies it into guest memory).
+//!    types, as lowering copies it into guest memory): the median of
+//!    EDDY_BENCH_LOOP_ROUNDS (5) rounds, wasm and native taking turns, in
+//!    records/s of wall time and in the process's CPU time per record;
 //!
 //! 3. the cost of capability calls from the `hostile` example's probes: key-value
 //!    calls and record puts on the embedded store, and a call the role denies.
@@ -19,7 +21,8 @@
 //!    load (compile, and write the compile cache), cached load (read it back),
 //!    and an invocation with a batch of 100 records, fresh and warm.
 //!
-//! Set EDDY_BENCH_RECORDS to change the loop's record count, and
+//! Set EDDY_BENCH_RECORDS to change the loop's record count,
+//! EDDY_BENCH_ONLY=loop to print the loop's table alone (for a profile), and
 //! EDDY_BENCH_ONLY=languages to print the languages table alone (it needs every
 //! example built: `examples/build.sh`).
 
@@ -53,15 +56,24 @@ fn main() -> anyhow::Result<()> {
         return rt.block_on(languages(&dist));
     }
 
-    println!("## Invocation: fresh (instantiate + call) and warm (call a kept instance), per invocation\n");
-    println!("| handler | batch | fresh p50 | warm p50 | warm p99 | native p50 | native p99 | warm per record |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let loop_only = std::env::var("EDDY_BENCH_ONLY").is_ok_and(|v| v == "loop");
+    if !loop_only {
+        println!("## Invocation: fresh (instantiate + call) and warm (call a kept instance), per invocation\n");
+    }
     let mut components = Vec::new();
     let source_only = (eddy::role::Grants::source_only("bench"), Arc::new(eddy::capability::Services::new(None)));
     for name in ["noop", "totals"] {
         let bytes = std::fs::read(dist.join(format!("{name}.wasm")))
             .map_err(|e| anyhow::anyhow!("{name}.wasm: {e} (run examples/build.sh first)"))?;
         let component = Arc::new(runtime.load(&bytes)?);
+        components.push((name, Arc::clone(&component)));
+        if loop_only {
+            continue;
+        }
+        if name == "noop" {
+            println!("| handler | batch | fresh p50 | warm p50 | warm p99 | native p50 | native p99 | warm per record |");
+            println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+        }
         for size in SIZES {
             let batch = host_batch(size);
             let guest = guest_batch(size);
@@ -84,28 +96,42 @@ fn main() -> anyhow::Result<()> {
                 fmt(percentile(&wasm, 50) / size as u32),
             );
         }
-        components.push((name, component));
     }
 
     let records: usize = std::env::var("EDDY_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    println!("\n## Whole loop on the embedded stream ({records} records, 4 shards, BatchSize 1000)\n");
-    println!("| handler | wasm records/s | wasm elapsed | native records/s | native elapsed |");
-    println!("|---|---:|---:|---:|---:|");
+    let rounds: usize = std::env::var("EDDY_BENCH_LOOP_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5).max(1);
+    println!("\n## Whole loop on the embedded stream ({records} records, 4 shards, BatchSize 1000), median of {rounds} interleaved rounds\n");
+    println!("| handler | wasm records/s | native records/s | wasm / native | wasm CPU per record | native CPU per record | native / wasm CPU |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for (name, component) in components {
         let component = Arc::into_inner(component).ok_or_else(|| anyhow::anyhow!("component still shared"))?;
         let wasm: Arc<dyn Handler> = Arc::new(WasmHandler { runtime: Arc::clone(&runtime), component });
         let native: Arc<dyn Handler> = Arc::new(Native { name });
-        let (wasm_elapsed, n) = rt.block_on(time_loop(wasm, name, records))?;
-        let (native_elapsed, m) = rt.block_on(time_loop(native, name, records))?;
+        // Wasm and native take turns, each going first every other round, so
+        // that a machine slowing down mid-run tilts neither; the CPU time is
+        // steadier than the wall time on a shared machine.
+        let (mut wasm_runs, mut native_runs) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let order = if round % 2 == 0 { [true, false] } else { [false, true] };
+            for is_wasm in order {
+                let handler = if is_wasm { Arc::clone(&wasm) } else { Arc::clone(&native) };
+                let run = rt.block_on(time_loop(handler, name, records))?;
+                if is_wasm { wasm_runs.push(run) } else { native_runs.push(run) }
+            }
+        }
+        let rate = |runs: &[LoopRun]| median(runs.iter().map(|r| r.records as f64 / r.elapsed.as_secs_f64()).collect());
+        let cpu = |runs: &[LoopRun]| median(runs.iter().map(|r| r.cpu.as_secs_f64() * 1e6 / r.records as f64).collect());
+        let (wasm_rate, native_rate, wasm_cpu, native_cpu) = (rate(&wasm_runs), rate(&native_runs), cpu(&wasm_runs), cpu(&native_runs));
         println!(
-            "| {name} | {:.0} | {} | {:.0} | {} |",
-            n as f64 / wasm_elapsed.as_secs_f64(),
-            fmt(wasm_elapsed),
-            m as f64 / native_elapsed.as_secs_f64(),
-            fmt(native_elapsed)
+            "| {name} | {wasm_rate:.0} | {native_rate:.0} | {:.2} | {wasm_cpu:.2} µs | {native_cpu:.2} µs | {:.2} |",
+            wasm_rate / native_rate,
+            native_cpu / wasm_cpu
         );
     }
 
+    if loop_only {
+        return Ok(());
+    }
     capability_calls(&rt, &runtime, &dist)?;
 
     println!("\n## FilterCriteria: matching one record (Kinesis JSON data, 63 bytes)\n");
@@ -335,7 +361,31 @@ fn to_guest(batch: &Batch) -> eddy_guest::Batch {
     }
 }
 
-async fn time_loop(handler: Arc<dyn Handler>, name: &str, records: usize) -> anyhow::Result<(Duration, u64)> {
+/// One run of the whole loop: how long it took, and the CPU the process spent.
+struct LoopRun {
+    elapsed: Duration,
+    cpu: Duration,
+    records: u64,
+}
+
+/// The CPU time (user and system) of this process so far.
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+async fn time_loop(handler: Arc<dyn Handler>, name: &str, records: usize) -> anyhow::Result<LoopRun> {
     let dir = tempfile::tempdir()?;
     let store = Arc::new(EmbeddedStore::open(dir.path())?);
     let mut conn = store.connect()?;
@@ -362,7 +412,7 @@ async fn time_loop(handler: Arc<dyn Handler>, name: &str, records: usize) -> any
     status.set_function(eddy::status::FunctionStatus::new(name, eddy::status::FunctionState::Running), true);
     let checkpoints: Arc<dyn CheckpointStore> = store.clone();
     let source = Arc::new(LocalSource::new(Arc::clone(&store), "bench", Duration::from_millis(10)));
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), process_cpu());
     let mapping = mapping::start(
         version,
         source,
@@ -371,9 +421,9 @@ async fn time_loop(handler: Arc<dyn Handler>, name: &str, records: usize) -> any
     loop {
         let done: u64 = status.snapshot().iter().flat_map(|f| &f.shards).map(|s| s.records_processed).sum();
         if done >= records as u64 {
-            let elapsed = started.elapsed();
+            let (elapsed, cpu) = (started.elapsed(), process_cpu() - cpu);
             mapping.stop().await;
-            return Ok((elapsed, done));
+            return Ok(LoopRun { elapsed, cpu, records: done });
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

@@ -40,7 +40,13 @@ impl TypedHandler for Totals {
         }
         let mut response = process_kinesis(&batch, |record| {
             let sale: Sale = record.data_as_json()?;
-            *totals.entry(record.partition_key.clone()).or_default() += sale.amount;
+            // Look the key up before inserting it: it is copied only the first time.
+            match totals.get_mut(record.partition_key.as_str()) {
+                Some(total) => *total += sale.amount,
+                None => {
+                    totals.insert(record.partition_key.clone(), sale.amount);
+                }
+            }
             Ok::<_, serde_json::Error>(())
         });
         let (first, last) = batch.records.sequence_range().unwrap_or_default();
