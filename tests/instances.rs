@@ -103,6 +103,38 @@ fn the_manifest_bounds_an_instances_life_or_turns_reuse_off() {
 }
 
 #[test]
+fn an_idle_function_lets_go_of_its_code_and_its_next_batch_loads_it_again() {
+    let ws = Workspace::new();
+    ws.create_stream("s", 1);
+    ws.deploy("idle", "hostile", &format!("[ExecutionEnvironment]\nMaxIdleSeconds = 1\n\n{}", manifest("s", "MaximumRetryAttempts = 0")));
+    let host = Host::start(&ws);
+    host.wait_state("idle", "running");
+    let released = || host.log_text().matches("its compiled code is let go of").count();
+    let reloaded = || host.log_text().matches("its code loaded again after idling").count();
+    wait_for("the idle function to let go of its code", || (released() >= 1).then_some(()));
+
+    // The next batch loads it again from the compile cache, and runs.
+    one_batch(&host, "idle", "s", "count");
+    assert_eq!((counts(&host, "idle"), reloaded()), (vec![1], 1), "{}", host.log_text());
+
+    // Idle again, and the compile cache has lost the entry: the function's file
+    // (the same version) serves.
+    wait_for("the code to be let go of again", || (released() >= 2).then_some(()));
+    let cache = ws.path().join(".eddy/compiled");
+    for entry in std::fs::read_dir(&cache).expect("the compile cache").flatten() {
+        std::fs::remove_file(entry.path()).expect("remove a cache entry");
+    }
+    one_batch(&host, "idle", "s", "count");
+    assert_eq!((counts(&host, "idle"), reloaded()), (vec![1, 1], 2), "{}", host.log_text());
+
+    // Nothing was lost or counted against the function on the way.
+    let f = host.function("idle").expect("status");
+    assert_eq!(shard_total(&f, "records_processed"), 2, "{f}");
+    assert_eq!(shard_total(&f, "records_discarded"), 0, "{f}");
+    assert_eq!(f["state"], "running", "{f}");
+}
+
+#[test]
 fn a_bad_execution_environment_is_refused_with_its_key() {
     let ws = Workspace::new();
     ws.deploy("bad", "hostile", &format!("[ExecutionEnvironment]\nMaxInvocations = 0\n\n{}", manifest("s", "")));

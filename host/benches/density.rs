@@ -9,8 +9,12 @@
 //! are running, and reads VmRSS again: the difference per function is what an
 //! idle function costs (its mapping, its shard loop, its loaded component).
 //! Then one batch for each, so each shard keeps a warm instance, and VmRSS
-//! again. Last, the compile cache's size per example (one entry per version).
-//! EDDY_BIN measures another build.
+//! again. Then nothing, until every function has waited its `MaxIdleSeconds`
+//! (EDDY_BENCH_IDLE_SECONDS, 30, set in each manifest) and let go of its warm
+//! instance and its compiled code, and VmRSS again: what an idle function costs
+//! once reclaimed, as Lambda reclaims an idle execution environment. Last, the
+//! compile cache's size per example (one entry per version). EDDY_BIN measures
+//! another build.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,10 +23,11 @@ use std::time::{Duration, Instant};
 fn main() -> anyhow::Result<()> {
     let eddy = std::env::var_os("EDDY_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_eddy")), PathBuf::from);
     let count: usize = std::env::var("EDDY_BENCH_FUNCTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let max_idle: u64 = std::env::var("EDDY_BENCH_IDLE_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
     let dist = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/dist");
     println!("## Density: {count} idle functions of one example on one host\n");
-    println!("| example | host before | {count} idle | per idle function | idle functions per GB | after one batch each (warm) | per warm function | compile cache entry |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| example | host before | {count} loaded, idle | per loaded function | after one batch each (warm) | per warm function | after MaxIdleSeconds ({max_idle} s) | per idle function | idle functions per GB | compile cache entry |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for example in ["noop", "js-lambda", "python-lambda"] {
         let component = std::fs::read(dist.join(format!("{example}.wasm")))
             .map_err(|e| anyhow::anyhow!("examples/dist/{example}.wasm: {e}; build it with examples/build.sh"))?;
@@ -45,7 +50,10 @@ fn main() -> anyhow::Result<()> {
         // The first compiles and fills the cache; the others load from it.
         for i in 0..count {
             let name = format!("f{i}");
-            std::fs::write(functions.join(format!("{name}.toml")), "[EventSource]\nType = \"Local\"\nStream = \"s\"\nStartingPosition = \"LATEST\"\n")?;
+            std::fs::write(
+                functions.join(format!("{name}.toml")),
+                format!("[ExecutionEnvironment]\nMaxIdleSeconds = {max_idle}\n\n[EventSource]\nType = \"Local\"\nStream = \"s\"\nStartingPosition = \"LATEST\"\n"),
+            )?;
             let aside = functions.join(format!("{name}.partial~"));
             std::fs::write(&aside, &component)?;
             std::fs::rename(&aside, functions.join(format!("{name}.wasm")))?;
@@ -66,19 +74,26 @@ fn main() -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_secs(2));
         let warm = rss_kb(host.id())?;
+        // Every function lets go of its instance and its code after MaxIdleSeconds.
+        let released = |log: &str| log.matches("its compiled code is let go of").count();
+        wait_until(Duration::from_secs(max_idle + 600), || Ok(released(&std::fs::read_to_string(&log_path)?) >= count))?;
+        std::thread::sleep(Duration::from_secs(3));
+        let reclaimed = rss_kb(host.id())?;
         let cache = dir_bytes(&dir.path().join(".eddy/compiled"));
         let _ = host.kill();
         let _ = host.wait();
-        let per_idle = (idle.saturating_sub(before)) as f64 / count as f64;
-        let per_warm = (warm.saturating_sub(before)) as f64 / count as f64;
+        let per = |kb: u64| (kb.saturating_sub(before)) as f64 / count as f64;
+        let per_idle = per(reclaimed);
         println!(
-            "| `{example}` | {:.0} MB | {:.0} MB | {:.0} KB | {:.0} | {:.0} MB | {:.0} KB | {:.1} MB |",
+            "| `{example}` | {:.0} MB | {:.0} MB | {:.0} KB | {:.0} MB | {:.0} KB | {:.0} MB | {:.0} KB | {:.0} | {:.1} MB |",
             before as f64 / 1024.0,
             idle as f64 / 1024.0,
+            per(idle),
+            warm as f64 / 1024.0,
+            per(warm),
+            reclaimed as f64 / 1024.0,
             per_idle,
             if per_idle > 0.0 { 1024.0 * 1024.0 / per_idle } else { f64::INFINITY },
-            warm as f64 / 1024.0,
-            per_warm,
             cache as f64 / 1e6,
         );
     }

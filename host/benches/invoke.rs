@@ -105,7 +105,7 @@ fn main() -> anyhow::Result<()> {
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for (name, component) in components {
         let component = Arc::into_inner(component).ok_or_else(|| anyhow::anyhow!("component still shared"))?;
-        let wasm: Arc<dyn Handler> = Arc::new(WasmHandler { runtime: Arc::clone(&runtime), component });
+        let wasm: Arc<dyn Handler> = Arc::new(WasmHandler::new(Arc::clone(&runtime), component));
         let native: Arc<dyn Handler> = Arc::new(Native { name });
         // Wasm and native take turns, each going first every other round, so
         // that a machine slowing down mid-run tilts neither; the CPU time is

@@ -251,7 +251,7 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Report> {
     let journal = Arc::new(Journal { start_ms: scenario.start_ms, ..Journal::default() });
     let status = Arc::new(StatusBoard::default());
     status.set_function(FunctionStatus::new(&scenario.function, FunctionState::Running), true);
-    let wasm: Arc<dyn Handler> = Arc::new(WasmHandler { runtime: Arc::clone(&scenario.runtime), component: scenario.component });
+    let wasm: Arc<dyn Handler> = Arc::new(WasmHandler::new(Arc::clone(&scenario.runtime), scenario.component));
     let recorded: Arc<dyn Handler> =
         Arc::new(RecordingHandler { inner: wasm, journal: Arc::clone(&journal), report_batch_item_failures });
     let role = Arc::new(scenario.role);

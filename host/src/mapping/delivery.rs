@@ -160,7 +160,7 @@ impl Delivery<'_> {
             let batch = self.batch(std::mem::replace(&mut part.records, Records::Kinesis(Vec::new())));
             let Invoked { result, request_id, elapsed } = self.invoke_recorded(&batch).await;
             part.records = batch.records;
-            let throttled = matches!(result, Err(InvokeError::Throttled(_)));
+            let throttled = result.as_ref().is_err_and(|e| !e.reached_function());
             let mut outcome = outcome::classify(&result, &part.records, config.report_batch_item_failures);
             if self.window.is_some()
                 && let (Ok(response), Outcome::Success | Outcome::PartialFailure { .. }) = (&result, &outcome)
@@ -266,7 +266,7 @@ impl Delivery<'_> {
         let started = Instant::now();
         let result = self.invoke(batch, &request_id).await;
         let elapsed = started.elapsed();
-        let throttled = matches!(result, Err(InvokeError::Throttled(_)));
+        let throttled = result.as_ref().is_err_and(|e| !e.reached_function());
         self.update(|s| {
             s.invocations += 1;
             if !throttled {
@@ -345,7 +345,7 @@ impl Delivery<'_> {
         let mut backoff = Backoff::invocation();
         loop {
             let Invoked { result, request_id, .. } = self.invoke_recorded(&batch).await;
-            let throttled = matches!(result, Err(InvokeError::Throttled(_)));
+            let throttled = result.as_ref().is_err_and(|e| !e.reached_function());
             let outcome = match &result {
                 Ok(_) => Outcome::Success,
                 Err(error) => {

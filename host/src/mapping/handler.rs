@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::record::Batch;
-use crate::runtime::{HandlerResponse, InvokeError, InvokeRequest, LoadedComponent, Runtime};
+use crate::runtime::{HandlerResponse, InvokeError, InvokeRequest, LoadedComponent, ResidentComponent, Runtime};
 
 #[async_trait]
 pub trait Handler: Send + Sync {
@@ -17,14 +17,39 @@ pub trait Handler: Send + Sync {
 
 /// A function's component, invoked on the host's runtime.
 pub struct WasmHandler {
-    pub runtime: Arc<Runtime>,
-    pub component: LoadedComponent,
+    runtime: Arc<Runtime>,
+    code: Code,
+}
+
+enum Code {
+    /// Loaded for as long as the handler lives (`eddy test`, the benches).
+    Loaded(LoadedComponent),
+    /// Let go of while the function idles, loaded again by its next batch (the host).
+    Resident(Arc<ResidentComponent>),
+}
+
+impl WasmHandler {
+    /// `component`, kept loaded.
+    pub fn new(runtime: Arc<Runtime>, component: LoadedComponent) -> WasmHandler {
+        WasmHandler { runtime, code: Code::Loaded(component) }
+    }
+
+    /// A component that is let go of while its function idles.
+    pub fn resident(runtime: Arc<Runtime>, component: Arc<ResidentComponent>) -> WasmHandler {
+        WasmHandler { runtime, code: Code::Resident(component) }
+    }
 }
 
 #[async_trait]
 impl Handler for WasmHandler {
     async fn invoke(&self, batch: &Batch, request: InvokeRequest<'_>) -> Result<HandlerResponse, InvokeError> {
-        self.runtime.invoke(&self.component, batch, request).await
+        match &self.code {
+            Code::Loaded(component) => self.runtime.invoke(component, batch, request).await,
+            Code::Resident(resident) => {
+                let component = resident.acquire(&self.runtime).await?;
+                self.runtime.invoke(&component, batch, request).await
+            }
+        }
     }
 }
 

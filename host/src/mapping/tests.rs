@@ -228,6 +228,15 @@ async fn throttles_do_not_count_as_attempts() {
 }
 
 #[tokio::test]
+async fn code_that_cannot_be_loaded_again_does_not_count_as_an_attempt() {
+    let not_loaded = || Err(InvokeError::NotLoaded("the file holds another version now".into()));
+    let setup = Setup { manifest: "MaximumRetryAttempts = 0", script: vec![not_loaded(), not_loaded(), Ok(vec![])], ..Setup::default() };
+    let run = run(setup, |s| s.records_processed == 5).await;
+    assert_eq!(seen(&run).len(), 3);
+    assert_eq!(shard(&run).records_discarded, 0);
+}
+
+#[tokio::test]
 async fn without_report_batch_item_failures_the_response_is_ignored() {
     let setup = Setup { script: vec![Ok(vec!["3"])], ..Setup::default() };
     let run = run(setup, |s| s.records_processed == 5).await;

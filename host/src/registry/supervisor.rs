@@ -4,7 +4,7 @@
 //! after the old mapping's in-flight batches complete; the new mapping resumes
 //! from the same checkpoints.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use super::RegistryConfig;
 use crate::manifest::{Manifest, SourceRef};
 use crate::mapping::{self, ConcurrencyLimited, FunctionVersion, MappingContext, MappingHandle, WasmHandler};
 use crate::role::Grants;
+use crate::runtime::ResidentComponent;
 use crate::source::StreamSource;
 use crate::source::dynamodb::DynamodbSource;
 use crate::source::kinesis::KinesisSource;
@@ -32,6 +33,8 @@ use crate::status::{FunctionState, FunctionStatus};
 /// A function's files, read whole: its component, its manifest, and the policy
 /// of the role the manifest names.
 pub struct FunctionFiles {
+    /// Where the component was read from.
+    pub wasm_path: PathBuf,
     pub wasm: Arc<[u8]>,
     pub manifest: String,
     pub wasm_digest: String,
@@ -47,6 +50,7 @@ impl FunctionFiles {
     pub fn read(wasm: &Path, manifest: &Path, roles_dir: &Path) -> std::io::Result<FunctionFiles> {
         let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
         let changed = modified(wasm).max(modified(manifest));
+        let wasm_path = wasm.to_path_buf();
         let wasm = std::fs::read(wasm)?;
         let manifest_bytes = std::fs::read(manifest)?;
         let manifest = String::from_utf8_lossy(&manifest_bytes).into_owned();
@@ -61,6 +65,7 @@ impl FunctionFiles {
             None => String::new(),
         };
         Ok(FunctionFiles {
+            wasm_path,
             wasm_digest: crate::runtime::content_digest(&wasm),
             manifest_digest: hex::encode(Sha256::digest(&manifest_bytes)),
             manifest,
@@ -216,7 +221,10 @@ impl Supervisor {
             ..FunctionStatus::new(name, state)
         };
         let enabled = manifest.event_source.enabled;
-        let wasm = Arc::new(WasmHandler { runtime: Arc::clone(&self.config.runtime), component });
+        // Its compiled code goes while it idles, as its warm instances do.
+        let max_idle = manifest.execution_environment.max_idle;
+        let resident = ResidentComponent::new(&self.config.runtime, Arc::clone(name), component, files.wasm_path.clone(), max_idle);
+        let wasm = Arc::new(WasmHandler::resident(Arc::clone(&self.config.runtime), resident));
         let handler = ConcurrencyLimited::wrap(wasm, manifest.reserved_concurrency);
         let version = Arc::new(FunctionVersion {
             identity_arn: role.arn.clone(),

@@ -80,7 +80,23 @@ impl Runtime {
         // module is deterministic, and skipped when the cache has the result.
         let digest = cache::content_digest(bytes);
         let (component, compiled) = self.compile_or_fetch(bytes, kind, &digest)?;
+        self.prepare(component, digest, compiled)
+    }
 
+    /// Loads the component of `digest` (a [`LoadedComponent::digest`]) again
+    /// from the compile cache, without its bytes: how a function whose compiled
+    /// code was let go while it idled comes back ([`super::resident`]).
+    /// `Ok(None)`: the cache does not have it (any more).
+    pub fn load_cached(&self, digest: &str) -> Result<Option<LoadedComponent>, LoadError> {
+        let Some(dir) = &self.cache_dir else { return Ok(None) };
+        match self.fetch(&cache::artifact_path(dir, &self.engine, digest)) {
+            Some(component) => self.prepare(component, digest.to_owned(), false).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A compiled component checked against the contract and pre-linked.
+    fn prepare(&self, component: Component, digest: String, compiled: bool) -> Result<LoadedComponent, LoadError> {
         let ty = component.component_type();
         let exports: Vec<String> = ty.exports(&self.engine).map(|(name, _)| name.to_owned()).collect();
         let imports_wasi = ty.imports(&self.engine).any(|(name, _)| name.starts_with("wasi:"));

@@ -76,6 +76,10 @@ pub enum InvokeError {
     /// Every instance slot was busy: the function was never reached.
     #[error("throttled: every instance slot is busy ({0}); raise --max-instances")]
     Throttled(String),
+    /// The function's compiled code, let go of while it idled, could not be
+    /// loaded again ([`super::resident`]): the function was never reached.
+    #[error("the function's code could not be loaded again: {0}")]
+    NotLoaded(String),
 }
 
 impl InvokeError {
@@ -90,7 +94,15 @@ impl InvokeError {
             InvokeError::Trap(_) => "trap",
             InvokeError::Instantiate(_) => "instantiate",
             InvokeError::Throttled(_) => "throttled",
+            InvokeError::NotLoaded(_) => "not_loaded",
         }
+    }
+
+    /// Whether the invocation reached the function at all. One that did not
+    /// (throttled, or its code not loadable for now) is tried again without
+    /// counting as an attempt, as Lambda does with throttles.
+    pub fn reached_function(&self) -> bool {
+        !matches!(self, InvokeError::Throttled(_) | InvokeError::NotLoaded(_))
     }
 }
 

@@ -18,6 +18,7 @@ pub mod invoke;
 mod limits;
 pub mod packed;
 mod load_error;
+pub mod resident;
 mod warm;
 
 use std::path::PathBuf;
@@ -32,6 +33,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub use cache::content_digest;
 pub use component::{LoadError, LoadedComponent, World};
 pub use invoke::{HandlerResponse, InvokeError, InvokeRequest};
+pub use resident::ResidentComponent;
 pub use warm::InstanceSlot;
 use host_state::HostState;
 
@@ -180,12 +182,17 @@ pub fn give_back_free_memory() {
     }
     tokio::task::spawn_blocking(|| {
         PENDING.store(false, Ordering::Release);
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc_trim only returns free memory of glibc's own arenas.
-        unsafe {
-            libc::malloc_trim(0);
-        }
+        trim_free_memory();
     });
+}
+
+/// Gives the allocator's free memory back to the kernel now (blocking).
+fn trim_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of glibc's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 impl Drop for Runtime {

@@ -111,9 +111,12 @@ impl InstanceSlot {
 /// Drops warm instances that waited longer than their `MaxIdleSeconds` for a
 /// batch, so that an idle function gives its instance's memory back, as
 /// Lambda reclaims an idle execution environment.
+/// It also lets go of the compiled code of functions idle as long
+/// ([`super::resident`]).
 #[derive(Default)]
 pub(super) struct Reaper {
     shelves: Mutex<Vec<Weak<Shelf>>>,
+    residents: Mutex<Vec<Weak<super::resident::ResidentComponent>>>,
 }
 
 /// How often the reaper looks.
@@ -126,18 +129,39 @@ impl Reaper {
         }
     }
 
-    /// One look: drops what idled too long, forgets slots that are gone.
+    pub(super) fn watch_resident(&self, resident: &Arc<super::resident::ResidentComponent>) {
+        if let Ok(mut residents) = self.residents.lock() {
+            residents.push(Arc::downgrade(resident));
+        }
+    }
+
+    /// One look: drops what idled too long, forgets slots and components that
+    /// are gone.
     pub(super) fn reap(&self) {
-        let Ok(mut shelves) = self.shelves.lock() else { return };
-        shelves.retain(|shelf| {
-            let Some(shelf) = shelf.upgrade() else { return false };
-            let expired = match shelf.parked.lock() {
-                Ok(mut parked) if parked.as_ref().is_some_and(|p| p.since.elapsed() >= shelf.max_idle) => parked.take(),
-                _ => None,
-            };
-            drop(expired);
-            true
-        });
+        if let Ok(mut shelves) = self.shelves.lock() {
+            shelves.retain(|shelf| {
+                let Some(shelf) = shelf.upgrade() else { return false };
+                let expired = match shelf.parked.lock() {
+                    Ok(mut parked) if parked.as_ref().is_some_and(|p| p.since.elapsed() >= shelf.max_idle) => parked.take(),
+                    _ => None,
+                };
+                drop(expired);
+                true
+            });
+        }
+        let now = Instant::now();
+        let mut released = false;
+        if let Ok(mut residents) = self.residents.lock() {
+            residents.retain(|resident| {
+                let Some(resident) = resident.upgrade() else { return false };
+                released |= resident.release_if_idle(now);
+                true
+            });
+        }
+        // The code's metadata was on the heap: hand it back to the kernel.
+        if released {
+            super::trim_free_memory();
+        }
     }
 }
 
