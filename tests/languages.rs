@@ -351,8 +351,9 @@ fn falsy_returns_are_sent_as_lambdas_python_and_nodejs_runtimes_send_them() {
 /// guest-sdk/js's `Buffer` gives what Node's does, for the inputs Lambda
 /// handlers give it: the same handler (`tests/fixtures/buffer/index.mjs`) runs
 /// in Eddy and in Node itself, and their answers are compared whole. Base64
-/// with and without padding, URL-safe, with whitespace, empty; bytes past
-/// ASCII; hex; UTF-8 text.
+/// with and without padding, URL-safe, both alphabets mixed, with whitespace,
+/// empty; bytes past ASCII; hex; UTF-8 text; and the event's records array
+/// walked, spread and serialized.
 #[test]
 fn the_javascript_buffer_reads_records_as_nodes_does() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -372,6 +373,8 @@ fn the_javascript_buffer_reads_records_as_nodes_does() {
         ["SGVs bG8=\n", "base64"],
         ["-_-_", "base64"],
         ["-_-_", "base64url"],
+        ["-+_/", "base64"],
+        ["Zm9v-_8", "base64url"],
         ["/+8=", "base64"],
         ["w6l0w6k=", "base64"],
         ["", "base64"],
@@ -400,6 +403,6 @@ fn the_javascript_buffer_reads_records_as_nodes_does() {
     let node = std::process::Command::new("node").args(["--input-type=module", "-e", &script]).output().expect("node runs");
     assert!(node.status.success(), "{}", String::from_utf8_lossy(&node.stderr));
     let expected: Value = serde_json::from_slice(&node.stdout).expect("node's answer");
-    assert_eq!(expected["results"].as_array().map(Vec::len), Some(11), "{expected}");
+    assert_eq!(expected["results"].as_array().map(Vec::len), Some(13), "{expected}");
     assert_eq!(eddy.response, expected, "Eddy's Buffer (left) differs from Node's (right)");
 }

@@ -33,8 +33,12 @@ export const log = {
   error: (message, fields) => write('error', message, fields),
 };
 
-/** Decodes base64 to bytes (the JavaScript engine has `atob`, not Node's Buffer). */
+// The engine's own base64 decoder (native code), where it has one.
+const nativeBase64 = typeof Uint8Array.fromBase64 === 'function';
+
+/** Decodes base64 to bytes (the JavaScript engine has no Node's Buffer). */
 export function fromBase64(text) {
+  if (nativeBase64) return Uint8Array.fromBase64(text);
   const binary = atob(text);
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
@@ -96,7 +100,10 @@ export function records(eventOrBatch) {
  */
 export async function processBatch(eventOrBatch, handle) {
   const batchItemFailures = [];
-  for (const record of records(eventOrBatch)) {
+  const all = records(eventOrBatch);
+  // Indexed: a for-of over an array costs a few µs a step in the engine's interpreter.
+  for (let i = 0; i < all.length; i++) {
+    const record = all[i];
     try {
       await handle(record);
     } catch (error) {
@@ -123,6 +130,48 @@ export function lambdaContext(context) {
   };
 }
 
+/**
+ * An iterator over an array, as the array's own would be (it reads `length` at
+ * each step, so items pushed while iterating are visited too).
+ */
+class ArrayWalk {
+  constructor(array) {
+    this.array = array;
+    this.index = 0;
+  }
+
+  next() {
+    const index = this.index;
+    if (index < this.array.length) {
+      this.index = index + 1;
+      return { value: this.array[index], done: false };
+    }
+    return { value: undefined, done: true };
+  }
+
+  [Symbol.iterator]() {
+    return this;
+  }
+}
+
+function walk() {
+  return new ArrayWalk(this);
+}
+
+/**
+ * Gives the event's `Records` an iterator of its own for `for (const record of
+ * event.Records)`. The engine runs without a JIT, and its array iterator's
+ * `next()` is self-hosted code that calls several intrinsics per step: about
+ * 4 µs a record here, against about 1.5 µs for this one (BENCHMARKS.md). The
+ * property is a symbol and not enumerable, so keys, JSON and spreads of the
+ * array are unchanged.
+ */
+function iterateQuickly(records) {
+  if (Array.isArray(records)) {
+    Object.defineProperty(records, Symbol.iterator, { value: walk, writable: true, configurable: true, enumerable: false });
+  }
+}
+
 /** Lambda's error response text for a thrown value. */
 function failure(error) {
   return JSON.stringify({ errorType: error?.name ?? 'Error', errorMessage: String(error?.message ?? error) });
@@ -137,7 +186,9 @@ export function jsonHandler(handle) {
   return {
     async handle(event, context) {
       try {
-        const response = await handle(JSON.parse(event), lambdaContext(context));
+        const parsed = JSON.parse(event);
+        iterateQuickly(parsed?.Records);
+        const response = await handle(parsed, lambdaContext(context));
         // As Lambda's Node.js runtime: undefined is sent as null, every other
         // value (0, '', false, [], {}) as its JSON.
         return JSON.stringify(response === undefined ? null : response);

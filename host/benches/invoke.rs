@@ -24,7 +24,8 @@
 //! Set EDDY_BENCH_RECORDS to change the loop's record count,
 //! EDDY_BENCH_ONLY=loop to print the loop's table alone (for a profile), and
 //! EDDY_BENCH_ONLY=languages to print the languages table alone (it needs every
-//! example built: `examples/build.sh`).
+//! example built: `examples/build.sh`), and EDDY_BENCH_EXAMPLES=js-lambda,... to
+//! keep only those rows of it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -178,7 +179,12 @@ async fn languages(dist: &std::path::Path) -> anyhow::Result<()> {
     ];
     let capabilities = (eddy::role::Grants::source_only("bench"), Arc::new(eddy::capability::Services::new(None)));
     let batch = host_batch(100);
+    let chosen = std::env::var("EDDY_BENCH_EXAMPLES").unwrap_or_default();
+    let chosen: Vec<&str> = chosen.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
     for (language, name) in examples {
+        if !chosen.is_empty() && !chosen.contains(&name) {
+            continue;
+        }
         let path = dist.join(format!("{name}.wasm"));
         let bytes = std::fs::read(&path).map_err(|e| anyhow::anyhow!("{}: {e} (run examples/build.sh first)", path.display()))?;
         let cache = tempfile::tempdir()?;
