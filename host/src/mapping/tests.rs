@@ -218,22 +218,21 @@ async fn retries_run_out_after_maximum_retry_attempts() {
     assert_eq!(shard(&run).errors_by_kind.get("handler_error"), Some(&3));
 }
 
+/// A throttle (no instance free) and code that cannot be loaded again (an idle
+/// function whose file now holds another version) never reached the function:
+/// neither counts as an attempt.
 #[tokio::test]
-async fn throttles_do_not_count_as_attempts() {
-    let throttle = || Err(InvokeError::Throttled("pool full".into()));
-    let setup = Setup { manifest: "MaximumRetryAttempts = 0", script: vec![throttle(), throttle(), Ok(vec![])], ..Setup::default() };
-    let run = run(setup, |s| s.records_processed == 5).await;
-    assert_eq!(seen(&run).len(), 3);
-    assert_eq!(shard(&run).records_discarded, 0);
-}
-
-#[tokio::test]
-async fn code_that_cannot_be_loaded_again_does_not_count_as_an_attempt() {
-    let not_loaded = || Err(InvokeError::NotLoaded("the file holds another version now".into()));
-    let setup = Setup { manifest: "MaximumRetryAttempts = 0", script: vec![not_loaded(), not_loaded(), Ok(vec![])], ..Setup::default() };
-    let run = run(setup, |s| s.records_processed == 5).await;
-    assert_eq!(seen(&run).len(), 3);
-    assert_eq!(shard(&run).records_discarded, 0);
+async fn invocations_that_never_reached_the_function_do_not_count_as_attempts() {
+    let errors: [fn() -> InvokeError; 2] = [
+        || InvokeError::Throttled("pool full".into()),
+        || InvokeError::NotLoaded("the file holds another version now".into()),
+    ];
+    for error in errors {
+        let setup = Setup { manifest: "MaximumRetryAttempts = 0", script: vec![Err(error()), Err(error()), Ok(vec![])], ..Setup::default() };
+        let run = run(setup, |s| s.records_processed == 5).await;
+        assert_eq!(seen(&run).len(), 3, "{}", error());
+        assert_eq!(shard(&run).records_discarded, 0, "{}", error());
+    }
 }
 
 #[tokio::test]
