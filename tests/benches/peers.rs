@@ -378,15 +378,17 @@ fn main() {
     let python = per_record(Consumer::Python, false);
     println!("\n| consumer | CPU µs/record (median of {rounds}) | beside Node | beside Python | net of start-up | net beside Node | net beside Python |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
+    // A peer left out of the run (EDDY_PEERS_ONLY) has no figure to compare with.
+    let ratio = |value: f64, peer: f64| if peer.is_nan() { "—".to_owned() } else { format!("{:.2}", value / peer) };
     for consumer in chosen {
         let (gross, net) = (per_record(consumer, false), per_record(consumer, true));
         println!(
-            "| {} | {gross:.1} | {:.2} | {:.2} | {net:.1} | {:.2} | {:.2} |",
+            "| {} | {gross:.1} | {} | {} | {net:.1} | {} | {} |",
             consumer.label(),
-            gross / node,
-            gross / python,
-            net / node,
-            net / python
+            ratio(gross, node),
+            ratio(gross, python),
+            ratio(net, node),
+            ratio(net, python)
         );
     }
 
