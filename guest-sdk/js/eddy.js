@@ -161,8 +161,8 @@ function walk() {
 /**
  * Gives the event's `Records` an iterator of its own for `for (const record of
  * event.Records)`. The engine runs without a JIT, and its array iterator's
- * `next()` is self-hosted code that calls several intrinsics per step: about
- * 4 µs a record here, against about 1.5 µs for this one (BENCHMARKS.md). The
+ * `next()` is self-hosted code that calls several intrinsics per step: 2–3.5 µs
+ * a record here, against 1–2 µs for this one (BENCHMARKS.md). The
  * property is a symbol and not enumerable, so keys, JSON and spreads of the
  * array are unchanged.
  */

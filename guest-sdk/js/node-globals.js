@@ -13,8 +13,8 @@ if (typeof globalThis.Buffer === 'undefined') {
 
   // Makes a fresh Uint8Array a Buffer in place: no copy, and no call of the
   // derived class's constructor, which costs a few µs in the engine's
-  // interpreter (a record's `Buffer.from(data, 'base64')` went from about 12 µs
-  // to 2 here; BENCHMARKS.md).
+  // interpreter (a record's `Buffer.from(data, 'base64')` went from 7–11 µs to
+  // 2–3.5 here; BENCHMARKS.md).
   const asBuffer = (bytes) => Object.setPrototypeOf(bytes, Buffer.prototype);
 
   // Node reads both alphabets, with or without padding, skipping whitespace.
