@@ -17,40 +17,38 @@ if (typeof globalThis.Buffer === 'undefined') {
   // 2–3.5 here; BENCHMARKS.md).
   const asBuffer = (bytes) => Object.setPrototypeOf(bytes, Buffer.prototype);
 
+  // The engine's decoder, or undefined where the engine has none or refuses the
+  // text. It reads padding or none and skips whitespace by default (its
+  // `lastChunkHandling` is 'loose').
+  const decodeNatively = (text) => {
+    if (!nativeBase64) return undefined;
+    try {
+      return asBuffer(Uint8Array.fromBase64(text));
+    } catch {
+      return undefined;
+    }
+  };
+
   // Node reads both alphabets, with or without padding, skipping whitespace.
-  // The engine's decoder reads padding or none and skips whitespace by default
-  // (its `lastChunkHandling` is 'loose'). The common case, standard base64, is tried first as it is; only text the
-  // engine refuses (the URL-safe alphabet, stray characters) is looked at again.
+  // Standard base64, the common case, is tried as it is; only text the engine
+  // refuses (the URL-safe alphabet, stray characters) is looked at again.
   const fromBase64 = (value) => {
-    let standard = value;
-    if (nativeBase64) {
-      try {
-        return asBuffer(Uint8Array.fromBase64(value));
-      } catch {
-        // The URL-safe alphabet, or stray characters: below.
-      }
-    }
-    if (value.includes('-') || value.includes('_')) {
-      standard = value.replace(/-/g, '+').replace(/_/g, '/');
-      if (nativeBase64) {
-        try {
-          return asBuffer(Uint8Array.fromBase64(standard));
-        } catch {
-          // Stray characters: the lenient path below, as before.
-        }
-      }
-    }
+    const bytes = decodeNatively(value);
+    if (bytes) return bytes;
+    const urlSafe = value.includes('-') || value.includes('_');
+    const standard = urlSafe ? value.replace(/-/g, '+').replace(/_/g, '/') : value;
+    // Stray characters: the lenient path below, as before.
+    const decoded = urlSafe ? decodeNatively(standard) : undefined;
+    if (decoded) return decoded;
     const binary = atob(standard);
-    const bytes = new Buffer(binary.length);
-    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-    return bytes;
+    const out = new Buffer(binary.length);
+    for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+    return out;
   };
 
   class Buffer extends Uint8Array {
     static from(value, encoding) {
       if (typeof value !== 'string') return new Buffer(value instanceof ArrayBuffer ? value : Array.from(value));
-      // Base64 first: it is what a record's data is read with.
-      if (encoding === 'base64') return fromBase64(value);
       switch (encoding) {
         case 'base64':
         case 'base64url':
@@ -95,8 +93,11 @@ if (typeof globalThis.Buffer === 'undefined') {
 
     toString(encoding) {
       // UTF-8 first: it is what a record's data is read as.
-      if (encoding === undefined || encoding === 'utf8') return decoder.decode(this);
       switch (encoding) {
+        case undefined:
+        case 'utf8':
+        case 'utf-8':
+          return decoder.decode(this);
         case 'base64': {
           if (nativeBase64) return this.toBase64();
           let binary = '';
@@ -106,9 +107,6 @@ if (typeof globalThis.Buffer === 'undefined') {
         case 'hex':
           if (nativeHex) return this.toHex();
           return Array.from(this, (b) => b.toString(16).padStart(2, '0')).join('');
-        case 'utf8':
-        case 'utf-8':
-          return decoder.decode(this);
         default:
           throw new TypeError(`buffer.toString: the encoding ${encoding} is not supported here`);
       }
