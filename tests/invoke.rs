@@ -186,3 +186,44 @@ fn invoke_judges_the_response_by_the_hosts_rules_with_an_exit_code_for_each() {
         }
     }
 }
+
+/// `EDDY_PERF_MAP=1` names a handler's functions for Linux `perf` (README,
+/// "Profiling a handler"), for a component compiled now and for one read from
+/// the compile cache alike; without it, no map is written.
+#[test]
+fn eddy_perf_map_names_the_handlers_functions_for_perf() {
+    let ws = Workspace::new();
+    let run = |perf_map: bool| {
+        let mut command = std::process::Command::new(eddy_bin());
+        command
+            .args(["invoke", component("totals").to_str().expect("utf-8"), "--event"])
+            .arg(fixture("kinesis-event.json"))
+            .env("EDDY_CACHE_DIR", ws.path().join("compiled"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if perf_map {
+            command.env("EDDY_PERF_MAP", "1");
+        } else {
+            command.env_remove("EDDY_PERF_MAP");
+        }
+        let mut child = command.spawn().expect("eddy runs");
+        let map = std::path::PathBuf::from(format!("/tmp/perf-{}.map", child.id()));
+        let status = child.wait().expect("eddy ends");
+        let text = std::fs::read_to_string(&map).ok();
+        let _ = std::fs::remove_file(&map);
+        (status, text)
+    };
+    for load in ["compiled", "read from the compile cache"] {
+        let (status, map) = run(true);
+        assert_eq!(status.code(), Some(2), "{load}: totals fails the seed's two text records");
+        let map = map.unwrap_or_else(|| panic!("{load}: no /tmp/perf-PID.map was written"));
+        // perf's format: start, size, name, one function a line.
+        let functions = map.lines().filter(|line| line.split(' ').nth(2).is_some_and(|name| name.starts_with("wasm[0]::function["))).count();
+        assert!(functions > 10, "{load}: {functions} of the handler's functions named:\n{map}");
+        // The component's own adapter code, by the import it calls.
+        assert!(map.contains("eddy:handler/log@0.1.0-log"), "{load}: the log import's shim is not named:\n{map}");
+    }
+    assert_eq!(ws.path().join("compiled").read_dir().map(|d| d.count()).unwrap_or(0), 1, "the second run came from the cache");
+    let (_, map) = run(false);
+    assert!(map.is_none(), "a map was written without EDDY_PERF_MAP");
+}

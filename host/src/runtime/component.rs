@@ -205,7 +205,14 @@ impl Runtime {
         // SAFETY: the cache directory holds only artifacts this host wrote with
         // `Component::serialize`, under a name that includes the engine's
         // compatibility hash; wasmtime checks the header again on load.
-        match unsafe { Component::deserialize_file(&self.engine, artifact) } {
+        let loaded = if self.perf_map {
+            std::fs::read(artifact)
+                .map_err(wasmtime::Error::from)
+                .and_then(|bytes| unsafe { Component::deserialize(&self.engine, bytes) })
+        } else {
+            unsafe { Component::deserialize_file(&self.engine, artifact) }
+        };
+        match loaded {
             Ok(component) => {
                 cache::touch(artifact);
                 Some(component)

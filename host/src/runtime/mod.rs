@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use wasmtime::component::Linker;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy};
 
 pub use cache::content_digest;
 pub use component::{LoadError, LoadedComponent, World};
@@ -55,6 +55,10 @@ pub struct RuntimeConfig {
     /// The MB that the `MemorySize` of the invocations running at once may add
     /// up to; `None`: three quarters of the machine's memory.
     pub memory_budget_mb: Option<u64>,
+    /// Name guest functions for Linux `perf`, in `/tmp/perf-PID.map`, so that a
+    /// profile shows where a handler's time goes inside its component (README,
+    /// "Profiling a handler"). Set by `EDDY_PERF_MAP=1`.
+    pub perf_map: bool,
 }
 
 /// The compile cache's default size limit.
@@ -78,6 +82,7 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             cache_limit_bytes: DEFAULT_CACHE_LIMIT_BYTES,
             memory_budget_mb: None,
+            perf_map: std::env::var_os("EDDY_PERF_MAP").is_some_and(|v| v == "1"),
         }
     }
 }
@@ -88,6 +93,9 @@ pub struct Runtime {
     linker: Linker<HostState>,
     cache_dir: Option<PathBuf>,
     cache_limit_bytes: u64,
+    /// Cached components are read into memory instead of mapped from their file:
+    /// `perf` reads a perf map only for code outside any file.
+    perf_map: bool,
     compile_gate: compile_gate::CompileGate,
     /// Guest CPU rationed between functions while several are busy.
     rations: Arc<ration::CpuRations>,
@@ -150,6 +158,7 @@ impl Runtime {
             linker,
             cache_dir: config.cache_dir.clone(),
             cache_limit_bytes: config.cache_limit_bytes,
+            perf_map: config.perf_map,
             compile_gate: compile_gate::CompileGate::default(),
             rations: Arc::default(),
             memory: memory_budget::MemoryBudget::new(
@@ -206,6 +215,9 @@ fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
     c.wasm_component_model(true);
     c.epoch_interruption(true);
     c.memory_init_cow(true);
+    if config.perf_map {
+        c.profiler(ProfilingStrategy::PerfMap);
+    }
     if pooling {
         let slots = config.max_instances.max(1);
         let mut pool = PoolingAllocationConfig::default();
