@@ -182,6 +182,9 @@ impl Runtime {
             }
         };
         instance.store.data_mut().begin(request.request_id, deadline.clone(), ration);
+        // Guest code may run from here (instantiation included) until the call
+        // returns: the epoch ticks for as long.
+        let _ticking = self.ticker.ticking();
         instance.store.set_epoch_deadline(1);
         let Instance { store, exports, .. } = &mut instance;
 

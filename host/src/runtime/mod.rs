@@ -9,6 +9,7 @@
 
 mod cache;
 mod compile_gate;
+mod epoch;
 mod host_state;
 pub mod ration;
 pub mod memory_budget;
@@ -105,7 +106,10 @@ pub struct Runtime {
     warm_slots: Arc<tokio::sync::Semaphore>,
     /// Drops warm instances idle too long.
     reaper: Arc<warm::Reaper>,
-    ticker_stop: Arc<AtomicBool>,
+    /// Advances the epoch while guests run.
+    ticker: epoch::EpochTicker,
+    /// Stops the reaper's thread.
+    reaper_stop: Arc<AtomicBool>,
 }
 
 impl Runtime {
@@ -125,20 +129,10 @@ impl Runtime {
         host_state::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("cannot link the host's handler imports: {e:#}"))?;
         crate::capability::add_to_linker(&mut linker)?;
 
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let (ticker_engine, stop) = (engine.clone(), Arc::clone(&ticker_stop));
-        std::thread::Builder::new()
-            .name("eddy-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    ticker_engine.increment_epoch();
-                }
-            })
-            .context("cannot start the epoch thread")?;
-
+        let ticker = epoch::EpochTicker::start(engine.clone())?;
+        let reaper_stop = Arc::new(AtomicBool::new(false));
         let reaper = Arc::new(warm::Reaper::default());
-        let (reaper_of_thread, stop) = (Arc::clone(&reaper), Arc::clone(&ticker_stop));
+        let (reaper_of_thread, stop) = (Arc::clone(&reaper), Arc::clone(&reaper_stop));
         std::thread::Builder::new()
             .name("eddy-reaper".into())
             .spawn(move || {
@@ -166,7 +160,8 @@ impl Runtime {
             ),
             warm_slots: warm::warm_slots(config.max_instances),
             reaper,
-            ticker_stop,
+            ticker,
+            reaper_stop,
         })
     }
 }
@@ -206,7 +201,7 @@ fn trim_free_memory() {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
+        self.reaper_stop.store(true, Ordering::Relaxed);
     }
 }
 

@@ -454,8 +454,10 @@ struct LocalShardReader {
 }
 
 /// How long an idle local reader waits for news of a write before it reads
-/// anyway (news comes within a polling interval; this is only a safety net).
-const UNANNOUNCED_LOOK: Duration = Duration::from_secs(30);
+/// anyway. News comes within a polling interval; this is only a safety net, and
+/// a long one: every idle shard of a host looks at about the same moment, and
+/// at 30 s that burst was a third of what 1,024 idle shards cost (BENCHMARKS.md).
+const UNANNOUNCED_LOOK: Duration = Duration::from_secs(300);
 
 #[async_trait]
 impl ShardReader for LocalShardReader {
@@ -541,7 +543,7 @@ mod tests {
     /// An idle reader does not poll: it wakes when records land, announced by
     /// a put in this process or seen by the watcher when another process (a
     /// connection of its own here) commits them. Either comes long before the
-    /// 30 s safety look.
+    /// safety look (`UNANNOUNCED_LOOK`).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_idle_reader_wakes_when_records_land() {
         let dir = tempfile::tempdir().expect("tempdir");
