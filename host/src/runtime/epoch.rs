@@ -25,7 +25,7 @@ struct Shared {
     /// Invocations holding a [`Ticking`].
     running: AtomicUsize,
     stop: AtomicBool,
-    /// Ticks given so far (for tests and diagnostics).
+    /// Ticks given so far (what the tests read).
     ticks: AtomicU64,
     /// The ticker's thread, to unpark (set once it is spawned).
     thread: OnceLock<Thread>,

@@ -16,22 +16,11 @@ const perRecord = (records, rounds, step) => {
   return +(((performance.now() - started) * 1000) / rounds / records).toFixed(2);
 };
 
-class ArrayWalk {
-  constructor(array) { this.array = array; this.index = 0; }
-  next() {
-    const index = this.index;
-    if (index < this.array.length) { this.index = index + 1; return { value: this.array[index], done: false }; }
-    return { value: undefined, done: true };
-  }
-  [Symbol.iterator]() { return this; }
-}
-
 export const handler = async (event) => {
   const records = event.Records;
   const n = records.length;
-  const plain = records.slice(); // the engine's own array iterator
-  const walked = records.slice();
-  Object.defineProperty(walked, Symbol.iterator, { value() { return new ArrayWalk(this); } });
+  const plain = records.slice(); // a plain array: the engine's own iterator
+  const walked = records; // the SDK's jsonHandler gave event.Records its own
   const text = JSON.stringify(event);
   const decoder = new TextDecoder();
   const bytes = plain.map((r) => Uint8Array.fromBase64(r.kinesis.data));
